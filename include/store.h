@@ -1,0 +1,263 @@
+/*
+ * store.h - locations, object names and the storage backend interface.
+ *
+ * A location is a URL naming a folder: "file:///srv/assets/kufish/" or
+ * "s3://bucket/prefix/". Everything that persists a client's files goes
+ * through a struct store opened on one location; object names below it are
+ * relative, '/'-separated, and never leave it (see store_name_valid()).
+ *
+ * Both backends (store/fs.c, store/s3.c) give the same semantics:
+ *  - writes are atomic: a reader sees the old object or the whole new one;
+ *  - reads and writes stream with bounded memory;
+ *  - directories are real directories (fs) or "name/" markers plus common
+ *    prefixes (s3);
+ *  - errors are the typed STORE_E* values below, never errno leaking out.
+ *
+ * Thread safety: a struct store may be used by many threads at once.
+ * A reader or writer belongs to one thread at a time.
+ */
+#ifndef ASSETD_STORE_H
+#define ASSETD_STORE_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+/* Typed errors. Every store_ function returns 0 (or a count) on success and
+ * one of these (all negative) on failure. */
+enum store_error {
+	STORE_OK = 0,
+	STORE_ENOENT = -1,      /* no such object or directory */
+	STORE_EACCES = -2,      /* denied by the backend (403, EACCES, EPERM) */
+	STORE_EEXIST = -3,      /* already exists (exclusive create, mkdir) */
+	STORE_ENOTEMPTY = -4,   /* rmdir of a non-empty directory/prefix */
+	STORE_ENOSPC = -5,      /* disk full / quota at the backend */
+	STORE_ETHROTTLED = -6,  /* backend kept throttling after the retries */
+	STORE_EUNAVAIL = -7,    /* backend unreachable / 5xx after the retries */
+	STORE_EINVAL = -8,      /* invalid name, location or argument */
+	STORE_EIO = -9,         /* any other I/O failure, or a bad reply */
+	STORE_ENOTDIR = -10,    /* a path component is an object, not a dir */
+	STORE_EISDIR = -11,     /* the name is a directory */
+	STORE_ENOMEM = -12,     /* allocation failed */
+	STORE_EAUTH = -13,      /* no usable credentials, or signature refused */
+	STORE_ETOOBIG = -14,    /* beyond a backend limit (S3's 5 TiB) */
+	STORE_ECANCELED = -15,  /* aborted by the caller */
+};
+
+/* A short human text for a store_error ("no such file", ...). Static. */
+const char *store_strerror(int err);
+
+/* Maximum lengths, including the NUL. S3 keys are at most 1,024 bytes. */
+#define STORE_NAME_MAX 1025
+#define STORE_URL_MAX 2048
+#define STORE_ETAG_MAX 80
+#define STORE_CTYPE_MAX 128
+
+/* How to reach an S3 location. Ignored for file:// locations. Every pointer
+ * may be NULL: then AWS's defaults apply (virtual-hosted AWS endpoints, the
+ * region from AWS_REGION / AWS_DEFAULT_REGION or us-east-1, credentials in
+ * AWS's order: environment, shared credentials file + AWS_PROFILE, IMDSv2). */
+struct store_opts {
+	const char *endpoint;   /* "http://127.0.0.1:4569" or NULL for AWS */
+	const char *region;     /* S3 region name, "us-east-1" */
+	const char *profile;    /* shared-credentials profile name, or NULL */
+	int path_style;         /* 1 path-style, 0 virtual-hosted, -1 auto
+				   (auto: path-style iff a custom endpoint) */
+	int max_retries;        /* tries for idempotent requests; 0 = default 5 */
+	int timeout_seconds;    /* per-request stall timeout; 0 = default 60 */
+};
+
+/* One opened location. Opaque. */
+struct store;
+
+/* Open a location URL. The URL must be file:///absolute/path[/] or
+ * s3://bucket[/prefix[/]]. A file:// location's directory must exist.
+ * Nothing is contacted for S3 until the first request. */
+int store_open(const char *url, const struct store_opts *opts,
+	       struct store **out);
+void store_close(struct store *st);
+
+/* The normalised URL of the location (always ends in '/'). */
+const char *store_url(const struct store *st);
+
+/* 1 if the location is on S3, 0 for the filesystem. */
+int store_is_s3(const struct store *st);
+
+/* ---- names ---------------------------------------------------------- */
+
+/* 1 if NAME is a valid object name: non-empty, no leading or trailing '/',
+ * no empty, "." or ".." segment, no NUL/control characters, no backslash,
+ * at most STORE_NAME_MAX-1 bytes, each segment at most 255 bytes, valid
+ * UTF-8. A trailing '/' is allowed only where a function says so. */
+int store_name_valid(const char *name);
+
+/* 1 if SEG is a valid single path segment (a name with no '/'), the rule
+ * Specify stored names and client names follow. */
+int store_segment_valid(const char *seg);
+
+/* Resolve a client-visible PATH against the current directory CWD (both
+ * absolute in the client's virtual tree, '/' = the root), collapsing ".",
+ * ".." and repeated '/'. ".." above the root stays at the root, as
+ * POSIX does for "/..". Writes the result, always absolute and without a
+ * trailing '/' (except "/" itself), to OUT. Returns 0, or STORE_EINVAL for
+ * NUL/control characters, overlong results or invalid segments. This is the
+ * one place where client paths are normalised. */
+int store_path_resolve(const char *cwd, const char *path, char *out,
+		       size_t outlen);
+
+/* Join a location-relative directory and a name: "a/b" + "c" -> "a/b/c",
+ * "" + "c" -> "c". Returns 0 or STORE_EINVAL if it does not fit. */
+int store_name_join(const char *dir, const char *name, char *out,
+		    size_t outlen);
+
+/* ---- metadata ------------------------------------------------------- */
+
+struct store_stat {
+	uint64_t size;          /* bytes; 0 for directories */
+	int64_t mtime;          /* unix seconds: the client's mtime when one
+				   was set (x-amz-meta-mtime / file mtime),
+				   else the backend's last-modified */
+	int is_dir;             /* 1 for a directory (fs) or prefix (s3) */
+	char etag[STORE_ETAG_MAX];      /* without quotes; "" if unknown */
+	char content_type[STORE_CTYPE_MAX]; /* "" if unknown */
+};
+
+/* Stat NAME. NAME may be "" for the location's root (always a dir). On S3 a
+ * name is a directory if "NAME/" exists or any key starts with "NAME/". */
+int store_stat(struct store *st, const char *name, struct store_stat *out);
+
+/* Set the client's mtime of an existing object (S3: copy onto itself with
+ * replaced metadata; fs: utimensat). Directories: no-op success on S3. */
+int store_set_mtime(struct store *st, const char *name, int64_t mtime);
+
+/* ---- reading -------------------------------------------------------- */
+
+struct store_reader;
+
+/* Open NAME for reading LEN bytes from OFFSET (LEN = UINT64_MAX: to the end).
+ * OUT_STAT, if not NULL, receives the object's stat. Reading past the end
+ * simply ends early. S3: one ranged GET streamed through a bounded buffer. */
+int store_reader_open(struct store *st, const char *name, uint64_t offset,
+		      uint64_t len, struct store_reader **out,
+		      struct store_stat *out_stat);
+
+/* Read up to CAP bytes. Returns bytes read (> 0), 0 at the end of the
+ * range, or a store_error. */
+ssize_t store_reader_read(struct store_reader *r, void *buf, size_t cap);
+
+/* For fs: an fd positioned nowhere in particular, usable with pread() or
+ * sendfile() for the object's bytes; -1 for S3. Owned by the reader. */
+int store_reader_fd(struct store_reader *r);
+
+void store_reader_close(struct store_reader *r);
+
+/* Convenience: read [OFFSET, OFFSET+LEN) into BUF (at most LEN bytes).
+ * Returns bytes read or a store_error. */
+ssize_t store_pread(struct store *st, const char *name, void *buf,
+		    size_t len, uint64_t offset);
+
+/* ---- writing -------------------------------------------------------- */
+
+struct store_put_opts {
+	int64_t mtime;          /* client mtime to keep; 0 = none (now) */
+	const char *content_type; /* NULL: from the name's extension */
+	uint64_t size_hint;     /* expected total size, 0 = unknown; lets S3
+				   pick a part size that fits 10,000 parts */
+	int exclusive;          /* 1: fail with STORE_EEXIST if NAME exists */
+};
+
+struct store_writer;
+
+/* Begin writing NAME. Nothing is visible until store_writer_commit().
+ * Parent directories are created as needed on fs; on S3 nothing is needed.
+ * fs: a hidden temp file in the target directory; s3: a single PUT for
+ * small objects, else a multipart upload whose parts are sent as they fill.
+ * Memory per writer is bounded (see store/s3.c for the figure). */
+int store_writer_open(struct store *st, const char *name,
+		      const struct store_put_opts *opts,
+		      struct store_writer **out);
+
+/* Append LEN bytes. Returns 0 or a store_error (the writer is then dead:
+ * only store_writer_abort() may follow). */
+int store_writer_write(struct store_writer *w, const void *buf, size_t len);
+
+/* Bytes written so far. */
+uint64_t store_writer_size(const struct store_writer *w);
+
+/* Make the object visible atomically, replacing any old one; frees W.
+ * Returns 0 only once the backend has confirmed the whole object. On
+ * failure nothing new is visible and the old object is untouched. */
+int store_writer_commit(struct store_writer *w);
+
+/* Discard everything written; frees W. Nothing becomes visible. */
+void store_writer_abort(struct store_writer *w);
+
+/* Convenience: write a whole small object from memory. */
+int store_put(struct store *st, const char *name, const void *buf,
+	      size_t len, const struct store_put_opts *opts);
+
+/* ---- listing -------------------------------------------------------- */
+
+struct store_entry {
+	const char *name;       /* relative to the listed prefix' location
+				   root: the full object name; for a common
+				   prefix, the prefix with its trailing '/' */
+	int is_dir;             /* 1 for a common prefix / directory */
+	uint64_t size;
+	int64_t mtime;          /* backend last-modified (S3 listings carry
+				   no user metadata; see mtime_is_client) */
+	int mtime_is_client;    /* 1 if mtime is the client's own mtime */
+	const char *etag;       /* without quotes, "" if unknown */
+};
+
+/* Return 0 to go on, non-zero to stop the listing (that value is then
+ * returned by store_list). */
+typedef int (*store_list_cb)(void *arg, const struct store_entry *e);
+
+/* List names under PREFIX ("" = everything; "dir/" for a directory's
+ * contents), in byte order of names. With DELIM '/' only one level is listed
+ * and deeper names are reported once as directories ("dir/sub/"); with
+ * DELIM 0 every object below is listed (directory markers are skipped).
+ * START_AFTER (may be NULL) resumes after that name. Entries are streamed
+ * page by page: memory does not grow with the listing's length. Temp files
+ * and the marker of PREFIX itself are never reported. */
+int store_list(struct store *st, const char *prefix, char delim,
+	       const char *start_after, store_list_cb cb, void *arg);
+
+/* ---- changing the namespace ----------------------------------------- */
+
+/* Delete an object. STORE_ENOENT if missing; STORE_EISDIR for a dir. */
+int store_delete(struct store *st, const char *name);
+
+/* Create directory NAME (fs: mkdir -p of missing parents; s3: "NAME/"
+ * marker). STORE_EEXIST if it exists. */
+int store_mkdir(struct store *st, const char *name);
+
+/* Remove an empty directory. STORE_ENOTEMPTY / STORE_ENOENT. */
+int store_rmdir(struct store *st, const char *name);
+
+/* Rename a file or a directory (recursively on S3: copy then delete).
+ * With NOREPLACE set, fail with STORE_EEXIST if TO exists; otherwise an
+ * existing file at TO is replaced (posix-rename semantics). */
+int store_rename(struct store *st, const char *from, const char *to,
+		 int noreplace);
+
+/* Copy object FROM of SRC to TO of DST (which may be SRC). Server-side when
+ * both are on the same S3 endpoint (CopyObject, UploadPartCopy above
+ * 5 GiB), streamed otherwise. Keeps the client mtime and content type. */
+int store_copy(struct store *src, const char *from, struct store *dst,
+	       const char *to);
+
+/* Space figures for statvfs: total and free bytes; for S3 both are
+ * reported as large constants unless a quota applies (the caller does). */
+int store_statfs(struct store *st, uint64_t *total, uint64_t *avail);
+
+/* Remove leftovers of interrupted writes (fs temp files older than
+ * MIN_AGE seconds). Called at start-up. Returns the number removed. */
+int store_cleanup(struct store *st, int min_age);
+
+/* The Content-Type for a name's extension ("image/jpeg"), or
+ * "application/octet-stream". Static string. */
+const char *store_content_type(const char *name);
+
+#endif

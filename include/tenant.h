@@ -1,0 +1,37 @@
+/*
+ * tenant.h - from a client's name to its opened store, for both front ends.
+ *
+ * The HTTP and SSH sides look a client up in the catalog on every request or
+ * login; a tenant cache keeps each client's opened struct store (S3 handles
+ * are worth reusing) and re-reads the catalog row after a short TTL, so that
+ * assetctl changes (a new location, a disabled client) take effect within
+ * seconds without a restart.
+ */
+#ifndef ASSETD_TENANT_H
+#define ASSETD_TENANT_H
+
+#include "catalog.h"
+#include "store.h"
+
+struct tenant_cache;
+
+/* TTL_SECONDS: how long a looked-up row is trusted (0 = always re-read). */
+int tenant_cache_new(struct catalog *cat, int ttl_seconds,
+		     struct tenant_cache **out);
+void tenant_cache_free(struct tenant_cache *tc);
+
+/* A client's row and store. Returns 0, CATALOG_ENOENT for an unknown
+ * client, or a store_error if its location cannot be opened. *STORE stays
+ * owned by the cache and valid until tenant_cache_free(): a changed location
+ * opens a new store and keeps the old one alive until then. A disabled
+ * client is returned with CLIENT->disabled set: callers refuse it. */
+int tenant_get(struct tenant_cache *tc, const char *client_name,
+	       struct catalog_client *client, struct store **store);
+
+/* Open any location URL with options taken from the catalog's region whose
+ * assets or snapshot location contains it (endpoint, region, profile), or
+ * AWS defaults. For assetctl sync/archive/bucket check. */
+int tenant_open_location(struct catalog *cat, const char *url,
+			 struct store **out);
+
+#endif

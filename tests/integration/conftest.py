@@ -1,0 +1,340 @@
+"""The integration harness: the real assetd, real clients, a real S3 server.
+
+Fixtures:
+  s3server  one signature-checking S3 server (@20minutes/s3rver) per session,
+            on a free loopback port; .endpoint, .boto3(), .create_bucket().
+  backend   "fs" or "s3": every test that takes it runs on both.
+  daemon    a started assetd in a temp dir, with a region "test" whose assets
+            live on the backend; .ctl(...) runs assetctl against its catalog,
+            .add_client(...) makes a client with a collection and an SSH key.
+
+Everything runs on 127.0.0.1. Debian's python3 runs this (paramiko, boto3).
+"""
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+
+import pytest
+
+ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+BUILD = os.path.join(ROOT, os.environ.get("ASSETD_BUILD", "build/rel"))
+ASSETD = os.path.join(BUILD, "assetd")
+ASSETCTL = os.path.join(BUILD, "assetctl")
+TOOLS = os.path.join(BUILD, "tools")
+S3RVER_DIR = os.path.join(ROOT, "tests", ".deps", "s3rver")
+
+S3_KEY = "S3RVER"
+S3_SECRET = "S3RVER"
+S3_REGION = "us-east-1"
+
+sys.path.insert(0, os.path.dirname(__file__))
+
+
+def free_port():
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_port(port, timeout=15.0, proc=None):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise RuntimeError("process exited with %d" % proc.returncode)
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError("port %d did not open" % port)
+
+
+def clean_env(**extra):
+    """The environment for our programs and for tools that talk to the test
+    S3 server: its credentials, no CA bundle override, no IMDS, no profile."""
+    env = dict(os.environ)
+    for k in ("AWS_CA_BUNDLE", "AWS_PROFILE", "AWS_DEFAULT_PROFILE",
+              "AWS_SESSION_TOKEN", "AWS_CONFIG_FILE"):
+        env.pop(k, None)
+    env.update({
+        "AWS_ACCESS_KEY_ID": S3_KEY,
+        "AWS_SECRET_ACCESS_KEY": S3_SECRET,
+        "AWS_REGION": S3_REGION,
+        "AWS_DEFAULT_REGION": S3_REGION,
+        "AWS_EC2_METADATA_DISABLED": "true",
+        "AWS_SHARED_CREDENTIALS_FILE": "/nonexistent/assetd-tests",
+    })
+    env.update(extra)
+    return env
+
+
+class S3Server:
+    def __init__(self, workdir):
+        self.workdir = workdir
+        self.port = free_port()
+        self.endpoint = "http://127.0.0.1:%d" % self.port
+        self.proc = None
+        self.log = None
+
+    def start(self):
+        data = os.path.join(self.workdir, "s3data")
+        os.makedirs(data, exist_ok=True)
+        self.log = open(os.path.join(self.workdir, "s3rver.log"), "wb")
+        self.proc = subprocess.Popen(
+            ["node", "--openssl-legacy-provider",
+             os.path.join(S3RVER_DIR, "start.js"), "-d", data,
+             "-a", "127.0.0.1", "-p", str(self.port), "--silent"],
+            stdout=self.log, stderr=subprocess.STDOUT)
+        wait_port(self.port, 30, self.proc)
+
+    def stop(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+        if self.log:
+            self.log.close()
+
+    def boto3(self):
+        import boto3
+        from botocore.config import Config
+        return boto3.client(
+            "s3", endpoint_url=self.endpoint, aws_access_key_id=S3_KEY,
+            aws_secret_access_key=S3_SECRET, region_name=S3_REGION,
+            config=Config(s3={"addressing_style": "path"},
+                          retries={"max_attempts": 1}))
+
+    def create_bucket(self, name=None):
+        name = name or "b-" + uuid.uuid4().hex[:12]
+        self.boto3().create_bucket(Bucket=name)
+        return name
+
+    def keys(self, bucket, prefix=""):
+        """Every key under PREFIX, as a dict key -> size."""
+        out = {}
+        c = self.boto3()
+        tok = None
+        while True:
+            kw = {"Bucket": bucket, "Prefix": prefix}
+            if tok:
+                kw["ContinuationToken"] = tok
+            r = c.list_objects_v2(**kw)
+            for o in r.get("Contents", []):
+                out[o["Key"]] = o["Size"]
+            if not r.get("IsTruncated"):
+                return out
+            tok = r["NextContinuationToken"]
+
+    def get(self, bucket, key):
+        return self.boto3().get_object(Bucket=bucket, Key=key)["Body"].read()
+
+
+@pytest.fixture(scope="session")
+def s3server(tmp_path_factory):
+    srv = S3Server(str(tmp_path_factory.mktemp("s3")))
+    srv.start()
+    yield srv
+    srv.stop()
+
+
+@pytest.fixture(params=["fs", "s3"])
+def backend(request):
+    return request.param
+
+
+class Client:
+    """A client made by Daemon.add_client."""
+
+    def __init__(self, daemon, name, location, attachment_key, key_path):
+        self.daemon = daemon
+        self.name = name
+        self.location = location
+        self.attachment_key = attachment_key
+        self.key_path = key_path
+
+    def read(self, rel):
+        """Bytes of the object REL under the client's location, read straight
+        from the backend (not through assetd)."""
+        return self.daemon.backend_read(self.location + rel)
+
+    def list(self, rel=""):
+        """Every object name under REL (recursive), from the backend."""
+        return self.daemon.backend_list(self.location + rel)
+
+    def ssh_opts(self):
+        return ["-i", self.key_path, "-o", "IdentitiesOnly=yes",
+                "-o", "StrictHostKeyChecking=no",
+                "-o", "UserKnownHostsFile=/dev/null",
+                "-o", "LogLevel=ERROR", "-o", "BatchMode=yes"]
+
+
+class Daemon:
+    def __init__(self, workdir, backend, s3=None, conf_extra=""):
+        self.workdir = str(workdir)
+        self.backend = backend
+        self.s3 = s3
+        self.var = os.path.join(self.workdir, "var")
+        os.makedirs(self.var, exist_ok=True)
+        self.http_port = free_port()
+        self.ssh_port = free_port()
+        self.admin_port = free_port()
+        self.attachment_key = "test_attachment_key"
+        self.conf_path = os.path.join(self.workdir, "assetd.conf")
+        self.log_path = os.path.join(self.workdir, "assetd.log")
+        self.proc = None
+        self.bucket = None
+        self.conf_extra = conf_extra
+        self.write_conf()
+        self.env = clean_env()
+        if backend == "fs":
+            self.assets = "file://" + os.path.join(self.workdir, "assets") + "/"
+            os.makedirs(os.path.join(self.workdir, "assets"), exist_ok=True)
+            self.ctl("region", "add", "test", "--assets", self.assets)
+        else:
+            self.bucket = s3.create_bucket()
+            self.assets = "s3://%s/assets/" % self.bucket
+            self.ctl("region", "add", "test", "--assets", self.assets,
+                     "--endpoint", s3.endpoint, "--s3-region", S3_REGION)
+
+    def write_conf(self):
+        with open(self.conf_path, "w") as f:
+            f.write("DataDir %s\n" % self.var)
+            f.write("ListenHTTP 127.0.0.1:%d\n" % self.http_port)
+            f.write("ListenSSH 127.0.0.1:%d\n" % self.ssh_port)
+            f.write("ListenAdmin 127.0.0.1:%d\n" % self.admin_port)
+            f.write("AttachmentKey %s\n" % self.attachment_key)
+            f.write("LogLevel debug\n")
+            f.write("ShutdownGrace 5\n")
+            f.write(self.conf_extra)
+
+    # -- assetctl -----------------------------------------------------
+    def ctl(self, *args, check=True, input=None, json_out=False):
+        argv = [ASSETCTL, "-f", self.conf_path]
+        if json_out:
+            argv.append("--json")
+        argv += list(args)
+        r = subprocess.run(argv, input=input, capture_output=True,
+                           env=self.env, timeout=120,
+                           text=not isinstance(input, bytes))
+        if check and r.returncode != 0:
+            raise AssertionError("assetctl %s failed (%d): %s %s" % (
+                " ".join(args), r.returncode, r.stdout, r.stderr))
+        if json_out and r.returncode == 0:
+            return json.loads(r.stdout)
+        return r
+
+    def add_client(self, name, collections=("Demo",), ssh_key=True,
+                   attachment_key=None, location=None):
+        args = ["client", "add", name]
+        if location:
+            args += ["--location", location, "--no-check"]
+        else:
+            args += ["--region", "test"]
+        if attachment_key:
+            args += ["--attachment-key", attachment_key]
+        self.ctl(*args)
+        info = self.ctl("client", "show", name, json_out=True)
+        for coll in collections:
+            self.ctl("collection", "add", name, coll)
+        key_path = None
+        if ssh_key:
+            key_path = os.path.join(self.workdir, "id_%s" % name)
+            if not os.path.exists(key_path):
+                subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "",
+                                "-C", "%s@test" % name, "-f", key_path],
+                               check=True)
+            self.ctl("key", "add", name, key_path + ".pub")
+        return Client(self, name, info["location"],
+                      info.get("attachment_key") or attachment_key,
+                      key_path)
+
+    # -- the process --------------------------------------------------
+    def start(self, wait=True):
+        self.logf = open(self.log_path, "ab")
+        self.proc = subprocess.Popen([ASSETD, "-f", self.conf_path, "-d"],
+                                     stdout=self.logf, stderr=subprocess.STDOUT,
+                                     env=self.env, cwd=self.workdir)
+        if wait:
+            wait_port(self.http_port, 20, self.proc)
+            wait_port(self.ssh_port, 20, self.proc)
+        return self
+
+    def stop(self, sig=signal.SIGTERM, timeout=20):
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        if getattr(self, "logf", None):
+            self.logf.close()
+            self.logf = None
+        return self.proc.returncode if self.proc else None
+
+    def log(self):
+        with open(self.log_path, "rb") as f:
+            return f.read().decode("utf-8", "replace")
+
+    @property
+    def http(self):
+        return "http://127.0.0.1:%d" % self.http_port
+
+    # -- reading the backend directly ---------------------------------
+    def _split(self, url):
+        assert url.startswith("s3://")
+        rest = url[5:]
+        bucket, _, key = rest.partition("/")
+        return bucket, key
+
+    def backend_read(self, url):
+        if url.startswith("file://"):
+            with open(url[7:], "rb") as f:
+                return f.read()
+        bucket, key = self._split(url)
+        return self.s3.get(bucket, key)
+
+    def backend_list(self, url):
+        """Object names (relative to URL) below URL, recursively; directory
+        markers ("x/") and fs temp files are reported as they are."""
+        if url.startswith("file://"):
+            base = url[7:]
+            out = []
+            for dirpath, dirnames, filenames in os.walk(base):
+                for fn in filenames:
+                    out.append(os.path.relpath(os.path.join(dirpath, fn), base))
+            return sorted(out)
+        bucket, prefix = self._split(url)
+        return sorted(k[len(prefix):] for k in self.s3.keys(bucket, prefix))
+
+
+@pytest.fixture
+def make_daemon(tmp_path, s3server):
+    """Factory: make_daemon(backend, conf_extra="") -> Daemon (not started)."""
+    made = []
+
+    def make(backend, conf_extra="", sub=None):
+        d = Daemon(tmp_path / (sub or "d%d" % len(made)), backend,
+                   s3server if backend == "s3" else None, conf_extra)
+        made.append(d)
+        return d
+
+    yield make
+    for d in made:
+        d.stop()
+
+
+@pytest.fixture
+def daemon(make_daemon, backend):
+    """A started daemon on BACKEND, with no clients yet."""
+    d = make_daemon(backend)
+    d.start()
+    return d
