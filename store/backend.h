@@ -1,0 +1,75 @@
+/*
+ * backend.h - private to store/: the table each storage backend fills in.
+ *
+ * store.c validates names and arguments, then calls the backend through this
+ * table; fs.c and s3.c each define one `const struct store_backend`. A
+ * backend's reader and writer structs embed the headers below as their first
+ * member, so store.c can dispatch on them.
+ */
+#ifndef ASSETD_STORE_BACKEND_H
+#define ASSETD_STORE_BACKEND_H
+
+#include "store.h"
+
+struct store_backend;
+
+struct store {
+	const struct store_backend *be;
+	char url[STORE_URL_MAX];        /* normalised, ends in '/' */
+	void *impl;                     /* the backend's own state */
+};
+
+struct store_reader {
+	const struct store_backend *be; /* first member of a backend reader */
+};
+
+struct store_writer {
+	const struct store_backend *be; /* first member of a backend writer */
+	uint64_t size;                  /* bytes accepted so far (store.c) */
+	int dead;                       /* a write failed: only abort remains */
+};
+
+struct store_backend {
+	const char *scheme;             /* "file" or "s3" */
+	/* URL_REST is what follows "scheme://" ("/srv/x/" or "bucket/p/"). */
+	int (*open)(struct store *st, const char *url_rest,
+		    const struct store_opts *opts);
+	void (*close)(struct store *st);
+
+	int (*stat)(struct store *st, const char *name, struct store_stat *out);
+	int (*set_mtime)(struct store *st, const char *name, int64_t mtime);
+
+	int (*reader_open)(struct store *st, const char *name, uint64_t offset,
+			   uint64_t len, struct store_reader **out,
+			   struct store_stat *out_stat);
+	ssize_t (*reader_read)(struct store_reader *r, void *buf, size_t cap);
+	int (*reader_fd)(struct store_reader *r);
+	void (*reader_close)(struct store_reader *r);
+
+	int (*writer_open)(struct store *st, const char *name,
+			   const struct store_put_opts *opts,
+			   struct store_writer **out);
+	int (*writer_write)(struct store_writer *w, const void *buf,
+			    size_t len);
+	int (*writer_commit)(struct store_writer *w);
+	void (*writer_abort)(struct store_writer *w);
+
+	int (*list)(struct store *st, const char *prefix, char delim,
+		    const char *start_after, store_list_cb cb, void *arg);
+	int (*delete_object)(struct store *st, const char *name);
+	int (*mkdir)(struct store *st, const char *name);
+	int (*rmdir)(struct store *st, const char *name);
+	int (*rename)(struct store *st, const char *from, const char *to,
+		      int noreplace);
+	/* Server-side copy within this backend; may return STORE_EINVAL when
+	 * it cannot (different endpoints): store.c then streams the copy. */
+	int (*copy)(struct store *src, const char *from, struct store *dst,
+		    const char *to);
+	int (*statfs)(struct store *st, uint64_t *total, uint64_t *avail);
+	int (*cleanup)(struct store *st, int min_age);
+};
+
+extern const struct store_backend store_fs_backend;
+extern const struct store_backend store_s3_backend;
+
+#endif
