@@ -108,7 +108,8 @@ check: deps-test
 
 bench: deps-bench
 	@$(MAKE) --no-print-directory all tools
-	@BUILD=$(BUILD) ONLY=$(ONLY) QUICK=$(QUICK) sh tests/bench/run.sh
+	@ASSETD_BUILD=$(BUILD) ONLY=$(ONLY) QUICK=$(QUICK) \
+		/usr/bin/python3 tests/bench/bench.py
 
 # ---- fuzzing (libFuzzer): the library rebuilt with clang, instrumented --
 FUZZ_SECONDS ?= 60
