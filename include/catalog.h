@@ -111,6 +111,9 @@ struct catalog_client {
  * If C->attachment_key is "", one is generated (32 random bytes as hex) and
  * written back into C so the caller can show it once. */
 int catalog_client_add(struct catalog *cat, struct catalog_client *c);
+/* A new attachment key: 32 random bytes (OpenSSL RAND_bytes) as 64 hex
+ * digits into OUT (at least 65 bytes). 0 or CATALOG_EDB. */
+int catalog_attachment_key_generate(char *out, size_t outlen);
 int catalog_client_get(struct catalog *cat, const char *name,
 		       struct catalog_client *out);
 int catalog_client_update(struct catalog *cat, const struct catalog_client *c);

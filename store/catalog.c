@@ -1139,7 +1139,7 @@ static int key_valid(const char *k)
 	return 1;
 }
 
-static int generate_key(char *out, size_t outlen)
+int catalog_attachment_key_generate(char *out, size_t outlen)
 {
 	unsigned char raw[32];
 	if (outlen < 65 || RAND_bytes(raw, sizeof raw) != 1)
@@ -1276,7 +1276,7 @@ int catalog_client_add(struct catalog *cat, struct catalog_client *c)
 	*w = *c;
 	int rc = 0;
 	if (!w->attachment_key[0])
-		rc = generate_key(w->attachment_key, sizeof w->attachment_key);
+		rc = catalog_attachment_key_generate(w->attachment_key, sizeof w->attachment_key);
 	if (!w->created)
 		w->created = (int64_t)time(NULL);
 	lock(cat);
