@@ -49,6 +49,20 @@ int archives_region_base_url(struct catalog *cat, const struct conf *cf,
 			     const struct catalog_region *r, char *buf,
 			     size_t len);
 
+/* What archives_write() made. */
+struct archives_result {
+	int64_t size;           /* bytes of the archive object */
+	int64_t objects;        /* files in it */
+	char sha256[65];        /* hex SHA-256 of the archive's bytes */
+	char error[CATALOG_TEXT_MAX]; /* why it failed, or "" */
+};
+
+/* The engine: stream every object of SRC into archive NAME at DST in
+ * FORMAT. Nothing is visible at DST unless it returns 0. */
+int archives_write(struct store *src, struct store *dst, const char *name,
+		   const char *format, volatile int *cancel,
+		   struct archives_result *res);
+
 /* Create an archive of CLIENT in FORMAT (NULL = ArchiveFormat from CF, or
  * tar.xz). OUT (may be NULL) receives the final row. CANCEL (may be NULL)
  * is polled between blocks: non-zero abandons the archive. Also recorded
