@@ -2,14 +2,14 @@
  * filter.c - the client's --exclude/--include/--filter rules.
  *
  * The client sends its rules in their compact wire form, one per string:
- * "- *.tmp", "+ dir/", "-! keep", "- /top/*", with modifiers between the
+ * "- *.tmp", "+ dir/", "-! keep", "- /top/x", with modifiers between the
  * sign and the space ('/' absolute, '!' negate, 's' sender-side only,
  * 'r' receiver-side only, 'p' perishable, 'x' xattr). The first rule that
  * matches a name decides: '-' excludes, '+' includes; no match includes.
  * A pattern without '/' (other than a trailing one) or "**" matches the
  * last component of a name; otherwise it matches the whole name, anchored
  * at the transfer root when it starts with '/', else at any directory
- * boundary. A trailing '/' matches directories only, "dir/***" matches the
+ * boundary. A trailing '/' matches directories only, a pattern ending in slash-three-stars matches the
  * directory and everything under it. The sender applies the sender-side
  * rules to the file list; the receiver uses the receiver-side ones to keep
  * excluded files out of --delete. Per-directory merge files (-F, ':' rules)
@@ -29,7 +29,7 @@ struct rs_rule {
 	int anchored;           /* leading '/' or '/' modifier */
 	int dir_only;           /* trailing '/' */
 	int whole_path;         /* pattern has an inner '/' or "**" */
-	int triple_star;        /* pattern ended in "/***" (stripped) */
+	int triple_star;        /* pattern ended in a slash and three stars (stripped) */
 	int sender_side;        /* applies when building the file list */
 	int receiver_side;      /* applies when protecting from --delete */
 };
@@ -240,7 +240,7 @@ static int rule_matches(const struct rs_rule *r, const char *path, int is_dir)
 	int m;
 
 	if (r->triple_star) {
-		/* "dir/***": the directory itself, or anything below it. */
+		/* dir + three stars: the directory itself, or anything below it. */
 		char buf[RS_MAX_PATH + 8];
 		m = match_at_boundaries(r, r->pattern, path) && is_dir;
 		if (!m && strlen(r->pattern) + 4 < sizeof buf) {

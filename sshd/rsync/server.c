@@ -32,12 +32,12 @@ static void say(const struct rsync_io *io, const char *text)
 
 /* After multiplexing started: tell the client, end the protocol with
  * MSG_ERROR_EXIT, and wait (bounded) for it to hang up. */
-static int fatal(struct rs_sess *s, int code, const char *fmt, const char *arg)
+static int fatal(struct rs_sess *s, int code, const char *msg)
 {
 	struct rs_conn *c = &s->conn;
 
-	if (fmt)
-		rs_printf(c, RS_MSG_ERROR, fmt, arg ? arg : "");
+	if (msg)
+		rs_msg(c, RS_MSG_ERROR, msg, strlen(msg));
 	if (c->protocol >= 31 && !c->err)
 		rs_msg_int(c, RS_MSG_ERROR_EXIT, code);
 	rs_flush(c);
@@ -68,13 +68,13 @@ static int recv_filters(struct rs_sess *s)
 			return 0;
 		if (len < 0 || (size_t)len >= sizeof rule)
 			return fatal(s, RSYNC_EPROTOCOL,
-				     "rsync: filter rule too long%s\n", NULL);
+				     "rsync: filter rule too long\n");
 		rs_read(c, rule, (size_t)len);
 		rule[len] = '\0';
 		if (c->err)
 			return c->err;
 		if (rs_filter_add(&s->filters, rule, err, sizeof err) < 0)
-			return fatal(s, RSYNC_ESYNTAX, "%s", err);
+			return fatal(s, RSYNC_ESYNTAX, err);
 	}
 }
 
@@ -191,11 +191,11 @@ static int run(struct rs_sess *s, int argc, char **argv)
 	if (!s->opts.sender && s->opts.nargs != 1)
 		return fatal(s, RSYNC_ESYNTAX,
 			     "rsync: on remote machine: a push names one "
-			     "destination%s\n", NULL);
+			     "destination\n");
 	if (s->opts.sender && s->opts.nargs != 1)
 		return fatal(s, RSYNC_ESYNTAX,
 			     "rsync: on remote machine: fetch one path at a "
-			     "time from this server%s\n", NULL);
+			     "time from this server\n");
 	memset(&s->target, 0, sizeof s->target);
 	err[0] = '\0';
 	if (s->resolve(s->resolve_arg, s->opts.args[0], &s->target, err,
@@ -205,16 +205,18 @@ static int run(struct rs_sess *s, int argc, char **argv)
 			 "failed: %s (assetd)\n",
 			 s->opts.sender ? "sender" : "receiver",
 			 s->opts.args[0], err[0] ? err : "no such directory");
-		return fatal(s, RSYNC_EFILESELECT, "%s", line);
+		return fatal(s, RSYNC_EFILESELECT, line);
 	}
-	if (!s->opts.sender && s->target.read_only)
-		return fatal(s, RSYNC_EFILESELECT,
-			     "rsync: [receiver] \"%s\" is read-only on this "
-			     "server: Permission denied (13)\n",
-			     s->opts.args[0]);
+	if (!s->opts.sender && s->target.read_only) {
+		char line[1200];
+		snprintf(line, sizeof line, "rsync: [receiver] \"%s\" is "
+			 "read-only on this server: Permission denied (13)\n",
+			 s->opts.args[0]);
+		return fatal(s, RSYNC_EFILESELECT, line);
+	}
 	rc = s->opts.sender ? rs_run_sender(s) : rs_run_receiver(s);
 	if (rc && rc != RSYNC_EPARTIAL && rc != RSYNC_EVANISHED)
-		return fatal(s, rc, NULL, NULL);
+		return fatal(s, rc, NULL);
 	return rc;
 }
 
