@@ -206,7 +206,8 @@ int rs_filter_add(struct rs_filters *f, const char *rule, char *err,
 		r->dir_only = 1;
 	}
 	r->whole_path = strchr(r->pattern, '/') != NULL ||
-			strstr(r->pattern, "**") != NULL || r->triple_star;
+			strstr(r->pattern, "**") != NULL || r->triple_star ||
+			r->anchored;
 	if (f->tail)
 		f->tail->next = r;
 	else

@@ -11,10 +11,12 @@
  * for a remote shell) and serves it. Paths resolve like the SSH side's
  * virtual home: "attachments/..." on the --attachments location
  * (read-write), "backups/..." on the --backups location (read-only).
- * The exit status is the engine's rsync exit code.
+ * The exit status is the engine's rsync exit code. `rsync_stdio --has-s3`
+ * exits 0 when the S3 backend is built in.
  */
 #include <errno.h>
 #include <poll.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -131,8 +133,18 @@ int main(int argc, char **argv)
 	size_t o = 0;
 	int i, rc;
 
+	/* a vanished client must show up as a failed write, not kill us */
+	signal(SIGPIPE, SIG_IGN);
 	memset(&so, 0, sizeof so);
 	so.path_style = -1;
+	if (argc == 2 && strcmp(argv[1], "--has-s3") == 0) {
+		/* is the S3 backend built in? (opening contacts nothing) */
+		struct store *probe;
+		if (store_open("s3://probe-bucket/", &so, &probe) < 0)
+			return 1;
+		store_close(probe);
+		return 0;
+	}
 	for (i = 1; i < argc; i++) {
 		if (strcmp(argv[i], "--attachments") == 0 && i + 1 < argc)
 			att = argv[++i];
