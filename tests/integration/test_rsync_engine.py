@@ -180,6 +180,10 @@ def test_delta_of_a_1k_change_in_20mib(loc, tmp_path):
 
     data[10 * 1024 * 1024:10 * 1024 * 1024 + 1024] = os.urandom(1024)
     (src / "big.bin").write_bytes(data)
+    # the store keeps whole seconds: make the change visible to the quick
+    # check even when it happens within the second of the first push
+    st = os.stat(str(src / "big.bin"))
+    os.utime(str(src / "big.bin"), (st.st_atime, st.st_mtime + 10))
     _, out, _ = loc.rsync("-a", "--stats", str(src) + "/", "x:attachments/d/")
     assert stat_of(out, "Number of regular files transferred") == 1
     literal = stat_of(out, "Literal data")
