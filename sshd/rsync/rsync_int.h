@@ -273,6 +273,8 @@ struct rs_file {
 	uint8_t done;           /* receiver: committed or skipped */
 	uint8_t sent;           /* receiver: already tried once (redo) */
 	unsigned char sum[RS_SUM_LENGTH]; /* --checksum file sum */
+	struct store *st;       /* virtual-directory entries: their store */
+	char *obj;              /* ... and object name (owned); else NULL */
 };
 
 struct rs_flist {

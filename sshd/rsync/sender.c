@@ -143,6 +143,71 @@ static int list_dir(struct walk *w, const char *obj, const char *name)
 	return rc < 0 ? rc : 0;
 }
 
+struct vctx {
+	struct rs_sess *s;
+	const char *top;        /* "." or the directory's own name */
+	int err;
+};
+
+static int vlist_cb(void *arg, const struct rsync_ventry *e)
+{
+	struct vctx *v = arg;
+	struct rs_sess *s = v->s;
+	struct rs_file *f;
+	char name[RS_MAX_PATH];
+
+	if (!e->name || !*e->name || strchr(e->name, '/') || !e->store ||
+	    !e->object)
+		return 0;
+	if (strcmp(v->top, ".") == 0)
+		snprintf(name, sizeof name, "%s", e->name);
+	else if ((size_t)snprintf(name, sizeof name, "%s/%s", v->top,
+				  e->name) >= sizeof name)
+		return 0;
+	if (!rs_name_safe(name) || rs_filter_excluded(&s->filters, name, 0, 0))
+		return 0;
+	if (rs_flist_add(&s->flist, name, RS_FT_REG, (int64_t)e->size,
+			 e->mtime, MODE_FILE) < 0) {
+		v->err = RSYNC_EMALLOC;
+		return 1;
+	}
+	f = s->flist.files[s->flist.used - 1];
+	f->st = e->store;
+	f->obj = strdup(e->object);
+	if (!f->obj) {
+		v->err = RSYNC_EMALLOC;
+		return 1;
+	}
+	return 0;
+}
+
+/* The list of a virtual directory (target.list). */
+static int build_virtual_list(struct rs_sess *s, int contents_only,
+			      const char *base)
+{
+	struct vctx v;
+	char top[RS_MAX_PATH];
+
+	if (!s->opts.recurse && !s->opts.xfer_dirs) {
+		rs_printf(&s->conn, RS_MSG_INFO, "skipping directory %s\n",
+			  contents_only ? "." : base);
+		return 0;
+	}
+	snprintf(top, sizeof top, "%s", contents_only ? "." : base);
+	if (rs_flist_add(&s->flist, top, RS_FT_DIR, 0, 0, MODE_DIR) < 0)
+		return RSYNC_EMALLOC;
+	s->flist.files[s->flist.used - 1]->top_dir = 1;
+	v.s = s;
+	v.top = top;
+	v.err = 0;
+	if (s->target.list(s->target.list_arg, vlist_cb, &v) < 0 && !v.err) {
+		rs_printf(&s->conn, RS_MSG_ERROR, "rsync: [sender] opendir "
+			  "\"%s\" failed (assetd)\n", s->opts.args[0]);
+		s->conn.io_error |= RS_IOERR_GENERAL;
+	}
+	return v.err;
+}
+
 /* Build the list for the one source path. Returns 0 or an rsync code. */
 static int build_list(struct rs_sess *s)
 {
@@ -156,6 +221,24 @@ static int build_list(struct rs_sess *s)
 	const char *base;
 
 	memset(&st, 0, sizeof st);
+	if (s->target.list) {
+		const char *end;
+		char nb[RS_MAX_PATH];
+		size_t n;
+		contents_only = alen == 0 || arg[alen - 1] == '/' ||
+				strcmp(arg, ".") == 0 ||
+				(alen >= 2 && strcmp(arg + alen - 2, "/.") == 0);
+		/* the directory's own name: the last word of the path */
+		snprintf(nb, sizeof nb, "%s", arg);
+		n = strlen(nb);
+		while (n > 0 && (nb[n - 1] == '/' || nb[n - 1] == '.'))
+			nb[--n] = '\0';
+		end = strrchr(nb, '/');
+		base = end ? end + 1 : nb;
+		if (!*base)
+			base = ".";
+		return build_virtual_list(s, contents_only, base);
+	}
 	if (*obj == '\0') {
 		st.is_dir = 1;
 	} else {
@@ -235,6 +318,10 @@ static int object_name(struct rs_sess *s, const struct rs_file *f, char *out,
 	const char *name = f->name;
 	int n;
 
+	if (f->obj) {
+		n = snprintf(out, cap, "%s", f->obj);
+		return n < 0 || (size_t)n >= cap ? -1 : 0;
+	}
 	if (s->flist.used > 0 && s->flist.files[0]->type != RS_FT_DIR) {
 		/* a single-object list: the entry is the object itself */
 		n = snprintf(out, cap, "%s", obj);
@@ -381,8 +468,8 @@ static int send_one(struct rs_sess *s, struct request *q)
 	}
 	rc = object_name(s, f, obj, sizeof obj);
 	if (rc == 0)
-		rc = store_reader_open(s->target.store, obj, 0, UINT64_MAX, &r,
-				       NULL);
+		rc = store_reader_open(f->st ? f->st : s->target.store, obj, 0,
+				       UINT64_MAX, &r, NULL);
 	if (rc < 0) {
 		rs_printf(c, rc == STORE_ENOENT ? RS_MSG_WARNING : RS_MSG_ERROR_XFER,
 			  rc == STORE_ENOENT
@@ -433,7 +520,8 @@ int rs_run_sender(struct rs_sess *s)
 			if (f->type != RS_FT_REG)
 				continue;
 			if (object_name(s, f, obj, sizeof obj) < 0 ||
-			    rs_object_md5(s->target.store, obj, f->sum) < 0)
+			    rs_object_md5(f->st ? f->st : s->target.store, obj,
+					  f->sum) < 0)
 				memset(f->sum, 0, sizeof f->sum);
 		}
 	}

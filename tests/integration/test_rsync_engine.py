@@ -292,6 +292,13 @@ def test_backups_pull_and_push_refused(loc, tmp_path):
     loc.rsync("-av", "x:backups/", str(dst) + "/")
     assert read_tree(dst) == {"kufish-2026-11-01.tar.xz":
                               b"archive bytes" * 1000}
+    # the directory itself, and one archive by name
+    loc.rsync("-a", "x:backups", str(tmp_path / "d2"))
+    assert read_tree(tmp_path / "d2") == {
+        "backups/kufish-2026-11-01.tar.xz": b"archive bytes" * 1000}
+    loc.rsync("-a", "x:backups/kufish-2026-11-01.tar.xz",
+              str(tmp_path / "one.tar.xz"))
+    assert (tmp_path / "one.tar.xz").read_bytes() == b"archive bytes" * 1000
 
     src = tmp_path / "src"
     make_tree(src)
