@@ -39,8 +39,18 @@ struct pending_dir {
 	char *name;             /* name in the file list ("." or "a/b") */
 };
 
+/* An entry whose client mtime is still to be looked up (S3). */
+struct need_mtime {
+	size_t file;            /* index in the file list */
+	char *obj;
+	uint64_t size;
+	char etag[STORE_ETAG_MAX];
+};
+
 struct walk {
 	struct rs_sess *s;
+	struct need_mtime *need;
+	size_t nneed, capneed;
 	struct pending_dir *stack;
 	size_t used, cap;
 	const char *obj_dir;    /* the directory being listed */
@@ -70,16 +80,55 @@ static int push_dir(struct walk *w, const char *obj, const char *name)
 	return 0;
 }
 
-/* The client's mtime of a listed object. */
-static int64_t entry_mtime(struct rs_sess *s, const struct store_entry *e)
+/* Remember that file FILE needs its client mtime (looked up per
+ * directory, in parallel, once its listing is done). */
+static int defer_mtime(struct walk *w, size_t file, const struct store_entry *e)
 {
-	int64_t m;
+	struct need_mtime *n;
 
-	if (e->mtime_is_client || e->is_dir)
-		return e->mtime;
-	if (rs_mtime_lookup(s->target.store, e->name, e->size, e->etag, &m) == 0)
-		return m;
-	return e->mtime;
+	if (w->nneed == w->capneed) {
+		size_t cap = w->capneed ? w->capneed * 2 : 64;
+		n = realloc(w->need, cap * sizeof *n);
+		if (!n)
+			return -1;
+		w->need = n;
+		w->capneed = cap;
+	}
+	n = &w->need[w->nneed];
+	n->file = file;
+	n->size = e->size;
+	snprintf(n->etag, sizeof n->etag, "%s", e->etag ? e->etag : "");
+	n->obj = strdup(e->name);
+	if (!n->obj)
+		return -1;
+	w->nneed++;
+	return 0;
+}
+
+static void resolve_deferred(struct walk *w)
+{
+	struct rs_mtime_req *reqs;
+	size_t i;
+
+	if (w->nneed == 0)
+		return;
+	reqs = calloc(w->nneed, sizeof *reqs);
+	if (reqs) {
+		for (i = 0; i < w->nneed; i++) {
+			reqs[i].name = w->need[i].obj;
+			reqs[i].size = w->need[i].size;
+			reqs[i].etag = w->need[i].etag;
+		}
+		rs_mtime_lookup_many(w->s->target.store, reqs, w->nneed);
+		for (i = 0; i < w->nneed; i++)
+			if (reqs[i].rc == 0)
+				w->s->flist.files[w->need[i].file]->mtime =
+					reqs[i].mtime;
+		free(reqs);
+	}
+	for (i = 0; i < w->nneed; i++)
+		free(w->need[i].obj);
+	w->nneed = 0;
 }
 
 static int list_cb(void *arg, const struct store_entry *e)
@@ -120,7 +169,9 @@ static int list_cb(void *arg, const struct store_entry *e)
 	if (s->opts.min_size >= 0 && (int64_t)e->size < s->opts.min_size)
 		return 0;
 	if (rs_flist_add(&s->flist, name, RS_FT_REG, (int64_t)e->size,
-			 entry_mtime(s, e), MODE_FILE) < 0)
+			 e->mtime, MODE_FILE) < 0)
+		return -1;
+	if (!e->mtime_is_client && defer_mtime(w, s->flist.used - 1, e) < 0)
 		return -1;
 	return 0;
 }
@@ -138,6 +189,7 @@ static int list_dir(struct walk *w, const char *obj, const char *name)
 	w->obj_dir_len = strlen(prefix);
 	w->list_dir = name;
 	rc = store_list(w->s->target.store, prefix, '/', NULL, list_cb, w);
+	resolve_deferred(w);
 	if (rc == -1)
 		return STORE_ENOMEM;
 	return rc < 0 ? rc : 0;
@@ -307,6 +359,7 @@ static int build_list(struct rs_sess *s)
 		free(w.stack[w.used].name);
 	}
 	free(w.stack);
+	free(w.need);
 	return rc;
 }
 
