@@ -20,6 +20,7 @@
 #ifndef ASSETD_AWSCRED_H
 #define ASSETD_AWSCRED_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 struct awscred {

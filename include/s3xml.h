@@ -49,6 +49,8 @@ struct s3xml_list {
 	char **prefixes;                /* CommonPrefixes/Prefix */
 	size_t n_prefixes;
 	int truncated;                  /* IsTruncated was "true" */
+	int url_encoded;                /* EncodingType was "url": keys and
+					   prefixes are percent-encoded */
 	char next_token[S3XML_TEXT_MAX]; /* NextContinuationToken or "" */
 };
 
@@ -56,6 +58,16 @@ struct s3xml_list {
  * more than 10,000 entries); free with s3xml_list_free() in either case. */
 int s3xml_parse_list(const char *buf, size_t len, struct s3xml_list *out);
 void s3xml_list_free(struct s3xml_list *l);
+
+/* Decode S in place the way S3 encodes listings with encoding-type=url
+ * ("%2B" -> "+", "+" -> " "); -1 (S unchanged) if a '%' is
+ * not followed by two hex digits or the result would hold a NUL. */
+int s3xml_url_decode(char *s);
+
+/* Undo one level of XML entity escaping in S, in place ("&amp;" -> "&"),
+ * for servers that escape key names twice; -1 (S unchanged) if S has a
+ * '&' that does not start a valid reference. */
+int s3xml_unescape(char *s);
 
 /* InitiateMultipartUploadResult/UploadId. 0 or -1. */
 int s3xml_parse_upload_id(const char *buf, size_t len, char *out,

@@ -509,6 +509,8 @@ static int list_cb(void *arg, const char *path, const char *t, size_t n)
 		if (!l->prefixes[l->n_prefixes])
 			return -1;
 		l->n_prefixes++;
+	} else if (strcmp(path, "ListBucketResult/EncodingType") == 0) {
+		l->url_encoded = n == 3 && memcmp(t, "url", 3) == 0;
 	} else if (strcmp(path, "ListBucketResult/IsTruncated") == 0) {
 		l->truncated = n == 4 && memcmp(t, "true", 4) == 0;
 	} else if (strcmp(path, "ListBucketResult/NextContinuationToken") == 0) {
@@ -545,6 +547,77 @@ void s3xml_list_free(struct s3xml_list *l)
 	free(l->objects);
 	free(l->prefixes);
 	memset(l, 0, sizeof *l);
+}
+
+static int hexdig(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
+int s3xml_url_decode(char *s)
+{
+	size_t n = strlen(s), o = 0;
+	for (size_t i = 0; i < n; i++) {
+		if (s[i] != '%')
+			continue;
+		if (i + 2 >= n)
+			return -1;
+		if (hexdig(s[i + 1]) < 0 || hexdig(s[i + 2]) < 0 ||
+		    (s[i + 1] == '0' && s[i + 2] == '0'))
+			return -1;
+		i += 2;
+	}
+	for (size_t i = 0; i < n; i++) {
+		if (s[i] == '%') {
+			s[o++] = (char)(hexdig(s[i + 1]) * 16 + hexdig(s[i + 2]));
+			i += 2;
+		} else if (s[i] == '+') {
+			s[o++] = ' '; /* S3 form-encodes: '+' is a space */
+		} else {
+			s[o++] = s[i];
+		}
+	}
+	s[o] = '\0';
+	return 0;
+}
+
+int s3xml_unescape(char *s)
+{
+	struct walker *w;
+	size_t n = strlen(s);
+	if (!strchr(s, '&'))
+		return 0;
+	if (n >= S3XML_TEXT_MAX || !(w = calloc(1, sizeof *w)))
+		return -1;
+	w->p = s;
+	w->end = s + n;
+	int rc = 0;
+	while (w->p < w->end) {
+		if (*w->p == '&') {
+			if (entity(w) < 0) {
+				rc = -1;
+				break;
+			}
+		} else {
+			const char *b = w->p;
+			while (w->p < w->end && *w->p != '&')
+				w->p++;
+			if (text_add(w, b, (size_t)(w->p - b)) < 0) {
+				rc = -1;
+				break;
+			}
+		}
+	}
+	if (rc == 0)
+		memcpy(s, w->text, w->text_len + 1);
+	free(w);
+	return rc;
 }
 
 struct one_ctx {
