@@ -60,7 +60,8 @@
  * Test knobs (environment, read when a location is opened):
  * ASSETD_S3_PART_SIZE, ASSETD_S3_MULTIPART_THRESHOLD, ASSETD_S3_COPY_THRESHOLD
  * (bytes; real S3 needs parts of at least 5 MiB but the test server does
- * not), ASSETD_S3_RETRY_BASE_MS (first backoff, default 200), and
+ * not), ASSETD_S3_RETRY_BASE_MS (first backoff, default 200),
+ * ASSETD_S3_MAX_KEYS (listing page size, default and at most 1,000), and
  * ASSETD_S3_CLIENT_DELIMITER=1 for servers whose delimiter listings are
  * incomplete (the test server's miss prefixes holding no object directly):
  * prefixes are then rolled up here, at one request per subdirectory.
@@ -125,6 +126,7 @@ struct s3 {
 	uint64_t copy_threshold;        /* UploadPartCopy above this */
 	long retry_base_ms;
 	int client_delimiter;           /* roll up prefixes ourselves */
+	int max_keys;                   /* ListObjectsV2 page size */
 	struct awscred_source *cred;
 };
 
@@ -835,6 +837,9 @@ static int s3_open(struct store *st, const char *url_rest,
 		s3->copy_threshold = MAX_PART_SIZE;
 	s3->retry_base_ms = (long)env_u64("ASSETD_S3_RETRY_BASE_MS", 200);
 	s3->client_delimiter = env_u64("ASSETD_S3_CLIENT_DELIMITER", 0) != 0;
+	s3->max_keys = (int)env_u64("ASSETD_S3_MAX_KEYS", 1000);
+	if (s3->max_keys > 1000)
+		s3->max_keys = 1000;
 	if (s3->retry_base_ms > BACKOFF_CAP_MS)
 		s3->retry_base_ms = BACKOFF_CAP_MS;
 	if (awscred_source_new(opts->profile, &s3->cred) < 0) {
@@ -2038,8 +2043,8 @@ static int list_all(struct s3 *s3, const char *full_prefix, char delim,
 	for (;;) {
 		struct s3xml_list l;
 		memset(&l, 0, sizeof l);
-		rc = list_page(s3, full_prefix, delim, start_after, token, 1000,
-			       &l);
+		rc = list_page(s3, full_prefix, delim, start_after, token,
+			       s3->max_keys, &l);
 		if (rc == 0)
 			rc = fn(arg, &l);
 		int more = rc == 0 && l.truncated;

@@ -1,9 +1,9 @@
 /*
- * storecli.c - a command-line window on the store interface, for tests and
+ * store_pipe.c - a command-line window on the store interface, for tests and
  * benchmarks: stream an object in from stdin or out to stdout, stat, list,
  * delete, copy, rename, through any location (file:// or s3://).
  *
- *   storecli [--endpoint URL] [--region R] [--profile P] [--retries N]
+ *   store_pipe [--endpoint URL] [--region R] [--profile P] [--retries N]
  *            [--timeout S] LOCATION COMMAND ARGS...
  *
  *   put NAME [SIZE_HINT]     stdin -> NAME (commit at EOF)
@@ -15,7 +15,7 @@
  *   rm NAME | mkdir NAME | rmdir NAME | mtime NAME T
  *   mv FROM TO | cp FROM TO [OTHER_LOCATION]
  *
- * Errors: "storecli: ERRNAME: text" on stderr and exit status 2, where
+ * Errors: "store_pipe: ERRNAME: text" on stderr and exit status 2, where
  * ERRNAME is the store_error's name (ENOENT, EAUTH, EUNAVAIL...), so tests
  * can assert the typed error. Streams use a 256 KiB buffer.
  */
@@ -44,7 +44,7 @@ static const char *err_name(int rc)
 
 static int fail(int rc)
 {
-	fprintf(stderr, "storecli: %s: %s\n", err_name(rc), store_strerror(rc));
+	fprintf(stderr, "store_pipe: %s: %s\n", err_name(rc), store_strerror(rc));
 	return 2;
 }
 
@@ -135,7 +135,7 @@ int main(int argc, char **argv)
 			break;
 	}
 	if (argc - i < 2) {
-		fprintf(stderr, "usage: storecli [options] LOCATION COMMAND ...\n");
+		fprintf(stderr, "usage: store_pipe [options] LOCATION COMMAND ...\n");
 		return 1;
 	}
 	struct store *st;
@@ -191,7 +191,7 @@ int main(int argc, char **argv)
 			store_close(dst);
 		ret = rc < 0 ? fail(rc) : 0;
 	} else {
-		fprintf(stderr, "storecli: bad command %s\n", cmd);
+		fprintf(stderr, "store_pipe: bad command %s\n", cmd);
 		ret = 1;
 	}
 	store_close(st);
