@@ -24,8 +24,8 @@ FIVE_REGIONS = [
 ]
 
 # Backends for the tests that make and check clients' folders through the
-# store. "s3" joins once the S3 backend (store/s3.c) is linked in.
-FOLDER_BACKENDS = ["fs"]
+# store.
+FOLDER_BACKENDS = ["fs", "s3"]
 
 NOUNS = {
     "region": ["add", "list", "show", "set", "remove"],
