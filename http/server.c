@@ -628,12 +628,12 @@ static struct MHD_Daemon *daemon_start(struct http_server *srv, int fd,
 	struct MHD_OptionItem none[] = {{MHD_OPTION_END, 0, NULL}};
 	return MHD_start_daemon(
 		flags, 0, NULL, NULL, access_cb, srv,
+		MHD_OPTION_EXTERNAL_LOGGER, mhd_logger, srv,
 		MHD_OPTION_LISTEN_SOCKET, fd,
 		MHD_OPTION_CONNECTION_LIMIT, (unsigned)srv->threads_limit,
 		MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)srv->timeout,
 		MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(256 * 1024),
 		MHD_OPTION_NOTIFY_COMPLETED, completed_cb, srv,
-		MHD_OPTION_EXTERNAL_LOGGER, mhd_logger, srv,
 		MHD_OPTION_ARRAY, cert ? tls_opts : none,
 		MHD_OPTION_END);
 }
