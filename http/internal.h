@@ -126,6 +126,8 @@ struct http_req {
 	unsigned status;                /* the status answered, for the log */
 	uint64_t body_bytes;            /* request body bytes seen */
 	int responded;
+	unsigned pending;               /* 404/405 decided at the headers,
+					   answered at the end */
 	void *state;                    /* the route's own state */
 };
 

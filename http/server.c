@@ -437,6 +437,10 @@ static void allow_header(const struct http_route *r, char *out, size_t len)
 		out[n - 2] = '\0';
 }
 
+/* The first call, when the headers are in: find the route. Answers are
+ * given on the last call (libmicrohttpd closes a connection whose answer
+ * was queued on the first one), except the early refusals of body routes,
+ * where closing is the point: the client may still be sending the body. */
 static enum MHD_Result start_request(struct http_server *srv,
 				     struct MHD_Connection *c, const char *url,
 				     const char *method, void **con_cls)
@@ -457,33 +461,41 @@ static enum MHD_Result start_request(struct http_server *srv,
 
 	int p = http_split_prefix(url, rq->client, sizeof rq->client,
 				  &rq->route_path);
-	if (p < 0)
-		return http_reply_text(rq, 404, "Not found.\n");
+	if (p < 0) {
+		rq->pending = 404;
+		return MHD_YES;
+	}
 	rq->prefixed = p == 1;
 	rq->route = route_find(rq->route_path);
 	if (rq->route == NULL ||
 	    (rq->route->static_only && !rq->set.static_files)) {
 		rq->route = NULL;
-		return http_reply_text(rq, 404, "Not found.\n");
+		rq->pending = 404;
+		return MHD_YES;
 	}
 	if (!(rq->route->methods & rq->method)) {
-		char allow[64];
-		allow_header(rq->route, allow, sizeof allow);
-		struct MHD_Response *r = MHD_create_response_from_buffer(
-			20, (void *)"Method not allowed.\n",
-			MHD_RESPMEM_PERSISTENT);
-		if (r == NULL)
-			return MHD_NO;
-		MHD_add_response_header(r, "Allow", allow);
-		MHD_add_response_header(r, "Content-Type", "text/plain");
-		rq->route = NULL; /* no cleanup: nothing began */
-		return http_reply(rq, 405, r);
+		rq->pending = 405;
+		return MHD_YES;
 	}
-	if (rq->method == HM_OPTIONS)
-		return http_upload_options(rq);
-	if (rq->route->handle)
-		return rq->route->handle(rq);
-	return rq->route->begin(rq);
+	if (rq->method != HM_OPTIONS && rq->route->begin)
+		return rq->route->begin(rq);
+	return MHD_YES;
+}
+
+static enum MHD_Result reply_pending(struct http_req *rq)
+{
+	if (rq->pending == 404)
+		return http_reply_text(rq, 404, "Not found.\n");
+	char allow[64];
+	allow_header(rq->route, allow, sizeof allow);
+	rq->route = NULL; /* nothing began: no cleanup */
+	struct MHD_Response *r = MHD_create_response_from_buffer(
+		20, (void *)"Method not allowed.\n", MHD_RESPMEM_PERSISTENT);
+	if (r == NULL)
+		return MHD_NO;
+	MHD_add_response_header(r, "Allow", allow);
+	MHD_add_response_header(r, "Content-Type", "text/plain");
+	return http_reply(rq, 405, r);
 }
 
 static enum MHD_Result access_cb(void *cls, struct MHD_Connection *c,
@@ -504,14 +516,21 @@ static enum MHD_Result access_cb(void *cls, struct MHD_Connection *c,
 		size_t n = *upload_data_size;
 		*upload_data_size = 0;
 		rq->body_bytes += n;
-		if (rq->route == NULL || rq->route->body == NULL)
-			return MHD_YES;
+		if (rq->pending || rq->route == NULL ||
+		    rq->route->body == NULL || rq->method == HM_OPTIONS) {
+			/* a body nobody reads: bounded */
+			return rq->body_bytes > (1 << 20) ? MHD_NO : MHD_YES;
+		}
 		return rq->route->body(rq, upload_data, n) == 0 ? MHD_YES
 								: MHD_NO;
 	}
-	if (rq->route && rq->route->end)
-		return rq->route->end(rq);
-	return http_reply_text(rq, 500, "Internal error.\n");
+	if (rq->pending)
+		return reply_pending(rq);
+	if (rq->method == HM_OPTIONS)
+		return http_upload_options(rq);
+	if (rq->route->handle)
+		return rq->route->handle(rq);
+	return rq->route->end(rq);
 }
 
 static void completed_cb(void *cls, struct MHD_Connection *c, void **con_cls,

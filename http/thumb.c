@@ -289,6 +289,8 @@ enum MHD_Result http_serve_thumbnail(struct http_req *rq,
 			vips_thread_shutdown();
 			gen_slot_give(srv);
 			if (status == 0) {
+				log_debug("thumb_generated", "name=%s scale=%d bytes=%zu",
+					  log_q(tobj), scale, len);
 				struct store_put_opts po;
 				memset(&po, 0, sizeof po);
 				po.size_hint = len;
