@@ -17,7 +17,10 @@
  * unlinked from the start: a refused or broken upload leaves nothing.
  *
  * MaxUploadSize is checked against Content-Length before any byte is read
- * (413 and the connection closed) and against the bytes actually received.
+ * and against the bytes actually received: the answer is 413 either way.
+ * A body a little over the limit is read and dropped so that the client
+ * gets its answer; a client waiting for "100 Continue", or a body far over,
+ * gets the 413 at once and the connection is closed.
  */
 #include "internal.h"
 
@@ -293,10 +296,16 @@ static enum MHD_Result reply_early(struct http_req *rq, unsigned status,
 	return http_reply(rq, status, r);
 }
 
+/* Past MaxUploadSize, how much more of a body is read and dropped so that
+ * the client, still sending, can read the 413 (as nginx's lingering close
+ * does); beyond it the connection is closed. */
+#define LINGER_BYTES ((uint64_t)8 << 20)
+
 enum MHD_Result http_upload_begin(struct http_req *rq)
 {
 	const char *cl = http_header(rq, "Content-Length");
-	uint64_t len = 0;
+	const char *expect = http_header(rq, "Expect");
+	uint64_t len = 0, max = rq->set.max_upload_size;
 	if (cl) {
 		char *end;
 		errno = 0;
@@ -304,10 +313,12 @@ enum MHD_Result http_upload_begin(struct http_req *rq)
 		if (errno == 0 && *end == '\0' && end != cl)
 			len = v;
 	}
-	if (rq->set.max_upload_size && len > rq->set.max_upload_size) {
+	if (max && len > max &&
+	    (expect != NULL || len > max + LINGER_BYTES)) {
+		/* The client waits for "100 Continue" (nothing is sent yet),
+		 * or the body is too large to read and drop: refuse now. */
 		log_info("http_refused", "reason=too_large bytes=%llu max=%llu",
-			 (unsigned long long)len,
-			 (unsigned long long)rq->set.max_upload_size);
+			 (unsigned long long)len, (unsigned long long)max);
 		return reply_early(rq, 413, "Upload too large.\n");
 	}
 	struct upload *u = calloc(1, sizeof *u);
@@ -319,17 +330,20 @@ enum MHD_Result http_upload_begin(struct http_req *rq)
 	rq->state = u;
 	if (http_mp_init(&u->mp, http_header(rq, "Content-Type"), &mp_cb, u) != 0)
 		return reply_early(rq, 400, "Expected multipart/form-data.\n");
+	if (max && len > max)
+		set_fail(u, 413, "Upload too large.\n"); /* read, drop, answer */
 	return MHD_YES;
 }
 
 int http_upload_body(struct http_req *rq, const char *data, size_t len)
 {
 	struct upload *u = rq->state;
-	if (rq->set.max_upload_size && rq->body_bytes > rq->set.max_upload_size) {
-		if (u->fail != 413)
+	uint64_t max = rq->set.max_upload_size;
+	if (max && (rq->body_bytes > max || u->fail == 413)) {
+		if (u->fail != 413 || u->fail_msg == NULL)
 			log_info("http_refused", "reason=too_large bytes=%llu max=%llu",
 				 (unsigned long long)rq->body_bytes,
-				 (unsigned long long)rq->set.max_upload_size);
+				 (unsigned long long)max);
 		u->fail = 413;
 		u->fail_msg = "Upload too large.\n";
 		/* Stop writing at once; drop what was spooled. */
@@ -341,9 +355,7 @@ int http_upload_body(struct http_req *rq, const char *data, size_t len)
 			close(u->spool);
 			u->spool = -1;
 		}
-		/* Keep reading (and dropping) a while so that the client
-		 * sees the 413; past 1 MiB more, just close. */
-		return rq->body_bytes > rq->set.max_upload_size + (1 << 20) ? -1 : 0;
+		return rq->body_bytes > max + LINGER_BYTES ? -1 : 0;
 	}
 	int rc = http_mp_feed(&u->mp, data, len);
 	if (rc != 0 && u->fail == 0)

@@ -301,6 +301,14 @@ def test_max_upload_size(make_daemon, backend):
                     "-F", "type=O", "-F", "coll=Herp", c.urls["write"])
     assert st == 413 and h["access-control-allow-origin"] == "*"
     assert [n for n in ku.list("") if not n.endswith("/")] == []
+    # far over the limit, with "Expect: 100-continue" (curl's way for big
+    # bodies): refused before the body is sent
+    with open(os.path.join(d.workdir, "huge.bin"), "wb") as f:
+        f.write(b"\0" * (9 << 20))
+    st, h, _ = curl("-F", "file=@" + os.path.join(d.workdir, "huge.bin"),
+                    "-F", "token=" + c.token(name), "-F", "store=" + name,
+                    "-F", "type=O", "-F", "coll=Herp", c.urls["write"])
+    assert st == 413 and h["access-control-allow-origin"] == "*"
     small = os.urandom(1000)
     assert c.upload(small, name).status == 200
     assert ku.read("originals/" + name) == small
@@ -511,3 +519,68 @@ def test_static_files_off_and_on(make_daemon, backend):
     assert body.decode() == "%s/static/Herp/originals/%s" % (d.http, n)
     st, _, body = curl(body.decode())
     assert (st, body) == (200, b"static")
+
+
+def test_tls_and_reload(make_daemon, backend, tmp_path):
+    """TLSCertificate/TLSKey: HTTPS without a proxy; a SIGHUP re-reads the
+    files and new connections get the new certificate."""
+    import signal
+    import ssl
+
+    def mkcert(cn):
+        crt, key = str(tmp_path / (cn + ".crt")), str(tmp_path / (cn + ".key"))
+        subprocess.run(["openssl", "req", "-x509", "-newkey", "ec",
+                        "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
+                        "-days", "2", "-subj", "/CN=" + cn, "-keyout", key,
+                        "-out", crt], check=True, capture_output=True)
+        return crt, key
+
+    crt1, key1 = mkcert("first")
+    live_crt, live_key = str(tmp_path / "live.crt"), str(tmp_path / "live.key")
+    for s, d in ((crt1, live_crt), (key1, live_key)):
+        with open(s, "rb") as f, open(d, "wb") as g:
+            g.write(f.read())
+    d = make_daemon(backend, "TLSCertificate %s\nTLSKey %s\n" % (live_crt,
+                                                                 live_key))
+    d.start()
+    d.add_client("ku", collections=("Herp",), ssh_key=False)
+
+    def peer_cn():
+        ctx = ssl.create_default_context()
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
+        import socket
+        with socket.create_connection(("127.0.0.1", d.http_port)) as s:
+            with ctx.wrap_socket(s) as t:
+                der = t.getpeercert(binary_form=True)
+                t.sendall(b"GET /web_asset_store.xml HTTP/1.1\r\nHost: h\r\n"
+                          b"Connection: close\r\n\r\n")
+                resp = b""
+                while True:
+                    b = t.recv(65536)
+                    if not b:
+                        break
+                    resp += b
+        pem = ssl.DER_cert_to_PEM_cert(der)
+        out = subprocess.run(["openssl", "x509", "-noout", "-subject"],
+                             input=pem, capture_output=True, text=True).stdout
+        return out.strip(), resp
+
+    cn, resp = peer_cn()
+    assert cn.endswith("CN = first"), cn
+    assert b"200 OK" in resp.split(b"\r\n")[0]
+    assert b"X-Timestamp" in resp
+    assert b"<![CDATA[https://h/fileget]]>" in resp
+    crt2, key2 = mkcert("second")
+    for s, dst in ((crt2, live_crt), (key2, live_key)):
+        with open(s, "rb") as f, open(dst, "wb") as g:
+            g.write(f.read())
+    d.proc.send_signal(signal.SIGHUP)
+    deadline = time.time() + 10
+    while time.time() < deadline:
+        cn, resp = peer_cn()
+        if cn.endswith("CN = second"):
+            break
+        time.sleep(0.2)
+    assert cn.endswith("CN = second"), cn
+    assert b"200 OK" in resp.split(b"\r\n")[0]
