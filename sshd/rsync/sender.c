@@ -629,6 +629,11 @@ int rs_run_sender(struct rs_sess *s)
 			echo_request(c, q);
 			continue;
 		}
+		if (s->opts.dry_run) {
+			/* -n: the client sends no block sums, wants no data */
+			echo_request(c, q);
+			continue;
+		}
 		if (phase == 2) {
 			rs_printf(c, RS_MSG_ERROR, "rsync: [sender] transfer "
 				  "request in phase 2 (assetd)\n");
