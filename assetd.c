@@ -346,6 +346,43 @@ static int sshd_port_of(const void *srv, int i)
 	return sshd_port((const struct sshd_server *)srv, i);
 }
 
+/* "127.0.0.1:8080,[::1]:8080" of the configured addresses. */
+static void format_listen(char *out, size_t outlen,
+			  const struct conf_listen *l, int n)
+{
+	size_t o = 0;
+	out[0] = '\0';
+	for (int i = 0; i < n && o < outlen; i++) {
+		const char *h = l[i].host[0] ? l[i].host : "*";
+		int v6 = strchr(h, ':') != NULL;
+		int w = snprintf(out + o, outlen - o, "%s%s%s%s:%d",
+				 o ? "," : "", v6 ? "[" : "", h, v6 ? "]" : "",
+				 l[i].port);
+		if (w < 0 || (size_t)w >= outlen - o)
+			break;
+		o += (size_t)w;
+	}
+}
+
+/* At debug level, the settings in force (never a key or secret: only
+ * whether one is set). */
+static void log_config(const struct conf *c, const char *source)
+{
+	if (log_get_level() < LOG_LVL_DEBUG)
+		return;
+	char http[256], ssh[256];
+	format_listen(http, sizeof http, c->http, c->n_http);
+	format_listen(ssh, sizeof ssh, c->ssh, c->n_ssh);
+	log_debug("config",
+		  "source=%s data_dir=%s catalog=%s spool_dir=%s "
+		  "listen_http=%s listen_ssh=%s attachment_key=%s "
+		  "shutdown_grace=%d",
+		  log_q(source[0] ? source : "(built-in)"), log_q(c->data_dir),
+		  log_q(c->catalog), log_q(c->spool_dir), log_q(http),
+		  log_q(ssh), c->attachment_key[0] ? "set" : "unset",
+		  c->shutdown_grace);
+}
+
 /* ---- start ---------------------------------------------------------- */
 
 /* Block the signals the main loop reads before any thread exists, so every
@@ -372,6 +409,7 @@ static int daemon_start(struct daemon *d)
 	char err[512] = "";
 	int rc;
 
+	log_config(c, d->conf_source);
 	if ((rc = make_dirs(c->data_dir, 0700)) < 0) {
 		log_error("start_failed", "what=DataDir path=%s error=%s",
 			  log_q(c->data_dir), log_q(strerror(-rc)));
@@ -496,6 +534,7 @@ static void daemon_reload(struct daemon *d)
 	}
 	d->conf = next;
 	snprintf(d->conf_source, sizeof d->conf_source, "%s", source);
+	log_config(&d->conf, d->conf_source);
 	static const char *const level_names[] = { "error", "warn", "info",
 						   "debug" };
 	log_info("reloaded", "config=%s log_level=%s partial=%s",
