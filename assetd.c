@@ -42,6 +42,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "admin.h"
 #include "catalog.h"
 #include "conf.h"
 #include "http.h"
@@ -77,6 +78,7 @@ struct daemon {
 	struct tenant_cache *tc;
 	struct http_server *http;
 	struct sshd_server *sshd;
+	struct admin_server *admin;     /* /metrics and /healthz */
 	int sigfd;
 	int pid_written;                /* 1 once conf.pid_file holds our pid */
 };
@@ -346,6 +348,11 @@ static int sshd_port_of(const void *srv, int i)
 	return sshd_port((const struct sshd_server *)srv, i);
 }
 
+static int admin_port_of(const void *srv, int i)
+{
+	return admin_port((const struct admin_server *)srv, i);
+}
+
 /* "127.0.0.1:8080,[::1]:8080" of the configured addresses. */
 static void format_listen(char *out, size_t outlen,
 			  const struct conf_listen *l, int n)
@@ -435,6 +442,8 @@ static int daemon_start(struct daemon *d)
 		return -1;
 	if (sshd_start(c, d->cat, d->tc, &d->sshd) < 0)
 		return -1;
+	if (admin_start(c, d->cat, &d->admin) < 0)
+		return -1;
 	if (c->pid_file[0]) {
 		if ((rc = pidfile_write(c->pid_file)) < 0) {
 			log_error("start_failed", "what=PidFile path=%s error=%s",
@@ -444,15 +453,18 @@ static int daemon_start(struct daemon *d)
 		d->pid_written = 1;
 	}
 
-	char http[256], ssh[256];
+	char http[256], ssh[256], admin[256];
 	format_bound(http, sizeof http, c->http, c->n_http, http_port_of,
 		     d->http);
 	format_bound(ssh, sizeof ssh, c->ssh, c->n_ssh, sshd_port_of, d->sshd);
+	format_bound(admin, sizeof admin, c->admin, c->n_admin, admin_port_of,
+		     d->admin);
 	log_info("started",
-		 "version=%s pid=%ld config=%s catalog=%s http=%s ssh=%s",
+		 "version=%s pid=%ld config=%s catalog=%s http=%s ssh=%s "
+		 "admin=%s",
 		 ASSETD_VERSION, (long)getpid(),
 		 log_q(d->conf_source[0] ? d->conf_source : "(built-in)"),
-		 log_q(c->catalog), log_q(http), log_q(ssh));
+		 log_q(c->catalog), log_q(http), log_q(ssh), log_q(admin));
 	char status[600];
 	snprintf(status, sizeof status, "READY=1\nSTATUS=serving http=%s ssh=%s",
 		 http, ssh);
@@ -677,8 +689,11 @@ static void daemon_release(struct daemon *d)
 		sshd_stop(d->sshd, 0);
 	if (d->http)
 		http_stop(d->http, 0);
+	if (d->admin)
+		admin_stop(d->admin);
 	d->sshd = NULL;
 	d->http = NULL;
+	d->admin = NULL;
 	if (d->tc)
 		tenant_cache_free(d->tc);
 	if (d->cat)

@@ -79,7 +79,8 @@ class Proc:
             f.write("DataDir %s\n" % self.var)
             f.write("ListenHTTP 127.0.0.1:%d\n" % free_port())
             f.write("ListenSSH 127.0.0.1:%d\n" % free_port())
-            f.write("ListenAdmin 127.0.0.1:%d\n" % free_port())
+            self.admin_port = free_port()
+            f.write("ListenAdmin 127.0.0.1:%d\n" % self.admin_port)
             f.write("PidFile %s\n" % self.pid_file)
             f.write("AttachmentKey %s\n" % self.attachment_key)
             f.write("ShutdownGrace %d\n" % GRACE)
@@ -289,8 +290,10 @@ def test_start_ready_pidfile_and_sigterm(proc):
     assert os.path.exists(os.path.join(p.var, "assetd.db"))
     with open(p.pid_file) as f:
         assert int(f.read().strip()) == p.proc.pid
-    started = p.wait_log(r"event=started version=\S+ pid=(\d+)")
+    started = p.wait_log(r"event=started version=\S+ pid=(\d+)[^\n]*")
     assert int(started.group(1)) == p.proc.pid
+    # The start line names the ports actually bound.
+    assert "admin=127.0.0.1:%d" % p.admin_port in started.group(0)
     t0 = time.time()
     p.signal(signal.SIGTERM)
     p.notify.wait("STOPPING=1", proc=None)
