@@ -24,6 +24,7 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "schedule.h"
 
 enum conf_kind {
 	K_STR,          /* string into char[size] */
@@ -34,6 +35,7 @@ enum conf_kind {
 	K_LISTEN,       /* repeatable struct conf_listen */
 	K_PATHLIST,     /* repeatable host key path */
 	K_FORMAT,       /* archive format: tar.xz|tar.zst */
+	K_SCHEDULE,     /* crontab(5) schedule, or off|none = "" */
 };
 
 struct conf_keyword {
@@ -81,8 +83,9 @@ static const struct conf_keyword conf_keywords[] = {
 	INT("PerSourceMaxStartups", max_startups_per_source, 1, 100000),
 	INT("IdleTimeout", idle_timeout, 0, 7 * 86400),
 	STR("SpoolDir", spool_dir),
-	STR("SyncSchedule", sync_schedule),
-	STR("ArchiveSchedule", archive_schedule),
+	{ "SyncSchedule", K_SCHEDULE, F(sync_schedule), S(sync_schedule), 0, 0, 0 },
+	{ "ArchiveSchedule", K_SCHEDULE, F(archive_schedule), S(archive_schedule),
+	  0, 0, 0 },
 	INT("ArchiveKeep", archive_keep, 1, 10000),
 	STR("ArchiveLocation", archive_location),
 	{ "ArchiveFormat", K_FORMAT, F(archive_format), S(archive_format), 0, 0, 0 },
@@ -381,6 +384,25 @@ int conf_parse_line(struct conf *c, const char *line, char *err, size_t errlen)
 		}
 		memcpy(field, val, strlen(val) + 1);
 		return 0;
+	case K_SCHEDULE: {
+		if (strcasecmp(val, "off") == 0 || strcasecmp(val, "none") == 0) {
+			field[0] = '\0';
+			return 0;
+		}
+		struct schedule sched;
+		char why[200];
+		if (strlen(val) >= k->size) {
+			set_err(err, errlen, "%s: value too long", k->name);
+			return -1;
+		}
+		if (schedule_parse(val, &sched, why, sizeof why) < 0) {
+			set_err(err, errlen, "%s: '%s' is not a schedule: %s",
+				k->name, val, why);
+			return -1;
+		}
+		memcpy(field, val, strlen(val) + 1);
+		return 0;
+	}
 	case K_LISTEN:
 	case K_PATHLIST: {
 		int *n = (int *)((char *)c + k->count_offset);

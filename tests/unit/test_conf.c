@@ -109,6 +109,9 @@ static void test_errors_name_file_and_line(void **state)
 	expect_error("DataDir\n", ":1: DataDir needs a value");
 	expect_error("ArchiveFormat zip\n", ":1: ArchiveFormat");
 	expect_error("TLSCertificate /x.pem\n", "TLSKey is not");
+	expect_error("DataDir x\n\nSyncSchedule 0 25 * * *\n",
+		     ":3: SyncSchedule: '0 25 * * *' is not a schedule");
+	expect_error("ArchiveSchedule weekly\n", ":1: ArchiveSchedule");
 }
 
 static void test_missing_file(void **state)
@@ -220,6 +223,22 @@ static void test_sample_lists_every_keyword_with_its_default(void **state)
 	assert_int_equal(memcmp(&fromfile, &defaults, sizeof defaults), 0);
 }
 
+static void test_schedules(void **state)
+{
+	struct conf c;
+	char err[256];
+	conf_defaults(&c);
+	assert_int_equal(conf_parse_line(&c, "SyncSchedule 0 3 * * *", err,
+					 sizeof err), 0);
+	assert_string_equal(c.sync_schedule, "0 3 * * *");
+	assert_int_equal(conf_parse_line(&c, "archiveschedule \"@weekly\"", err,
+					 sizeof err), 0);
+	assert_string_equal(c.archive_schedule, "@weekly");
+	assert_int_equal(conf_parse_line(&c, "SyncSchedule off", err,
+					 sizeof err), 0);
+	assert_string_equal(c.sync_schedule, "");
+}
+
 static void test_thumbnail_concurrency_zero_means_cores(void **state)
 {
 	struct conf c;
@@ -249,6 +268,7 @@ int main(void)
 		cmocka_unit_test(test_repeat_limit),
 		cmocka_unit_test(test_sample_lists_every_keyword_with_its_default),
 		cmocka_unit_test(test_thumbnail_concurrency_zero_means_cores),
+		cmocka_unit_test(test_schedules),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
