@@ -122,6 +122,8 @@ int tenant_get(struct tenant_cache *tc, const char *client_name,
 		return STORE_ENOMEM;
 	}
 	rc = catalog_client_get(tc->cat, client_name, row);
+	if (rc != 0 && rc != CATALOG_ENOENT)
+		rc = STORE_EIO; /* CATALOG_E* values overlap STORE_E* ones */
 	if (rc != 0) {
 		/* gone from the catalog: forget it (its store stays alive on
 		 * the retired list for sessions still holding it) */
@@ -144,6 +146,10 @@ int tenant_get(struct tenant_cache *tc, const char *client_name,
 	if (!e->store || !same_place(&e->client, row)) {
 		struct store *st = NULL;
 		rc = open_client(row, &st);
+		/* A known client whose folder is missing must not read as an
+		 * unknown client (STORE_ENOENT == CATALOG_ENOENT). */
+		if (rc == STORE_ENOENT)
+			rc = STORE_EUNAVAIL;
 		if (rc != 0) {
 			free(row);
 			pthread_mutex_unlock(&tc->mu);
