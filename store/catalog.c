@@ -150,6 +150,7 @@ enum stmt_id {
 	S_KEY_DEL_FP,
 	S_KEY_DEL_ID,
 	S_KEY_FIND,
+	S_KEY_FIND_FP,
 	S_KEY_TOUCH,
 	S_KEY_LIST,
 	S_ARCH_INSERT,
@@ -229,6 +230,8 @@ static const char *const stmt_sql[S_COUNT] = {
 	[S_KEY_DEL_ID] = "DELETE FROM keys WHERE client_id = ?1 AND id = ?2",
 	[S_KEY_FIND] = "SELECT " KEY_COLS " WHERE c.name = ?1 AND "
 		       "k.type = ?2 AND k.blob = ?3",
+	[S_KEY_FIND_FP] = "SELECT " KEY_COLS " WHERE c.name = ?1 AND "
+			  "k.fingerprint = ?2",
 	[S_KEY_TOUCH] = "UPDATE keys SET last_used = ?2 WHERE id = ?1",
 	[S_KEY_LIST] = "SELECT " KEY_COLS " WHERE ?1 IS NULL OR c.name = ?1 "
 		       "ORDER BY c.name, k.id",
@@ -324,14 +327,16 @@ static sqlite3_stmt *stmt(struct catalog *cat, enum stmt_id id)
 }
 
 /* sqlite3_step, retrying a statement that found the file busy even after
- * the busy timeout (only outside a transaction: inside one we hold the
- * write lock already). */
+ * the busy timeout. Only a statement that has produced nothing yet is
+ * retried (restarting one midway would repeat rows), and only outside a
+ * transaction (inside one we hold the write lock already). */
 static int step(struct catalog *cat, sqlite3_stmt *s)
 {
-	int rc;
+	int fresh = !sqlite3_stmt_busy(s);
+	int rc = SQLITE_BUSY;
 	for (int i = 0; i < BUSY_ATTEMPTS; i++) {
 		rc = sqlite3_step(s);
-		if (!is_busy(rc) || !sqlite3_get_autocommit(cat->db))
+		if (!is_busy(rc) || !fresh || !sqlite3_get_autocommit(cat->db))
 			return rc;
 		sqlite3_reset(s);
 	}
@@ -1736,19 +1741,20 @@ int catalog_key_remove(struct catalog *cat, const char *client,
 	return rc;
 }
 
-int catalog_key_find(struct catalog *cat, const char *client,
-		     const char *type, const char *blob,
-		     struct catalog_key *out)
+/* One key row by statement ID with up to two more text parameters. */
+static int key_lookup(struct catalog *cat, enum stmt_id id, const char *client,
+		      const char *p2, const char *p3, struct catalog_key *out)
 {
 	lock(cat);
 	int rc;
-	sqlite3_stmt *s = stmt(cat, S_KEY_FIND);
+	sqlite3_stmt *s = stmt(cat, id);
 	if (!s) {
 		rc = CATALOG_EDB;
 	} else {
 		bind_text(s, 1, client);
-		bind_text(s, 2, type);
-		bind_text(s, 3, blob);
+		bind_text(s, 2, p2);
+		if (p3)
+			bind_text(s, 3, p3);
 		int src = step(cat, s);
 		if (src == SQLITE_ROW) {
 			memset(out, 0, sizeof *out);
@@ -1764,6 +1770,20 @@ int catalog_key_find(struct catalog *cat, const char *client,
 	}
 	unlock(cat);
 	return rc;
+}
+
+int catalog_key_find(struct catalog *cat, const char *client,
+		     const char *type, const char *blob,
+		     struct catalog_key *out)
+{
+	return key_lookup(cat, S_KEY_FIND, client, type, blob, out);
+}
+
+int catalog_key_find_fingerprint(struct catalog *cat, const char *client,
+				 const char *fingerprint,
+				 struct catalog_key *out)
+{
+	return key_lookup(cat, S_KEY_FIND_FP, client, fingerprint, NULL, out);
 }
 
 int catalog_key_touch(struct catalog *cat, int64_t id, int64_t now)

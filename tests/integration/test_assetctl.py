@@ -508,3 +508,21 @@ def test_against_running_daemon_harness(make_daemon):
     keys = d.ctl("key", "list", "kufish", json_out=True)
     assert keys[0]["fingerprint"] == \
         keygen_l(c.key_path + ".pub")[0].split()[1]
+
+
+def test_parallel_assetctl_processes(ctl, tmp_path):
+    """Several assetctl processes writing at once: every one succeeds, no
+    "database is locked" reaches the user."""
+    procs = []
+    for i in range(6):
+        script = "; ".join(
+            "%s -D %s client add p%d-%d --region test --no-check" % (
+                ASSETCTL, ctl.db, i, j) for j in range(8))
+        procs.append(subprocess.Popen(["sh", "-ec", script],
+                                      stdout=subprocess.PIPE,
+                                      stderr=subprocess.PIPE, text=True))
+    for p in procs:
+        out, err = p.communicate(timeout=120)
+        assert p.returncode == 0, err
+        assert "locked" not in err
+    assert len(ctl.json("client", "list")) == 48

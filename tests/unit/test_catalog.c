@@ -611,6 +611,18 @@ static void test_keys(void **state)
 	assert_int_equal(f.last_used, 0);
 	assert_int_equal(catalog_key_find(cat, "a", "ssh-rsa", k.blob, &f),
 			 CATALOG_ENOENT);
+	struct catalog_key byfp;
+	assert_int_equal(catalog_key_find_fingerprint(cat, "a", k.fingerprint,
+						      &byfp),
+			 0);
+	assert_int_equal(byfp.id, f.id);
+	assert_string_equal(byfp.blob, k.blob);
+	assert_int_equal(catalog_key_find_fingerprint(cat, "a", "SHA256:none",
+						      &byfp),
+			 CATALOG_ENOENT);
+	assert_int_equal(catalog_key_find_fingerprint(cat, "ghost",
+						      k.fingerprint, &byfp),
+			 CATALOG_ENOENT);
 	assert_int_equal(catalog_key_touch(cat, f.id, 1234567), 0);
 	assert_int_equal(catalog_key_find(cat, "a", k.type, k.blob, &f), 0);
 	assert_int_equal(f.last_used, 1234567);
