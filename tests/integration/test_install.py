@@ -122,7 +122,8 @@ def test_man_pages_render_without_warnings(installed, page):
                        timeout=60, env=dict(os.environ, MANWIDTH="80",
                                             MAN_KEEP_FORMATTING="0"))
     assert r.returncode == 0
-    assert "NAME" in r.stdout and "SYNOPSIS" in r.stdout
+    text = re.sub(".\b", "", r.stdout)  # overstrike bold and underline
+    assert "NAME" in text and "SYNOPSIS" in text
 
 
 def test_conf_manual_documents_every_keyword():
