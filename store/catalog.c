@@ -775,8 +775,12 @@ int catalog_open(const char *path, struct catalog **out, char *err,
 	 * SQLite gives the -wal and -shm files the same mode. */
 	int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
 	if (fd < 0) {
-		rc = fail(CATALOG_EDB, "cannot open catalog %s: %s", path,
-			  strerror(errno));
+		int e = errno;
+		rc = fail(CATALOG_EDB, "cannot open catalog %s: %s%s", path,
+			  strerror(e),
+			  e == ENOENT ? " (its directory does not exist: "
+					"check DataDir/Catalog)"
+				      : "");
 		goto out;
 	}
 	close(fd);

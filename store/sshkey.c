@@ -403,6 +403,10 @@ int sshkey_parse_line(const char *line, struct sshkey_info *out, char *err,
 	}
 	memcpy(k.comment, p, clen);
 	k.comment[clen] = '\0';
+	/* A comment is one line of text; a tab in it is just a space. */
+	for (char *c = k.comment; *c; c++)
+		if (*c == '\t')
+			*c = ' ';
 	*out = k;
 	rc = 0;
 out:

@@ -526,3 +526,22 @@ def test_parallel_assetctl_processes(ctl, tmp_path):
         assert p.returncode == 0, err
         assert "locked" not in err
     assert len(ctl.json("client", "list")) == 48
+
+
+def test_json_escapes_every_string(ctl, tmp_path):
+    """Comments and names come from outside: quotes, backslashes, control
+    characters and bytes that are not UTF-8 still give valid JSON."""
+    ctl.ok("client", "add", "kufish", "--region", "test")
+    pub = open(keygen(tmp_path, "id_j")).read().split()
+    line = ("%s %s caf\xe9 \"q\" \\ end\tx\n" % (pub[0], pub[1])).encode(
+        "latin-1")
+    r = subprocess.run([ASSETCTL, "-D", ctl.db, "key", "add", "kufish", "-"],
+                       input=line, capture_output=True)
+    assert r.returncode == 0, r.stderr
+    r = subprocess.run([ASSETCTL, "-D", ctl.db, "--json", "key", "list"],
+                       capture_output=True)
+    keys = json.loads(r.stdout.decode("utf-8"))
+    assert keys[0]["comment"] == "caf\ufffd \"q\" \\ end x"
+    ctl.ok("collection", "add", "kufish", "Ünïcode ✓ \\ \"")
+    got = ctl.json("collection", "list")
+    assert got[0]["name"] == "Ünïcode ✓ \\ \""
