@@ -263,17 +263,19 @@ def test_copy_between_endpoints_streams(s3server, bucket, tmp_path):
 
 def test_directory_rename_recursive(s3server, bucket):
     url = "s3://%s/p/" % bucket
-    for n in ("d/a.txt", "d/sub/b.txt", "d/sub/deeper/c.txt"):
+    for n in ("d/a.txt", "d/sub/b.txt", "d/sub/deeper/c.txt",
+              "d/p+q,r;s=t$u.txt"):
         ok(pipe(s3server.endpoint, url, "put", n, data=n.encode()))
     ok(pipe(s3server.endpoint, url, "mkdir", "d/empty"))
     ok(pipe(s3server.endpoint, url, "mv", "d", "e"))
     assert sorted(s3server.keys(bucket, "p/")) == [
-        "p/e/a.txt", "p/e/empty/", "p/e/sub/b.txt", "p/e/sub/deeper/c.txt"]
+        "p/e/a.txt", "p/e/empty/", "p/e/p+q,r;s=t$u.txt", "p/e/sub/b.txt",
+        "p/e/sub/deeper/c.txt"]
     assert s3server.get(bucket, "p/e/sub/deeper/c.txt") == \
         b"d/sub/deeper/c.txt"
     ls = ok(pipe(s3server.endpoint, url, "ls", "e/", "/")).decode()
-    assert ls.split("\n") == ["e/a.txt 7 0", "e/empty/ 0 1", "e/sub/ 0 1",
-                              ""]
+    assert ls.split("\n") == ["e/a.txt 7 0", "e/empty/ 0 1",
+                              "e/p+q,r;s=t$u.txt 17 0", "e/sub/ 0 1", ""]
 
 
 # ---- credentials ------------------------------------------------------------
