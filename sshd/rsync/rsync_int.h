@@ -91,7 +91,9 @@
 #define RS_MAX_BLOCK_SIZE (1 << 17)   /* largest block length (proto 30+) */
 #define RS_SUM_LENGTH 16              /* MD5 digest length */
 #define RS_MAX_PATH 4096              /* longest name on the wire */
-#define RS_MAX_SUM_COUNT (1 << 26)    /* most block checksums we accept */
+#define RS_MAX_SUM_COUNT (1 << 21)    /* most block sums per file: 2M blocks
+					  (56 MiB held for a pull; at 128 KiB
+					  blocks a 256 GiB basis) */
 
 /* ---- options (options.c) ------------------------------------------- */
 
