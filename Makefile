@@ -48,7 +48,7 @@ UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 TOOL_SRC := $(sort $(wildcard tests/tools/*.c))
 TOOL_BIN := $(TOOL_SRC:tests/tools/%.c=$(BUILD)/tools/%)
 
-.PHONY: all run check unit deps deps-test deps-bench install clean bench fuzz
+.PHONY: all run check unit tools deps deps-test deps-bench install clean bench fuzz fuzz-build
 
 all: assetd assetctl
 
@@ -103,16 +103,44 @@ run: deps
 	@sh etc/run-demo.sh
 
 check: deps-test
-	@$(MAKE) --no-print-directory all unit tools
-	@BUILD=$(BUILD) sh tests/run.sh
+	@$(MAKE) --no-print-directory all unit tools fuzz-build
+	@BUILD=$(BUILD) FUZZ_BUILD=$(FUZZ_BUILD) sh tests/run.sh
 
 bench: deps-bench
 	@$(MAKE) --no-print-directory all tools
-	@BUILD=$(BUILD) ONLY=$(ONLY) QUICK=$(QUICK) sh tests/bench/run.sh
+	@ASSETD_BUILD=$(BUILD) ONLY=$(ONLY) QUICK=$(QUICK) \
+		/usr/bin/python3 tests/bench/bench.py
 
+# ---- fuzzing (libFuzzer): the library rebuilt with clang, instrumented --
 FUZZ_SECONDS ?= 60
-fuzz:
-	@FUZZ_SECONDS=$(FUZZ_SECONDS) sh tests/fuzz/run.sh
+FUZZ_BUILD = build/fuzz
+FUZZ_CC = clang
+FUZZ_SAN = -fsanitize=address,undefined -fno-sanitize-recover=undefined
+FUZZ_CFLAGS = -std=c11 -D_GNU_SOURCE -DASSETD_VERSION='"$(VERSION)"' \
+	-DASSETD_FUZZ -Iinclude -g -O1 -fno-omit-frame-pointer $(FUZZ_SAN) \
+	-fsanitize=fuzzer-no-link $(PKG_CFLAGS) -pthread
+FUZZ_SRC := $(sort $(wildcard tests/fuzz/fuzz_*.c))
+FUZZ_BIN := $(FUZZ_SRC:tests/fuzz/%.c=$(FUZZ_BUILD)/%)
+FUZZ_OBJ := $(LIB_SRC:%.c=$(FUZZ_BUILD)/%.o)
+
+$(FUZZ_BUILD)/%.o: %.c $(wildcard include/*.h)
+	@mkdir -p $(dir $@)
+	@echo "  FUZZCC  $<"
+	@$(FUZZ_CC) $(FUZZ_CFLAGS) -c -o $@ $<
+
+$(FUZZ_BUILD)/libassetd.a: $(FUZZ_OBJ)
+	@rm -f $@
+	@ar rcs $@ $^
+
+$(FUZZ_BUILD)/fuzz_%: tests/fuzz/fuzz_%.c $(FUZZ_BUILD)/libassetd.a
+	@echo "  FUZZ    $@"
+	@$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer -o $@ $^ $(LIBS)
+
+fuzz-build: $(FUZZ_BIN)
+
+fuzz: deps-test
+	@$(MAKE) --no-print-directory fuzz-build
+	@FUZZ_BUILD=$(FUZZ_BUILD) FUZZ_SECONDS=$(FUZZ_SECONDS) sh tests/fuzz/run.sh
 
 # ---- install ------------------------------------------------------------
 install: all

@@ -102,6 +102,11 @@ void conf_defaults(struct conf *c);
  * "PATH:LINE: message" (or "PATH: message"). */
 int conf_load(const char *path, struct conf *c, char *err, size_t errlen);
 
+/* Derive what depends on DataDir (Catalog, HostKey, SpoolDir) where not
+ * set, and check combinations. conf_load() calls it; a program running on
+ * the defaults alone calls it after conf_defaults(). 0 or -1 with ERR. */
+int conf_finish(struct conf *c, char *err, size_t errlen);
+
 /* Parse one "Keyword value" line into C (used by conf_load and tests).
  * Returns 0, or -1 with a message in ERR (without file:line). Blank and
  * comment lines return 0. */

@@ -40,6 +40,19 @@ for t in "$BUILD"/tests/test_*; do
 	fi
 done
 
+# Fuzz smoke: each libFuzzer target for a few seconds (make fuzz runs long).
+FUZZ_BUILD=${FUZZ_BUILD:-build/fuzz}
+if ls "$FUZZ_BUILD"/fuzz_* >/dev/null 2>&1; then
+	FUZZ_BUILD="$FUZZ_BUILD" FUZZ_SECONDS=${FUZZ_SMOKE_SECONDS:-3} \
+		sh tests/fuzz/run.sh >"$out/fuzz.log" 2>&1
+	fp=$(sed -n 's/^fuzz: \([0-9]*\) passed, \([0-9]*\) failed$/\1/p' "$out/fuzz.log")
+	ff=$(sed -n 's/^fuzz: \([0-9]*\) passed, \([0-9]*\) failed$/\2/p' "$out/fuzz.log")
+	[ -n "$fp" ] || { fp=0; ff=1; }
+	grep '^fuzz ' "$out/fuzz.log"
+	passed=$((passed + fp))
+	failed=$((failed + ff))
+fi
+
 # Integration tests: the real daemon with real clients.
 if [ -d tests/integration ]; then
 	/usr/bin/python3 -m pytest tests/integration -q -rfE \

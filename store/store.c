@@ -1,0 +1,757 @@
+/*
+ * store.c - locations, object names, and the backend-independent half of
+ * the storage interface.
+ *
+ * Every store_ call enters here. This file parses and normalises location
+ * URLs (file:// and s3://), checks every object name against the one set of
+ * name rules before a backend sees it, and then dispatches through the
+ * backend table of store/backend.h. It also holds what needs no backend:
+ * client path normalisation (store_path_resolve, the single place where a
+ * path typed by a client becomes a path in its virtual tree), content types
+ * by extension, the convenience calls store_put / store_pread, and the
+ * streamed copy used when a backend cannot copy server-side (fs <-> S3, or
+ * two S3 endpoints).
+ *
+ * Names are bytes, compared bytewise; the rules (store_name_valid) refuse
+ * what could escape a location or confuse a peer: empty, "." and ".."
+ * segments, leading/trailing/double '/', backslashes, C0 control characters
+ * and DEL, invalid UTF-8, names over 1,024 bytes and segments over 255.
+ * Percent signs are ordinary characters: "%2e%2e" is a literal name.
+ */
+#include "store.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "backend.h"
+
+/* The S3 backend lives in store/s3.c. Until it is linked in, the symbol is
+ * weak so that a build without it still links; s3:// opens then fail. */
+extern const struct store_backend store_s3_backend __attribute__((weak));
+
+#define STORE_SEGMENT_MAX 255
+#define STORE_COPY_BUF (256 * 1024)
+
+/* ---- errors ---------------------------------------------------------- */
+
+const char *store_strerror(int err)
+{
+	switch (err) {
+	case STORE_OK: return "success";
+	case STORE_ENOENT: return "no such file or directory";
+	case STORE_EACCES: return "permission denied";
+	case STORE_EEXIST: return "already exists";
+	case STORE_ENOTEMPTY: return "directory not empty";
+	case STORE_ENOSPC: return "no space left on the storage";
+	case STORE_ETHROTTLED: return "storage is throttling requests";
+	case STORE_EUNAVAIL: return "storage unavailable";
+	case STORE_EINVAL: return "invalid name or argument";
+	case STORE_EIO: return "storage I/O error";
+	case STORE_ENOTDIR: return "not a directory";
+	case STORE_EISDIR: return "is a directory";
+	case STORE_ENOMEM: return "out of memory";
+	case STORE_EAUTH: return "storage credentials refused or missing";
+	case STORE_ETOOBIG: return "object too large for the storage";
+	case STORE_ECANCELED: return "canceled";
+	default: return "unknown storage error";
+	}
+}
+
+/* ---- name rules ------------------------------------------------------ */
+
+/* Length of the valid UTF-8 sequence at S (at most N bytes available), or 0
+ * if it is not one: overlong forms, surrogates and code points above
+ * U+10FFFF are refused, as RFC 3629 says. */
+static size_t utf8_seq(const unsigned char *s, size_t n)
+{
+	unsigned c = s[0];
+	size_t len;
+	unsigned cp;
+
+	if (c < 0x80)
+		return 1;
+	if (c >= 0xc2 && c <= 0xdf) {
+		len = 2;
+		cp = c & 0x1f;
+	} else if (c >= 0xe0 && c <= 0xef) {
+		len = 3;
+		cp = c & 0x0f;
+	} else if (c >= 0xf0 && c <= 0xf4) {
+		len = 4;
+		cp = c & 0x07;
+	} else {
+		return 0; /* continuation byte, 0xc0/0xc1, 0xf5.. */
+	}
+	if (len > n)
+		return 0;
+	for (size_t i = 1; i < len; i++) {
+		if ((s[i] & 0xc0) != 0x80)
+			return 0;
+		cp = (cp << 6) | (s[i] & 0x3f);
+	}
+	if ((len == 3 && cp < 0x800) || (len == 4 && cp < 0x10000))
+		return 0; /* overlong */
+	if (cp >= 0xd800 && cp <= 0xdfff)
+		return 0; /* UTF-16 surrogate */
+	if (cp > 0x10ffff)
+		return 0;
+	return len;
+}
+
+/* 1 if the N bytes at S are a valid segment body: non-empty, not "." or
+ * "..", at most 255 bytes, no '/', backslash or control character, UTF-8. */
+static int segment_ok(const char *s, size_t n)
+{
+	const unsigned char *u = (const unsigned char *)s;
+
+	if (n == 0 || n > STORE_SEGMENT_MAX)
+		return 0;
+	if ((n == 1 && s[0] == '.') || (n == 2 && s[0] == '.' && s[1] == '.'))
+		return 0;
+	for (size_t i = 0; i < n;) {
+		unsigned char c = u[i];
+		if (c < 0x20 || c == 0x7f || c == '/' || c == '\\')
+			return 0;
+		size_t l = utf8_seq(u + i, n - i);
+		if (l == 0)
+			return 0;
+		i += l;
+	}
+	return 1;
+}
+
+int store_segment_valid(const char *seg)
+{
+	if (!seg)
+		return 0;
+	size_t n = strnlen(seg, STORE_SEGMENT_MAX + 1);
+	return segment_ok(seg, n);
+}
+
+int store_name_valid(const char *name)
+{
+	if (!name)
+		return 0;
+	size_t n = strnlen(name, STORE_NAME_MAX);
+	if (n == 0 || n > STORE_NAME_MAX - 1)
+		return 0;
+	const char *p = name, *end = name + n;
+	while (p <= end) {
+		const char *slash = memchr(p, '/', (size_t)(end - p));
+		const char *segend = slash ? slash : end;
+		if (!segment_ok(p, (size_t)(segend - p)))
+			return 0;
+		if (!slash)
+			break;
+		p = slash + 1;
+	}
+	return 1;
+}
+
+/* A directory argument: "" (the root), or a valid name. A trailing '/' is
+ * tolerated (the S3 spelling of a directory) and dropped by the caller. */
+static int dir_name_ok(const char *name, char *out, size_t outlen)
+{
+	size_t n = strnlen(name, STORE_NAME_MAX + 1);
+	if (n >= outlen || n > STORE_NAME_MAX)
+		return 0;
+	memcpy(out, name, n + 1);
+	if (n > 0 && out[n - 1] == '/')
+		out[--n] = '\0';
+	return n == 0 || store_name_valid(out);
+}
+
+/* A listing prefix: "", "dir/", or "dir/part" where every complete segment
+ * is valid and the partial last one has no forbidden byte (it may be "."
+ * to list dot names). */
+static int prefix_ok(const char *prefix)
+{
+	size_t n = strnlen(prefix, STORE_NAME_MAX);
+	if (n > STORE_NAME_MAX - 1)
+		return 0;
+	if (n == 0)
+		return 1;
+	const char *last = strrchr(prefix, '/');
+	if (last) {
+		char dir[STORE_NAME_MAX];
+		size_t dl = (size_t)(last - prefix);
+		memcpy(dir, prefix, dl);
+		dir[dl] = '\0';
+		if (!store_name_valid(dir))
+			return 0;
+	}
+	const char *part = last ? last + 1 : prefix;
+	size_t pl = strlen(part);
+	if (pl == 0)
+		return 1;
+	if (pl > STORE_SEGMENT_MAX)
+		return 0;
+	if ((pl == 1 && part[0] == '.') || (pl == 2 && !strcmp(part, "..")))
+		return 1;
+	return segment_ok(part, pl);
+}
+
+int store_path_resolve(const char *cwd, const char *path, char *out,
+		       size_t outlen)
+{
+	if (!cwd || !path || !out || outlen < 2 || cwd[0] != '/')
+		return STORE_EINVAL;
+
+	/* OUT is used as a stack of segments: "/a/b". LEN is its length
+	 * without a trailing '/'; the root is the empty stack. */
+	size_t len = 0;
+	const char *inputs[2] = { cwd, path };
+	int first = path[0] == '/' ? 1 : 0; /* absolute PATH drops CWD */
+
+	for (int k = first; k < 2; k++) {
+		const char *p = inputs[k];
+		while (*p) {
+			while (*p == '/')
+				p++;
+			if (!*p)
+				break;
+			const char *s = p;
+			while (*p && *p != '/')
+				p++;
+			size_t n = (size_t)(p - s);
+			if (n == 1 && s[0] == '.')
+				continue;
+			if (n == 2 && s[0] == '.' && s[1] == '.') {
+				/* pop one segment; ".." at the root stays */
+				while (len > 0 && out[len - 1] != '/')
+					len--;
+				if (len > 0)
+					len--;
+				continue;
+			}
+			if (!segment_ok(s, n))
+				return STORE_EINVAL;
+			if (len + 1 + n + 1 > outlen)
+				return STORE_EINVAL;
+			out[len++] = '/';
+			memcpy(out + len, s, n);
+			len += n;
+		}
+	}
+	if (len == 0)
+		out[len++] = '/';
+	out[len] = '\0';
+	return 0;
+}
+
+int store_name_join(const char *dir, const char *name, char *out,
+		    size_t outlen)
+{
+	if (!dir || !name || !out)
+		return STORE_EINVAL;
+	size_t dl = strlen(dir), nl = strlen(name);
+	while (dl > 0 && dir[dl - 1] == '/')
+		dl--;
+	size_t need = (dl ? dl + 1 : 0) + nl + 1;
+	if (need > outlen)
+		return STORE_EINVAL;
+	size_t o = 0;
+	if (dl) {
+		memmove(out, dir, dl);
+		out[dl] = '/';
+		o = dl + 1;
+	}
+	memmove(out + o, name, nl + 1);
+	return 0;
+}
+
+/* ---- content types --------------------------------------------------- */
+
+static const struct {
+	const char *ext;
+	const char *type;
+} content_types[] = {
+	{ "jpg", "image/jpeg" },      { "jpeg", "image/jpeg" },
+	{ "jpe", "image/jpeg" },      { "png", "image/png" },
+	{ "gif", "image/gif" },       { "tif", "image/tiff" },
+	{ "tiff", "image/tiff" },     { "bmp", "image/bmp" },
+	{ "webp", "image/webp" },     { "heic", "image/heic" },
+	{ "heif", "image/heif" },     { "avif", "image/avif" },
+	{ "svg", "image/svg+xml" },   { "jp2", "image/jp2" },
+	{ "dng", "image/x-adobe-dng" }, { "cr2", "image/x-canon-cr2" },
+	{ "nef", "image/x-nikon-nef" }, { "psd", "image/vnd.adobe.photoshop" },
+	{ "ico", "image/vnd.microsoft.icon" },
+	{ "pdf", "application/pdf" }, { "mp4", "video/mp4" },
+	{ "m4v", "video/mp4" },       { "mov", "video/quicktime" },
+	{ "avi", "video/x-msvideo" }, { "mkv", "video/x-matroska" },
+	{ "webm", "video/webm" },     { "mpg", "video/mpeg" },
+	{ "mpeg", "video/mpeg" },     { "mp3", "audio/mpeg" },
+	{ "wav", "audio/wav" },       { "flac", "audio/flac" },
+	{ "ogg", "audio/ogg" },       { "m4a", "audio/mp4" },
+	{ "aac", "audio/aac" },       { "aif", "audio/aiff" },
+	{ "aiff", "audio/aiff" },     { "txt", "text/plain" },
+	{ "csv", "text/csv" },        { "tsv", "text/tab-separated-values" },
+	{ "htm", "text/html" },       { "html", "text/html" },
+	{ "md", "text/markdown" },    { "xml", "application/xml" },
+	{ "json", "application/json" }, { "zip", "application/zip" },
+	{ "tar", "application/x-tar" }, { "gz", "application/gzip" },
+	{ "tgz", "application/gzip" }, { "xz", "application/x-xz" },
+	{ "zst", "application/zstd" }, { "bz2", "application/x-bzip2" },
+	{ "7z", "application/x-7z-compressed" },
+	{ "doc", "application/msword" },
+	{ "docx", "application/vnd.openxmlformats-officedocument.wordprocessingml.document" },
+	{ "xls", "application/vnd.ms-excel" },
+	{ "xlsx", "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet" },
+	{ "ppt", "application/vnd.ms-powerpoint" },
+	{ "pptx", "application/vnd.openxmlformats-officedocument.presentationml.presentation" },
+	{ "odt", "application/vnd.oasis.opendocument.text" },
+	{ "ods", "application/vnd.oasis.opendocument.spreadsheet" },
+	{ "rtf", "application/rtf" },
+};
+
+const char *store_content_type(const char *name)
+{
+	static const char *const fallback = "application/octet-stream";
+	if (!name)
+		return fallback;
+	const char *slash = strrchr(name, '/');
+	const char *base = slash ? slash + 1 : name;
+	const char *dot = strrchr(base, '.');
+	if (!dot || dot == base || !dot[1])
+		return fallback; /* no extension, or a dot file like ".txt" */
+	/* Only the last extension counts: "x.tar.xz" is an xz stream. */
+	for (size_t i = 0; i < sizeof content_types / sizeof content_types[0];
+	     i++) {
+		if (!strcasecmp(dot + 1, content_types[i].ext))
+			return content_types[i].type;
+	}
+	return fallback;
+}
+
+/* ---- locations ------------------------------------------------------- */
+
+/* 1 if B (length N) is a usable S3 bucket name: 3-63 of [a-z0-9.-],
+ * starting and ending with a letter or digit, as AWS requires. Upper case
+ * and '_' are accepted too for older buckets and S3-compatible stores. */
+static int bucket_ok(const char *b, size_t n)
+{
+	if (n < 3 || n > 63)
+		return 0;
+	for (size_t i = 0; i < n; i++) {
+		char c = b[i];
+		int alnum = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+			    (c >= '0' && c <= '9');
+		if (!alnum && c != '.' && c != '-' && c != '_')
+			return 0;
+		if (!alnum && (i == 0 || i == n - 1))
+			return 0;
+	}
+	return 1;
+}
+
+/* Normalise URL into ST->url ("scheme://rest/" with exactly one trailing
+ * '/'), choosing the backend. Returns the offset of "rest" or an error. */
+static int parse_url(const char *url, struct store *st)
+{
+	size_t n = strnlen(url, STORE_URL_MAX);
+	if (n == 0 || n >= STORE_URL_MAX - 1)
+		return STORE_EINVAL;
+	for (size_t i = 0; i < n; i++) {
+		unsigned char c = (unsigned char)url[i];
+		if (c < 0x20 || c == 0x7f || c == '\\')
+			return STORE_EINVAL;
+	}
+
+	char path[STORE_URL_MAX];
+	const char *scheme;
+	size_t pl;
+	if (!strncmp(url, "file://", 7)) {
+		const char *rest = url + 7;
+		if (!strncmp(rest, "localhost/", 10))
+			rest += 9;
+		if (rest[0] != '/')
+			return STORE_EINVAL; /* file://host/... or relative */
+		/* The directory below "/" must be a valid name (no "..",
+		 * no "//"), so that the location is what it says. */
+		pl = strlen(rest);
+		memcpy(path, rest, pl + 1);
+		while (pl > 1 && path[pl - 1] == '/')
+			path[--pl] = '\0';
+		if (pl > 1 && !store_name_valid(path + 1))
+			return STORE_EINVAL;
+		scheme = "file";
+		st->be = &store_fs_backend;
+	} else if (!strncmp(url, "s3://", 5)) {
+		const char *rest = url + 5;
+		pl = strlen(rest);
+		memcpy(path, rest, pl + 1);
+		while (pl > 0 && path[pl - 1] == '/')
+			path[--pl] = '\0';
+		const char *slash = strchr(path, '/');
+		size_t bl = slash ? (size_t)(slash - path) : pl;
+		if (!bucket_ok(path, bl))
+			return STORE_EINVAL;
+		if (slash && !store_name_valid(slash + 1))
+			return STORE_EINVAL;
+		scheme = "s3";
+		if (&store_s3_backend == NULL)
+			return STORE_EINVAL; /* built without the S3 backend */
+		st->be = &store_s3_backend;
+	} else {
+		return STORE_EINVAL;
+	}
+	size_t sl = strlen(scheme);
+	/* scheme "://" path "/" NUL */
+	if (sl + 3 + pl + 2 > sizeof st->url)
+		return STORE_EINVAL;
+	memcpy(st->url, scheme, sl);
+	memcpy(st->url + sl, "://", 3);
+	memcpy(st->url + sl + 3, path, pl);
+	size_t o = sl + 3 + pl;
+	if (o == 0 || st->url[o - 1] != '/')
+		st->url[o++] = '/';
+	st->url[o] = '\0';
+	return (int)(sl + 3);
+}
+
+int store_open(const char *url, const struct store_opts *opts,
+	       struct store **out)
+{
+	if (!url || !out)
+		return STORE_EINVAL;
+	*out = NULL;
+	struct store *st = calloc(1, sizeof *st);
+	if (!st)
+		return STORE_ENOMEM;
+	int off = parse_url(url, st);
+	if (off < 0) {
+		free(st);
+		return off;
+	}
+	struct store_opts defaults = { .path_style = -1 };
+	int rc = st->be->open(st, st->url + off, opts ? opts : &defaults);
+	if (rc < 0) {
+		free(st);
+		return rc;
+	}
+	*out = st;
+	return 0;
+}
+
+void store_close(struct store *st)
+{
+	if (!st)
+		return;
+	st->be->close(st);
+	free(st);
+}
+
+const char *store_url(const struct store *st)
+{
+	return st->url;
+}
+
+int store_is_s3(const struct store *st)
+{
+	return st->be != &store_fs_backend;
+}
+
+/* ---- dispatch -------------------------------------------------------- */
+
+int store_stat(struct store *st, const char *name, struct store_stat *out)
+{
+	char n[STORE_NAME_MAX];
+	if (!st || !name || !out || !dir_name_ok(name, n, sizeof n))
+		return STORE_EINVAL;
+	memset(out, 0, sizeof *out);
+	return st->be->stat(st, n, out);
+}
+
+int store_set_mtime(struct store *st, const char *name, int64_t mtime)
+{
+	char n[STORE_NAME_MAX];
+	if (!st || !name || !dir_name_ok(name, n, sizeof n))
+		return STORE_EINVAL;
+	return st->be->set_mtime(st, n, mtime);
+}
+
+int store_reader_open(struct store *st, const char *name, uint64_t offset,
+		      uint64_t len, struct store_reader **out,
+		      struct store_stat *out_stat)
+{
+	if (!out)
+		return STORE_EINVAL;
+	*out = NULL;
+	if (!st || !store_name_valid(name))
+		return STORE_EINVAL;
+	struct store_stat tmp;
+	struct store_stat *sp = out_stat ? out_stat : &tmp;
+	memset(sp, 0, sizeof *sp);
+	return st->be->reader_open(st, name, offset, len, out, sp);
+}
+
+ssize_t store_reader_read(struct store_reader *r, void *buf, size_t cap)
+{
+	if (!r || (!buf && cap))
+		return STORE_EINVAL;
+	if (cap == 0)
+		return 0;
+	return r->be->reader_read(r, buf, cap);
+}
+
+int store_reader_fd(struct store_reader *r)
+{
+	return r ? r->be->reader_fd(r) : -1;
+}
+
+void store_reader_close(struct store_reader *r)
+{
+	if (r)
+		r->be->reader_close(r);
+}
+
+ssize_t store_pread(struct store *st, const char *name, void *buf,
+		    size_t len, uint64_t offset)
+{
+	struct store_reader *r;
+	if (len > SSIZE_MAX)
+		len = SSIZE_MAX;
+	int rc = store_reader_open(st, name, offset, len, &r, NULL);
+	if (rc < 0)
+		return rc;
+	size_t got = 0;
+	while (got < len) {
+		ssize_t n = store_reader_read(r, (char *)buf + got, len - got);
+		if (n < 0) {
+			store_reader_close(r);
+			return n;
+		}
+		if (n == 0)
+			break;
+		got += (size_t)n;
+	}
+	store_reader_close(r);
+	return (ssize_t)got;
+}
+
+int store_writer_open(struct store *st, const char *name,
+		      const struct store_put_opts *opts,
+		      struct store_writer **out)
+{
+	if (!out)
+		return STORE_EINVAL;
+	*out = NULL;
+	if (!st || !store_name_valid(name))
+		return STORE_EINVAL;
+	struct store_put_opts defaults = { 0 };
+	struct store_put_opts o = opts ? *opts : defaults;
+	if (o.content_type && (strlen(o.content_type) >= STORE_CTYPE_MAX ||
+			       strpbrk(o.content_type, "\r\n")))
+		return STORE_EINVAL;
+	int rc = st->be->writer_open(st, name, &o, out);
+	if (rc < 0)
+		return rc;
+	(*out)->size = 0;
+	(*out)->dead = 0;
+	return 0;
+}
+
+int store_writer_write(struct store_writer *w, const void *buf, size_t len)
+{
+	if (!w || (!buf && len))
+		return STORE_EINVAL;
+	if (w->dead)
+		return w->dead < 0 ? w->dead : STORE_EIO;
+	if (len == 0)
+		return 0;
+	int rc = w->be->writer_write(w, buf, len);
+	if (rc < 0) {
+		w->dead = rc;
+		return rc;
+	}
+	w->size += len;
+	return 0;
+}
+
+uint64_t store_writer_size(const struct store_writer *w)
+{
+	return w ? w->size : 0;
+}
+
+int store_writer_commit(struct store_writer *w)
+{
+	if (!w)
+		return STORE_EINVAL;
+	if (w->dead) {
+		int rc = w->dead < 0 ? w->dead : STORE_EIO;
+		w->be->writer_abort(w);
+		return rc;
+	}
+	return w->be->writer_commit(w);
+}
+
+void store_writer_abort(struct store_writer *w)
+{
+	if (w)
+		w->be->writer_abort(w);
+}
+
+int store_put(struct store *st, const char *name, const void *buf,
+	      size_t len, const struct store_put_opts *opts)
+{
+	struct store_put_opts o = { 0 };
+	if (opts)
+		o = *opts;
+	if (!o.size_hint)
+		o.size_hint = len;
+	struct store_writer *w;
+	int rc = store_writer_open(st, name, &o, &w);
+	if (rc < 0)
+		return rc;
+	rc = store_writer_write(w, buf, len);
+	if (rc < 0) {
+		store_writer_abort(w);
+		return rc;
+	}
+	return store_writer_commit(w);
+}
+
+int store_list(struct store *st, const char *prefix, char delim,
+	       const char *start_after, store_list_cb cb, void *arg)
+{
+	if (!st || !cb)
+		return STORE_EINVAL;
+	if (!prefix)
+		prefix = "";
+	if (!prefix_ok(prefix) || (delim != 0 && delim != '/'))
+		return STORE_EINVAL;
+	if (start_after && (!*start_after ||
+			    strnlen(start_after, STORE_NAME_MAX) >=
+				    STORE_NAME_MAX))
+		start_after = NULL;
+	return st->be->list(st, prefix, delim, start_after, cb, arg);
+}
+
+int store_delete(struct store *st, const char *name)
+{
+	if (!st || !store_name_valid(name))
+		return STORE_EINVAL;
+	return st->be->delete_object(st, name);
+}
+
+int store_mkdir(struct store *st, const char *name)
+{
+	char n[STORE_NAME_MAX];
+	if (!st || !name || !dir_name_ok(name, n, sizeof n))
+		return STORE_EINVAL;
+	if (!n[0])
+		return STORE_EEXIST; /* the root always exists */
+	return st->be->mkdir(st, n);
+}
+
+int store_rmdir(struct store *st, const char *name)
+{
+	char n[STORE_NAME_MAX];
+	if (!st || !name || !dir_name_ok(name, n, sizeof n) || !n[0])
+		return STORE_EINVAL; /* the root is not removable */
+	return st->be->rmdir(st, n);
+}
+
+int store_rename(struct store *st, const char *from, const char *to,
+		 int noreplace)
+{
+	char f[STORE_NAME_MAX], t[STORE_NAME_MAX];
+	if (!st || !from || !to || !dir_name_ok(from, f, sizeof f) ||
+	    !dir_name_ok(to, t, sizeof t) || !f[0] || !t[0])
+		return STORE_EINVAL;
+	if (!strcmp(f, t)) {
+		/* posix rename onto itself: nothing to do if it exists */
+		struct store_stat ss;
+		int rc = st->be->stat(st, f, &ss);
+		if (rc < 0)
+			return rc;
+		return noreplace ? STORE_EEXIST : 0;
+	}
+	/* A directory cannot move into itself. */
+	size_t fl = strlen(f);
+	if (!strncmp(t, f, fl) && t[fl] == '/')
+		return STORE_EINVAL;
+	return st->be->rename(st, f, t, noreplace ? 1 : 0);
+}
+
+/* Streamed copy through a reader and a writer: for pairs of stores that
+ * cannot copy server-side. Keeps the client mtime and content type. */
+static int copy_streamed(struct store *src, const char *from,
+			 struct store *dst, const char *to)
+{
+	struct store_stat sst;
+	struct store_reader *r;
+	int rc = store_reader_open(src, from, 0, UINT64_MAX, &r, &sst);
+	if (rc < 0)
+		return rc;
+	struct store_put_opts po = {
+		.mtime = sst.mtime,
+		.content_type = sst.content_type[0] ? sst.content_type : NULL,
+		.size_hint = sst.size,
+	};
+	struct store_writer *w;
+	rc = store_writer_open(dst, to, &po, &w);
+	if (rc < 0) {
+		store_reader_close(r);
+		return rc;
+	}
+	char *buf = malloc(STORE_COPY_BUF);
+	if (!buf) {
+		store_writer_abort(w);
+		store_reader_close(r);
+		return STORE_ENOMEM;
+	}
+	for (;;) {
+		ssize_t n = store_reader_read(r, buf, STORE_COPY_BUF);
+		if (n < 0) {
+			rc = (int)n;
+			break;
+		}
+		if (n == 0) {
+			rc = 0;
+			break;
+		}
+		rc = store_writer_write(w, buf, (size_t)n);
+		if (rc < 0)
+			break;
+	}
+	free(buf);
+	store_reader_close(r);
+	if (rc == 0 && store_writer_size(w) != sst.size)
+		rc = STORE_EIO; /* the source changed or was cut short */
+	if (rc < 0) {
+		store_writer_abort(w);
+		return rc;
+	}
+	return store_writer_commit(w);
+}
+
+int store_copy(struct store *src, const char *from, struct store *dst,
+	       const char *to)
+{
+	if (!src || !dst || !store_name_valid(from) || !store_name_valid(to))
+		return STORE_EINVAL;
+	if (src->be == dst->be && src->be->copy) {
+		int rc = src->be->copy(src, from, dst, to);
+		if (rc != STORE_EINVAL)
+			return rc;
+	}
+	return copy_streamed(src, from, dst, to);
+}
+
+int store_statfs(struct store *st, uint64_t *total, uint64_t *avail)
+{
+	if (!st || !total || !avail)
+		return STORE_EINVAL;
+	return st->be->statfs(st, total, avail);
+}
+
+int store_cleanup(struct store *st, int min_age)
+{
+	if (!st || min_age < 0)
+		return STORE_EINVAL;
+	return st->be->cleanup(st, min_age);
+}

@@ -1,0 +1,295 @@
+"""bench.py - run every benchmark scenario beside its peer, in one run.
+
+    /usr/bin/python3 tests/bench/bench.py [--only NAME] [--quick] [--runs N]
+
+Each scenario lives in tests/bench/scenarios/<name>.py and defines
+    def run(ctx): -> list of Row
+It measures ours and the peer alternately, ctx.runs times, and reports the
+median of each and the median of the pairwise ratios (on a noisy machine,
+the ratio within one run is the figure that counts). Results go to
+docs/BENCHMARKS.md with the machine they ran on; nothing here asserts speed.
+
+The scenarios reuse the integration harness (tests/integration/conftest.py):
+the real daemon, the real test S3 server, real clients and real peers, all on
+loopback, with data generated from a fixed seed.
+"""
+import argparse
+import datetime
+import importlib.util
+import os
+import platform
+import resource
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import traceback
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.abspath(os.path.join(HERE, "..", ".."))
+sys.path.insert(0, os.path.join(ROOT, "tests", "integration"))
+sys.path.insert(0, HERE)
+
+import conftest  # noqa: E402  (the integration harness: Daemon, S3Server)
+
+
+class Row:
+    """One line of the results table.
+
+    ours/peer are in UNIT; for throughputs higher is better, for times lower
+    is better (HIGHER says which). ratio is ours/peer for throughputs and
+    peer/ours for times, so a ratio above 1 always means we are ahead."""
+
+    def __init__(self, scenario, ours, peer=None, unit="", ratio=None,
+                 target="", rss_mib=None, cpu_s=None, peer_name="",
+                 note="", higher=True):
+        self.scenario = scenario
+        self.ours = ours
+        self.peer = peer
+        self.unit = unit
+        self.ratio = ratio
+        self.target = target
+        self.rss_mib = rss_mib
+        self.cpu_s = cpu_s
+        self.peer_name = peer_name
+        self.note = note
+        self.higher = higher
+
+
+def median(xs):
+    return statistics.median(xs) if xs else None
+
+
+def alternate(ours, peer, runs, higher=True):
+    """Call ours() and peer() alternately RUNS times; each returns a figure
+    (a throughput if HIGHER, else a time). Returns (median ours, median
+    peer, median of pairwise ratios, where > 1 means ours is ahead)."""
+    o, p, r = [], [], []
+    for i in range(runs):
+        if i % 2 == 0:
+            a = ours()
+            b = peer()
+        else:
+            b = peer()
+            a = ours()
+        o.append(a)
+        p.append(b)
+        if a and b:
+            r.append(a / b if higher else b / a)
+    return median(o), median(p), median(r)
+
+
+def peak_rss_mib(pid):
+    """VmHWM of a live process, in MiB."""
+    try:
+        with open("/proc/%d/status" % pid) as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024.0
+    except OSError:
+        pass
+    return None
+
+
+def cpu_seconds(pid):
+    """User + system CPU seconds of a live process."""
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        tick = os.sysconf("SC_CLK_TCK")
+        return (int(fields[11]) + int(fields[12])) / tick
+    except OSError:
+        return None
+
+
+def timed(argv, **kw):
+    """Run a command; return its wall time in seconds. Fails loudly."""
+    t0 = time.monotonic()
+    subprocess.run(argv, check=True, **kw)
+    return time.monotonic() - t0
+
+
+def child_peak_rss_mib():
+    return resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024.0
+
+
+class Context:
+    def __init__(self, workdir, quick, runs):
+        self.workdir = workdir
+        self.quick = quick
+        self.runs = runs
+        self._s3 = None
+        self._daemons = []
+        self._cleanups = []
+
+    def path(self, *parts):
+        p = os.path.join(self.workdir, *parts)
+        os.makedirs(os.path.dirname(p), exist_ok=True)
+        return p
+
+    @property
+    def s3(self):
+        if self._s3 is None:
+            d = os.path.join(self.workdir, "s3")
+            os.makedirs(d, exist_ok=True)
+            self._s3 = conftest.S3Server(d)
+            self._s3.start()
+        return self._s3
+
+    def daemon(self, backend, conf_extra=""):
+        """A started assetd on BACKEND ("fs" or "s3")."""
+        sub = os.path.join(self.workdir, "assetd-%d" % len(self._daemons))
+        d = conftest.Daemon(sub, backend, self.s3 if backend == "s3" else None,
+                            conf_extra)
+        self._daemons.append(d)
+        return d
+
+    def on_exit(self, fn):
+        self._cleanups.append(fn)
+
+    def close(self):
+        for fn in reversed(self._cleanups):
+            try:
+                fn()
+            except Exception:
+                traceback.print_exc()
+        for d in self._daemons:
+            d.stop()
+        if self._s3:
+            self._s3.stop()
+
+
+def machine():
+    cpu = "unknown"
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    cpu = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    return "%s, %d cores, Linux %s" % (cpu, os.cpu_count() or 0,
+                                        platform.release())
+
+
+def fmt(x, digits=2):
+    if x is None:
+        return "-"
+    if isinstance(x, str):
+        return x
+    if abs(x) >= 100:
+        return "%.0f" % x
+    return ("%%.%df" % digits) % x
+
+
+def write_report(rows, path, quick, runs, failures):
+    now = datetime.datetime.now(datetime.timezone.utc)
+    lines = [
+        "# Benchmarks",
+        "",
+        "Written by `make bench` (tests/bench/bench.py) on %s UTC." %
+        now.strftime("%Y-%m-%d %H:%M"),
+        "",
+        "Machine: %s. Runs per figure: %d%s." % (
+            machine(), runs, " (QUICK: small sizes, not the targets' sizes)"
+            if quick else ""),
+        "",
+        "Each figure is the median of alternating runs of ours and the peer in"
+        " the same run; *ratio* is the median of the pairwise ratios, oriented"
+        " so that above 1 means assetd is ahead (throughput ours/peer, time"
+        " peer/ours). RSS is assetd's peak resident memory (VmHWM).",
+        "",
+        "| scenario | assetd | peer | unit | ratio | target | assetd RSS MiB | CPU s | note |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        peer = fmt(r.peer)
+        if r.peer_name and r.peer is not None:
+            peer = "%s (%s)" % (peer, r.peer_name)
+        lines.append("| %s | %s | %s | %s | %s | %s | %s | %s | %s |" % (
+            r.scenario, fmt(r.ours), peer, r.unit, fmt(r.ratio), r.target,
+            fmt(r.rss_mib, 1), fmt(r.cpu_s, 1), r.note))
+    if failures:
+        lines += ["", "Scenarios that failed to run:", ""]
+        lines += ["- %s: %s" % f for f in failures]
+    lines.append("")
+    with open(path, "w") as f:
+        f.write("\n".join(lines))
+
+
+def load_scenarios(only):
+    d = os.path.join(HERE, "scenarios")
+    names = sorted(n[:-3] for n in os.listdir(d)
+                   if n.endswith(".py") and not n.startswith("_"))
+    if only:
+        wanted = set(only.split(","))
+        names = [n for n in names if n in wanted]
+    mods = []
+    for n in names:
+        spec = importlib.util.spec_from_file_location(n, os.path.join(d, n + ".py"))
+        m = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(m)
+        mods.append((n, m))
+    return mods
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--only", default=os.environ.get("ONLY", ""))
+    ap.add_argument("--quick", action="store_true",
+                    default=os.environ.get("QUICK", "") not in ("", "0"))
+    ap.add_argument("--runs", type=int, default=0)
+    ap.add_argument("--out", default=os.path.join(ROOT, "docs", "BENCHMARKS.md"))
+    args = ap.parse_args()
+    runs = args.runs or (1 if args.quick else 3)
+    rows, failures = [], []
+    for name, mod in load_scenarios(args.only):
+        workdir = tempfile.mkdtemp(prefix="assetd-bench-%s-" % name)
+        ctx = Context(workdir, args.quick, runs)
+        print("bench %s ..." % name, flush=True)
+        t0 = time.monotonic()
+        try:
+            got = mod.run(ctx)
+            rows += got
+            for r in got:
+                print("  %s: ours %s, peer %s %s, ratio %s (target %s)" % (
+                    r.scenario, fmt(r.ours), fmt(r.peer), r.unit,
+                    fmt(r.ratio), r.target), flush=True)
+        except Exception as e:
+            traceback.print_exc()
+            failures.append((name, "%s: %s" % (type(e).__name__, e)))
+        finally:
+            ctx.close()
+            shutil.rmtree(workdir, ignore_errors=True)
+        print("  (%.0f s)" % (time.monotonic() - t0), flush=True)
+    if args.only and os.path.exists(args.out):
+        # A partial run keeps the other scenarios' rows of the last full run.
+        keep = []
+        names = {r.scenario for r in rows}
+        with open(args.out) as f:
+            table = [l for l in f if l.startswith("| ") and not l.startswith("| scenario")]
+        for l in table:
+            scen = l.split("|")[1].strip()
+            if scen not in names:
+                keep.append(l)
+        rows_text = keep
+    else:
+        rows_text = []
+    os.makedirs(os.path.dirname(args.out), exist_ok=True)
+    write_report(rows, args.out, args.quick, runs, failures)
+    if rows_text:
+        with open(args.out) as f:
+            text = f.read()
+        marker = "|---|---|---|---|---|---|---|---|---|\n"
+        text = text.replace(marker, marker + "".join(rows_text), 1)
+        with open(args.out, "w") as f:
+            f.write(text)
+    print("wrote %s" % os.path.relpath(args.out, ROOT))
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
