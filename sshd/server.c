@@ -180,12 +180,6 @@ static void conn_authenticated(struct conn *c)
 
 /* ---- channel I/O (session.h) ---------------------------------------- */
 
-static int should_stop(const struct sshd_session *s)
-{
-	return __atomic_load_n(s->stopping, __ATOMIC_RELAXED) ||
-	       __atomic_load_n(s->killed, __ATOMIC_RELAXED);
-}
-
 ssize_t sshd_io_read(struct sshd_session *s, void *buf, size_t cap)
 {
 	for (;;) {
