@@ -45,7 +45,8 @@ int catalog_open(const char *path, struct catalog **out, char *err,
 		 size_t errlen);
 void catalog_close(struct catalog *cat);
 
-/* The message of the last failure on this thread's last call. */
+/* The message of the last failure on this thread (CAT may be NULL: the
+ * message is kept per thread, not per connection). */
 const char *catalog_errmsg(struct catalog *cat);
 
 /* Run PRAGMA integrity_check; 0 if "ok". */
@@ -54,6 +55,16 @@ int catalog_check(struct catalog *cat);
 /* 1 if NAME is a safe identifier for a region or client:
  * [a-z0-9][a-z0-9_-]{0,62}. */
 int catalog_name_valid(const char *name);
+
+/* The schema version of the opened catalog (CATALOG_SCHEMA_VERSION once
+ * catalog_open() succeeded). 0 or CATALOG_EDB. */
+int catalog_schema_version(struct catalog *cat, int *out);
+
+/* Check and normalise a location URL: file:///absolute/path/ or
+ * s3://bucket[/prefix]/ (a valid S3 bucket name; no empty, "." or ".."
+ * segment; no control character). OUT receives it ending in '/'.
+ * 0 or CATALOG_EINVAL with the reason in catalog_errmsg(NULL). */
+int catalog_location_normalise(const char *in, char *out, size_t outlen);
 
 /* ---- regions -------------------------------------------------------- */
 
@@ -100,6 +111,9 @@ struct catalog_client {
  * If C->attachment_key is "", one is generated (32 random bytes as hex) and
  * written back into C so the caller can show it once. */
 int catalog_client_add(struct catalog *cat, struct catalog_client *c);
+/* A new attachment key: 32 random bytes (OpenSSL RAND_bytes) as 64 hex
+ * digits into OUT (at least 65 bytes). 0 or CATALOG_EDB. */
+int catalog_attachment_key_generate(char *out, size_t outlen);
 int catalog_client_get(struct catalog *cat, const char *name,
 		       struct catalog_client *out);
 int catalog_client_update(struct catalog *cat, const struct catalog_client *c);
@@ -149,6 +163,10 @@ struct catalog_key {
 /* Add a key; K->fingerprint is computed by the caller (sshd/keys code or
  * assetctl via libssh). CATALOG_EEXIST if the client already has it. */
 int catalog_key_add(struct catalog *cat, const struct catalog_key *k);
+/* Add N keys in one transaction: all or none. On failure *FAILED (if not
+ * NULL) is the index of the key that was refused. */
+int catalog_key_add_many(struct catalog *cat, const struct catalog_key *keys,
+			 size_t n, size_t *failed);
 /* Remove by fingerprint ("SHA256:...") or by id given as decimal text. */
 int catalog_key_remove(struct catalog *cat, const char *client,
 		       const char *fingerprint_or_id);
