@@ -50,6 +50,7 @@
 
 #include "log.h"
 #include "session.h"
+#include "sshkey.h"
 
 /* Only modern algorithms: nothing SHA-1, no CBC, no non-etm MACs. */
 #define KEX_ALGOS "curve25519-sha256,curve25519-sha256@libssh.org," \
@@ -122,6 +123,7 @@ struct conn {
 	int auth_tries;
 	int authenticated;
 	int too_many_tries;
+	int remote_closed;              /* the client sent CHANNEL_CLOSE */
 	ssh_channel chan;
 	enum { REQ_NONE, REQ_SFTP, REQ_EXEC, REQ_SHELL } req;
 	char command[4096];
@@ -260,24 +262,6 @@ void sshd_io_stderr(struct sshd_session *s, const char *msg)
 
 /* ---- authentication -------------------------------------------------- */
 
-static int key_fingerprint(ssh_key key, char *out, size_t outlen)
-{
-	unsigned char *hash = NULL;
-	size_t hlen = 0;
-	out[0] = '\0';
-	if (ssh_get_publickey_hash(key, SSH_PUBLICKEY_HASH_SHA256, &hash,
-				   &hlen) != 0)
-		return -1;
-	char *fp = ssh_get_fingerprint_hash(SSH_PUBLICKEY_HASH_SHA256, hash,
-					    hlen);
-	ssh_clean_pubkey_hash(&hash);
-	if (!fp)
-		return -1;
-	snprintf(out, outlen, "%s", fp);
-	ssh_string_free_char(fp);
-	return 0;
-}
-
 /* Decide whether USER may log in with KEY. 0 = yes (fills C->key and the
  * session's store), else a reason for the log. */
 static const char *check_key(struct conn *c, const char *user, ssh_key key)
@@ -323,7 +307,8 @@ static int auth_pubkey(ssh_session session, const char *user,
 	const char *why;
 	(void)session;
 
-	key_fingerprint(pubkey, fp, sizeof fp);
+	if (sshkey_fingerprint(pubkey, fp, sizeof fp) != 0)
+		snprintf(fp, sizeof fp, "?");
 	if (signature_state != SSH_PUBLICKEY_STATE_NONE &&
 	    signature_state != SSH_PUBLICKEY_STATE_VALID) {
 		why = "bad signature";
@@ -409,12 +394,22 @@ static int chan_env(ssh_session session, ssh_channel channel,
 	return -1; /* no environment to set */
 }
 
+static void chan_close_cb(ssh_session session, ssh_channel channel,
+			  void *userdata)
+{
+	struct conn *c = userdata;
+	(void)session;
+	(void)channel;
+	c->remote_closed = 1;
+}
+
 static struct ssh_channel_callbacks_struct chan_cb_template = {
 	.channel_pty_request_function = chan_pty,
 	.channel_shell_request_function = chan_shell,
 	.channel_exec_request_function = chan_exec,
 	.channel_env_request_function = chan_env,
 	.channel_subsystem_request_function = chan_subsystem,
+	.channel_close_function = chan_close_cb,
 };
 
 static ssh_channel chan_open(ssh_session session, void *userdata)
@@ -434,20 +429,30 @@ static ssh_channel chan_open(ssh_session session, void *userdata)
 static void conn_finish_channel(struct conn *c, int status)
 {
 	ssh_channel ch = c->chan;
-	if (!ch || ssh_channel_is_closed(ch))
+	ssh_event ev;
+	if (!ch)
 		return;
-	ssh_channel_request_send_exit_status(ch, status);
-	ssh_channel_send_eof(ch);
-	ssh_channel_close(ch);
-	/* Wait (briefly) for the client's close, so its side ends cleanly. */
-	for (int i = 0; i < 50 && !ssh_channel_is_closed(ch); i++) {
-		char buf[4096];
-		if (ssh_channel_poll_timeout(ch, 100, 0) == SSH_ERROR)
-			break;
-		ssh_channel_read_nonblocking(ch, buf, sizeof buf, 0);
-		if (ssh_get_status(c->ssh) & (SSH_CLOSED | SSH_CLOSED_ERROR))
-			break;
+	if (!c->remote_closed) {
+		ssh_channel_request_send_exit_status(ch, status);
+		ssh_channel_send_eof(ch);
 	}
+	ssh_channel_close(ch);
+	/* Wait (briefly) for the client's CLOSE: disconnecting before it
+	 * makes OpenSSH report "closed by remote host" and scp exit 1. */
+	ev = ssh_event_new();
+	if (!ev)
+		return;
+	if (ssh_event_add_session(ev, c->ssh) == SSH_OK) {
+		for (int i = 0; i < 50 && !c->remote_closed; i++) {
+			if (ssh_event_dopoll(ev, 100) == SSH_ERROR)
+				break;
+			if (ssh_get_status(c->ssh) &
+			    (SSH_CLOSED | SSH_CLOSED_ERROR))
+				break;
+		}
+		ssh_event_remove_session(ev, c->ssh);
+	}
+	ssh_event_free(ev);
 }
 
 static int run_request(struct conn *c)
