@@ -30,10 +30,12 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "archives.h"
 #include "catalog.h"
 #include "conf.h"
 #include "sshkey.h"
 #include "store.h"
+#include "sync.h"
 
 #define EXIT_OK 0
 #define EXIT_ERR 1
@@ -85,6 +87,7 @@ struct ctx {
 	int json;
 	char db_path[CONF_PATH_MAX];
 	struct catalog *cat;
+	const struct conf *conf; /* the -f file's settings, else defaults */
 };
 
 /* ---- messages ----------------------------------------------------------- */
@@ -1267,6 +1270,23 @@ static const struct noun nouns[] = {
 	{ NULL, NULL, NULL },
 };
 
+/* Nouns whose module parses its own arguments (the backup commands): each
+ * gets the catalog, the configuration, --json and argv from the noun on. */
+struct ext_noun {
+	const char *name;
+	int (*run)(struct catalog *cat, const struct conf *cf, int json,
+		   int argc, char **argv);
+	const char *help;
+};
+
+static const struct ext_noun ext_nouns[] = {
+	{ "sync", sync_cli, "snapshot sync: REGION, or SRC DST (--help)" },
+	{ "archive", archives_cli, "client archives: create, list, show, "
+				   "remove, prune" },
+	{ "runs", sync_runs_cli, "recent syncs and archives, with outcome" },
+	{ NULL, NULL, NULL },
+};
+
 /* ---- help ----------------------------------------------------------------- */
 
 static void help_main(FILE *f)
@@ -1282,6 +1302,8 @@ static void help_main(FILE *f)
 	for (const struct noun *n = nouns; n->name; n++) {
 		fprintf(f, "  %-12s %s\n", n->name, n->help);
 	}
+	for (const struct ext_noun *n = ext_nouns; n->name; n++)
+		fprintf(f, "  %-12s %s\n", n->name, n->help);
 	fprintf(f,
 		"\n"
 		"Options:\n"
@@ -1408,6 +1430,7 @@ static int find_catalog(struct ctx *ctx, const char *conf_path,
 		if (conf_load(conf_path, &c, err, sizeof err) != 0)
 			return error("%s", err);
 		snprintf(ctx->db_path, sizeof ctx->db_path, "%s", c.catalog);
+		ctx->conf = &c;
 		return 0;
 	}
 	snprintf(ctx->db_path, sizeof ctx->db_path, "%s", DEFAULT_DB);
@@ -1464,6 +1487,26 @@ int main(int argc, char **argv)
 	if (i >= argc) {
 		help_main(stderr);
 		return EXIT_USAGE;
+	}
+
+	for (const struct ext_noun *en = ext_nouns; en->name; en++) {
+		if (strcmp(en->name, argv[i]) != 0)
+			continue;
+		static struct conf defaults;
+		char err[512];
+		if (find_catalog(&ctx, conf_path, db_path))
+			return EXIT_ERR;
+		if (!ctx.conf) {
+			conf_defaults(&defaults);
+			ctx.conf = &defaults;
+		}
+		if (catalog_open(ctx.db_path, &ctx.cat, err, sizeof err) != 0)
+			return error("%s", err);
+		int rc = en->run(ctx.cat, ctx.conf, ctx.json, argc - i, argv + i);
+		if (fflush(stdout) != 0 && rc == EXIT_OK)
+			rc = error("writing the output: %s", strerror(errno));
+		catalog_close(ctx.cat);
+		return rc;
 	}
 
 	struct args a;

@@ -56,7 +56,11 @@ const char *store_strerror(int err);
 /* How to reach an S3 location. Ignored for file:// locations. Every pointer
  * may be NULL: then AWS's defaults apply (virtual-hosted AWS endpoints, the
  * region from AWS_REGION / AWS_DEFAULT_REGION or us-east-1, credentials in
- * AWS's order: environment, shared credentials file + AWS_PROFILE, IMDSv2). */
+ * AWS's order: environment, shared credentials file + AWS_PROFILE, IMDSv2).
+ * The environment variable ASSETD_S3_PART_SIZE (bytes, at least 5 MiB)
+ * overrides the S3 backend's starting part size, which is also its
+ * single-PUT threshold: the conformance suite (tests/integration/
+ * test_store.py) sets it so that its "3-part" objects are three parts. */
 struct store_opts {
 	const char *endpoint;   /* "http://127.0.0.1:4569" or NULL for AWS */
 	const char *region;     /* S3 region name, "us-east-1" */

@@ -21,7 +21,9 @@ int tenant_cache_new(struct catalog *cat, int ttl_seconds,
 void tenant_cache_free(struct tenant_cache *tc);
 
 /* A client's row and store. Returns 0, CATALOG_ENOENT for an unknown
- * client, or a store_error if its location cannot be opened. *STORE stays
+ * client, or a store_error if its location cannot be opened (a missing fs
+ * folder is STORE_EUNAVAIL, any other catalog failure STORE_EIO, so that
+ * CATALOG_ENOENT always means "no such client"). *STORE stays
  * owned by the cache and valid until tenant_cache_free(): a changed location
  * opens a new store and keeps the old one alive until then. A disabled
  * client is returned with CLIENT->disabled set: callers refuse it. */

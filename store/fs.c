@@ -158,6 +158,21 @@ static int fs_openat(struct fs *fs, const char *rel, int flags, mode_t mode)
 			fd = syscall(SYS_openat2, fs->rootfd, rel, &how,
 				     sizeof how);
 		while (fd < 0 && (errno == EAGAIN || errno == EINTR));
+		if (fd < 0 && errno == ENOTDIR && (flags & O_DIRECTORY)) {
+			/* O_DIRECTORY|O_NOFOLLOW on a trailing symlink says
+			 * ENOTDIR; tell a symlink (denied) from a file. */
+			how.flags = O_PATH | O_NOFOLLOW | O_CLOEXEC;
+			how.mode = 0;
+			long pfd = syscall(SYS_openat2, fs->rootfd, rel, &how,
+					   sizeof how);
+			struct stat sb;
+			int lnk = pfd >= 0 && fstat((int)pfd, &sb) == 0 &&
+				  S_ISLNK(sb.st_mode);
+			if (pfd >= 0)
+				close((int)pfd);
+			errno = lnk ? ELOOP : ENOTDIR;
+			return -1;
+		}
 		if (fd >= 0 || errno != ENOSYS)
 			return (int)fd;
 		atomic_store(&fs->openat2_ok, 0);
@@ -199,9 +214,24 @@ static int fs_openat(struct fs *fs, const char *rel, int flags, mode_t mode)
 		p = slash + 1;
 	}
 	int fd = openat(cur, p, flags, mode);
+	if (fd < 0 && errno == ENOTDIR && (flags & O_DIRECTORY)) {
+		struct stat sb;
+		if (fstatat(cur, p, &sb, AT_SYMLINK_NOFOLLOW) == 0 &&
+		    S_ISLNK(sb.st_mode))
+			errno = ELOOP;
+		else
+			errno = ENOTDIR;
+	}
 	if (cur != fs->rootfd)
 		close_keep_errno(cur);
 	return fd;
+}
+
+/* A new open file description of directory FD, so that its readdir
+ * position is our own (dup would share it with every other user of FD). */
+static int reopen_dir(int fd)
+{
+	return openat(fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 }
 
 /* Open directory DIR ("" = the root) for use as a dirfd. */
@@ -691,7 +721,7 @@ static int cmp_offs(const void *a, const void *b, void *arena)
 /* Read DIRFD's entries whose name starts with PART into D, sorted. */
 static int dirents_read(int dirfd, const char *part, struct dirents *d)
 {
-	int fd = dup(dirfd);
+	int fd = reopen_dir(dirfd);
 	if (fd < 0)
 		return fs_err(errno);
 	DIR *dir = fdopendir(fd);
@@ -700,7 +730,6 @@ static int dirents_read(int dirfd, const char *part, struct dirents *d)
 		close(fd);
 		return rc;
 	}
-	rewinddir(dir);
 	size_t pl = strlen(part);
 	int rc = 0;
 	for (;;) {
@@ -892,7 +921,7 @@ static int fs_mkdir(struct store *st, const char *name)
  * directory being removed). Returns 1 if the directory held nothing else. */
 static int only_temps_removed(int fd)
 {
-	int dup_fd = dup(fd);
+	int dup_fd = reopen_dir(fd);
 	if (dup_fd < 0)
 		return 0;
 	DIR *dir = fdopendir(dup_fd);
@@ -1086,7 +1115,7 @@ static int cleanup_dir(int dirfd, time_t cutoff, int depth)
 {
 	if (depth > FS_MAX_DEPTH)
 		return 0;
-	int fd = dup(dirfd);
+	int fd = reopen_dir(dirfd);
 	if (fd < 0)
 		return 0;
 	DIR *dir = fdopendir(fd);

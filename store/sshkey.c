@@ -302,6 +302,28 @@ int sshkey_parse_line(const char *line, struct sshkey_info *out, char *err,
 					     "options");
 			goto out;
 		}
+		/* Garbage is not an option list: say so, not "bad option". */
+		const char *t2 = o;
+		while (*t2 == ' ' || *t2 == '\t')
+			t2++;
+		size_t t2len = strcspn(t2, " \t");
+		char second[SSHKEY_TYPE_MAX];
+		if (t2len == 0 || t2len >= sizeof second) {
+			set_err(err, errlen,
+				"not an SSH public key (expected 'TYPE BASE64 "
+				"[COMMENT]', e.g. the contents of id_ed25519.pub)");
+			goto out;
+		}
+		memcpy(second, t2, t2len);
+		second[t2len] = '\0';
+		if (ssh_key_type_from_name(second) == SSH_KEYTYPE_UNKNOWN) {
+			set_err(err, errlen,
+				"not an SSH public key: '%.40s' is not a key type "
+				"(expected ssh-ed25519, ssh-rsa, "
+				"ecdsa-sha2-nistp256, ...)",
+				first_is_type || wlen >= sizeof first ? "?" : first);
+			goto out;
+		}
 		if (check_options(p, (size_t)(o - p), err, errlen) != 0)
 			goto out;
 		p = o;
