@@ -279,8 +279,10 @@ static int sink(struct scp *c)
 				return 1;
 			}
 			depth--;
-			if (vfs_resolve(c->s->client, cur.abs, "..", &cur) ||
-			    send_ack(c) != 0)
+			if (vfs_resolve(c->s->client, cur.abs, "..", &vp))
+				return 1;
+			cur = vp;
+			if (send_ack(c) != 0)
 				return 1;
 			continue;
 		default:

@@ -52,9 +52,22 @@ int vfs_resolve(const char *client, const char *cwd, const char *path,
 	const char *p;
 	int rc;
 
-	memset(out, 0, sizeof *out);
+	char cwdbuf[VFS_PATH_MAX];
+	char pathbuf[VFS_PATH_MAX];
+
 	if (!client || !cwd || !path)
 		return STORE_EINVAL;
+	/* CWD or PATH may point into OUT (resolving relative to a previous
+	 * result): copy them before OUT is cleared. */
+	if (strlen(cwd) >= sizeof cwdbuf || strlen(path) >= sizeof pathbuf) {
+		memset(out, 0, sizeof *out);
+		return STORE_EINVAL;
+	}
+	strcpy(cwdbuf, cwd);
+	strcpy(pathbuf, path);
+	cwd = cwdbuf;
+	path = pathbuf;
+	memset(out, 0, sizeof *out);
 	p = expand_home(client, path, tmp, sizeof tmp, &cwd);
 	if (!p)
 		return STORE_EINVAL;
