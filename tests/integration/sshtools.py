@@ -80,3 +80,23 @@ def visible(client, rel=""):
     """Object names under the client's location, without directory markers
     (names ending in '/')."""
     return [n for n in client.list(rel) if not n.endswith("/")]
+
+
+_names = iter(range(1, 1000000))
+
+
+def shared_daemon(request, tmp_path_factory, s3server, conf_extra=""):
+    """One started daemon per test module and backend (a daemon costs
+    seconds to set up: host keys, catalog, bucket). Tests share it, each
+    with clients of its own (new_client)."""
+    from conftest import Daemon
+    backend = request.param
+    d = Daemon(tmp_path_factory.mktemp("sshd-" + backend), backend,
+               s3server if backend == "s3" else None, conf_extra)
+    d.start()
+    return d
+
+
+def new_client(d, prefix="c"):
+    """A client with a name no other test of the module uses."""
+    return d.add_client("%s%d" % (prefix, next(_names)))

@@ -4,13 +4,23 @@ import os
 import subprocess
 import time
 
-from sshtools import make_file, paramiko_sftp, scp, ssh, visible
+import pytest
+
+from sshtools import (make_file, new_client, paramiko_sftp, scp,
+                      shared_daemon, ssh, visible)
 
 MiB = 1024 * 1024
 
 
+@pytest.fixture(scope="module", params=["fs", "s3"])
+def daemon(request, tmp_path_factory, s3server):
+    d = shared_daemon(request, tmp_path_factory, s3server)
+    yield d
+    d.stop()
+
+
 def test_scp_sftp_mode_single_file(daemon, tmp_path):
-    c = daemon.add_client("kufish")
+    c = new_client(daemon)
     data = make_file(tmp_path / "a.jpg", MiB + 3, seed=11)
     scp(daemon, c, [str(tmp_path / "a.jpg"), "R:attachments/originals/"])
     assert c.read("originals/a.jpg") == data
@@ -37,7 +47,7 @@ def make_tree(root):
 
 
 def test_scp_legacy_file_both_ways_with_times(daemon, tmp_path):
-    c = daemon.add_client("kufish")
+    c = new_client(daemon)
     data = make_file(tmp_path / "one.bin", 2 * MiB + 1, seed=12)
     os.utime(tmp_path / "one.bin", (1500000000, 1500000000))
     scp(daemon, c, ["-p", str(tmp_path / "one.bin"), "R:attachments/"],
@@ -61,7 +71,7 @@ def test_scp_legacy_file_both_ways_with_times(daemon, tmp_path):
 
 
 def test_scp_legacy_recursive_tree(daemon, tmp_path):
-    c = daemon.add_client("kufish")
+    c = new_client(daemon)
     src = tmp_path / "tree"
     files = make_tree(src)
     scp(daemon, c, ["-r", "-p", str(src), "R:attachments/"], legacy=True)
@@ -84,7 +94,7 @@ def test_scp_legacy_recursive_tree(daemon, tmp_path):
 
 
 def test_scp_legacy_names_with_spaces_and_unicode(daemon, tmp_path):
-    c = daemon.add_client("kufish")
+    c = new_client(daemon)
     data = make_file(tmp_path / "my photo ü.jpg", 12345, seed=13)
     sftp, t = paramiko_sftp(daemon, c)
     sftp.mkdir("/attachments/dir with space")
@@ -108,7 +118,7 @@ def test_scp_legacy_names_with_spaces_and_unicode(daemon, tmp_path):
 
 
 def test_scp_legacy_errors_are_shown(daemon, tmp_path):
-    c = daemon.add_client("kufish")
+    c = new_client(daemon)
     (tmp_path / "f").write_bytes(b"data")
     r = scp(daemon, c, ["R:attachments/missing.jpg", str(tmp_path / "x")],
             legacy=True, check=False)
@@ -139,25 +149,26 @@ def test_scp_legacy_errors_are_shown(daemon, tmp_path):
 
 
 def test_scp_legacy_traversal_refused(daemon, tmp_path):
-    c = daemon.add_client("kufish")
-    other = daemon.add_client("other")
+    c = new_client(daemon)
+    other = new_client(daemon, "o")
     (tmp_path / "f").write_bytes(b"evil")
-    for target in ("R:../other/attachments/", "R:attachments/../../other/",
+    for target in ("R:../%s/attachments/" % other.name,
+                   "R:attachments/../../%s/" % other.name,
                    "R:/etc/", "R:attachments/x;id", "R:attachments/`id`",
                    "R:attachments/$(id)", "R:attachments/$HOME"):
         r = scp(daemon, c, [str(tmp_path / "f"), target], legacy=True,
                 check=False)
         assert r.returncode != 0, target
-    assert other.list() == [] or all(not n.endswith("f")
-                                     for n in other.list())
+    assert not any(n.endswith("f") for n in other.list())
     assert visible(c) == []
 
 
 def test_scp_legacy_killed_mid_upload_leaves_nothing(daemon, tmp_path):
-    c = daemon.add_client("kufish")
+    c = new_client(daemon)
     make_file(tmp_path / "big", 30 * MiB, seed=15)
     argv = ["scp", "-O", "-l", "8000", "-P", str(daemon.ssh_port)] + \
-        c.ssh_opts() + [str(tmp_path / "big"), "kufish@127.0.0.1:attachments/"]
+        c.ssh_opts() + [str(tmp_path / "big"),
+                        "%s@127.0.0.1:attachments/" % c.name]
     p = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     time.sleep(2.0)
     p.kill()
@@ -167,7 +178,7 @@ def test_scp_legacy_killed_mid_upload_leaves_nothing(daemon, tmp_path):
 
 
 def test_exec_other_commands_refused(daemon, tmp_path):
-    c = daemon.add_client("kufish")
+    c = new_client(daemon)
     r = ssh(daemon, c, "ls -la /")
     assert r.returncode != 0
     assert b"not allowed" in r.stderr

@@ -2,6 +2,7 @@
 backends; what landed is read back from the backend directly."""
 import os
 import random
+import re
 import signal
 import stat
 import subprocess
@@ -11,13 +12,22 @@ import time
 import paramiko
 import pytest
 
-from sshtools import make_file, paramiko_sftp, sftp_batch, visible
+from sshtools import (make_file, new_client, paramiko_sftp, sftp_batch,
+                      shared_daemon, visible)
 
 MiB = 1024 * 1024
 
 
+@pytest.fixture(scope="module", params=["fs", "s3"])
+def daemon(request, tmp_path_factory, s3server):
+    d = shared_daemon(request, tmp_path_factory, s3server,
+                      "PerSourceMaxStartups 60\n")
+    yield d
+    d.stop()
+
+
 def test_put_get_ls_mkdir_rename_rm(daemon, tmp_path):
-    c = daemon.add_client("kufish")
+    c = new_client(daemon)
     data = make_file(tmp_path / "photo one.jpg", 3 * MiB + 123, seed=1)
     r = sftp_batch(daemon, c, [
         "cd attachments",
@@ -53,7 +63,7 @@ def test_limits_make_openssh_send_big_writes(daemon, tmp_path):
     """With limits@openssh.com OpenSSH writes 255 KiB per request: a 4 MiB
     put takes ~16 WRITEs, not 128 (counted on the wire by the bytes the
     server reports as received per session end)."""
-    c = daemon.add_client("kufish")
+    c = new_client(daemon)
     data = make_file(tmp_path / "big", 4 * MiB, seed=2)
     r = sftp_batch(daemon, c, ["put %s attachments/big" % (tmp_path / "big")],
                    extra=["-vvv"])
@@ -64,8 +74,8 @@ def test_limits_make_openssh_send_big_writes(daemon, tmp_path):
 
 
 def test_df_reports_quota(daemon, tmp_path):
-    c = daemon.add_client("kufish")
-    daemon.ctl("client", "set", "kufish", "--quota-bytes", "100M")
+    c = new_client(daemon)
+    daemon.ctl("client", "set", c.name, "--quota-bytes", "100M")
     make_file(tmp_path / "f", 5 * MiB)
     sftp_batch(daemon, c, ["put %s attachments/f" % (tmp_path / "f")])
     r = sftp_batch(daemon, c, ["df"])
@@ -78,7 +88,7 @@ def test_df_reports_quota(daemon, tmp_path):
 
 
 def test_reput_and_reget(daemon, tmp_path):
-    c = daemon.add_client("kufish")
+    c = new_client(daemon)
     full = make_file(tmp_path / "full.bin", 2 * MiB + 777, seed=3)
     half = full[:MiB + 5]
     (tmp_path / "half.bin").write_bytes(half)
@@ -94,7 +104,7 @@ def test_reput_and_reget(daemon, tmp_path):
 
 
 def test_paramiko_random_reads_and_stat(daemon, tmp_path):
-    c = daemon.add_client("kufish")
+    c = new_client(daemon)
     data = make_file(tmp_path / "f", 3 * MiB + 1, seed=4)
     sftp, t = paramiko_sftp(daemon, c)
     try:
@@ -125,7 +135,7 @@ def test_paramiko_random_reads_and_stat(daemon, tmp_path):
 def test_paramiko_out_of_order_writes(daemon, tmp_path):
     """Writes that arrive in any order are absorbed; the object appears
     only at close, byte for byte."""
-    c = daemon.add_client("kufish")
+    c = new_client(daemon)
     data = os.urandom(2 * MiB + 4321)
     chunk = 32768
     offsets = list(range(0, len(data), chunk))
@@ -155,7 +165,7 @@ def test_paramiko_out_of_order_writes(daemon, tmp_path):
 
 
 def test_paramiko_setstat_and_modes(daemon, tmp_path):
-    c = daemon.add_client("kufish")
+    c = new_client(daemon)
     (tmp_path / "f").write_bytes(b"hello")
     sftp, t = paramiko_sftp(daemon, c)
     try:
@@ -184,7 +194,7 @@ def test_paramiko_setstat_and_modes(daemon, tmp_path):
 
 
 def test_rename_semantics(daemon, tmp_path):
-    c = daemon.add_client("kufish")
+    c = new_client(daemon)
     sftp, t = paramiko_sftp(daemon, c)
     try:
         with sftp.open("/attachments/a", "wb") as f:
@@ -213,7 +223,7 @@ def test_rename_semantics(daemon, tmp_path):
 
 
 def test_links_refused_cleanly(daemon, tmp_path):
-    c = daemon.add_client("kufish")
+    c = new_client(daemon)
     sftp, t = paramiko_sftp(daemon, c)
     try:
         with sftp.open("/attachments/a", "wb") as f:
@@ -234,7 +244,7 @@ def test_links_refused_cleanly(daemon, tmp_path):
 
 
 def test_tree_and_backups_read_only(daemon, tmp_path):
-    c = daemon.add_client("kufish")
+    c = new_client(daemon)
     (tmp_path / "f").write_bytes(b"data")
     sftp, t = paramiko_sftp(daemon, c)
     try:
@@ -269,46 +279,46 @@ def test_tree_and_backups_read_only(daemon, tmp_path):
 def test_backups_lists_archives(daemon, tmp_path):
     """Finished archives recorded in the catalog are served read-only under
     /backups, the newest also as /<client>-assets.tar.xz."""
-    c = daemon.add_client("kufish")
+    c = new_client(daemon)
     arch_dir = tmp_path / "archives"
     arch_dir.mkdir()
     old = os.urandom(50000)
     new = os.urandom(70000)
-    (arch_dir / "kufish-20260101.tar.xz").write_bytes(old)
-    (arch_dir / "kufish-20260201.tar.xz").write_bytes(new)
+    n = c.name
+    a1, a2 = n + "-20260101.tar.xz", n + "-20260201.tar.xz"
+    (arch_dir / a1).write_bytes(old)
+    (arch_dir / a2).write_bytes(new)
     db = os.path.join(daemon.var, "assetd.db")
     sql = ("INSERT INTO archives(client, location, created, size, state) "
-           "VALUES('kufish', 'file://%s/kufish-20260101.tar.xz', 1767225600, "
-           "%d, 1), ('kufish', 'file://%s/kufish-20260201.tar.xz', "
-           "1769904000, %d, 1), ('kufish', 'file://%s/kufish-run.tar.xz', "
-           "1769990000, 0, 0);" % (arch_dir, len(old), arch_dir, len(new),
-                                  arch_dir))
+           "VALUES('{n}', 'file://{d}/{a1}', 1767225600, {s1}, 1), "
+           "('{n}', 'file://{d}/{a2}', 1769904000, {s2}, 1), "
+           "('{n}', 'file://{d}/{n}-run.tar.xz', 1769990000, 0, 0);").format(
+               n=n, d=arch_dir, a1=a1, a2=a2, s1=len(old), s2=len(new))
     subprocess.run(["sqlite3", db, sql], check=True)
     sftp, t = paramiko_sftp(daemon, c)
     try:
-        assert sorted(sftp.listdir("/backups")) == [
-            "kufish-20260101.tar.xz", "kufish-20260201.tar.xz"]
-        assert "kufish-assets.tar.xz" in sftp.listdir("/")
-        with sftp.open("/backups/kufish-20260101.tar.xz", "rb") as f:
+        assert sorted(sftp.listdir("/backups")) == [a1, a2]
+        assert n + "-assets.tar.xz" in sftp.listdir("/")
+        with sftp.open("/backups/" + a1, "rb") as f:
             assert f.read() == old
-        with sftp.open("/kufish-assets.tar.xz", "rb") as f:
+        with sftp.open("/%s-assets.tar.xz" % n, "rb") as f:
             assert f.read() == new
-        assert sftp.stat("/kufish-assets.tar.xz").st_size == len(new)
+        assert sftp.stat("/%s-assets.tar.xz" % n).st_size == len(new)
         with pytest.raises(PermissionError):
-            sftp.remove("/backups/kufish-20260101.tar.xz")
+            sftp.remove("/backups/" + a1)
         with pytest.raises(PermissionError):
-            sftp.open("/backups/kufish-20260101.tar.xz", "wb")
+            sftp.open("/backups/" + a1, "wb")
         with pytest.raises(FileNotFoundError):
-            sftp.stat("/backups/kufish-run.tar.xz")
+            sftp.stat("/backups/%s-run.tar.xz" % n)
     finally:
         t.close()
-    assert (arch_dir / "kufish-20260101.tar.xz").read_bytes() == old
+    assert (arch_dir / a1).read_bytes() == old
 
 
 def test_listing_streams_in_pages(daemon, tmp_path):
     """A folder with more names than one READDIR reply holds lists whole,
     each name once."""
-    c = daemon.add_client("kufish")
+    c = new_client(daemon)
     sftp, t = paramiko_sftp(daemon, c)
     try:
         sftp.mkdir("/attachments/many")
@@ -332,8 +342,8 @@ TRAVERSALS = [
     "../../../../etc/passwd",
     "/attachments/../../etc/x",
     "/attachments/../../../tmp/x",
-    "attachments/../../other/attachments/x",
-    "/../other/x",
+    "attachments/../../{o}/attachments/x",
+    "/../{o}/x",
     "/attachments/../backups/../../x",
     "..",
     "/attachments/./../../x",
@@ -348,10 +358,10 @@ TRAVERSALS = [
     "/attachments/" + "a" * 300,
     "/attachments/" + "/".join(["d"] * 600),
     "~/../../x",
-    "~other/attachments/x",
-    "/home/other/attachments/x",
-    "/home/kufish/../other/attachments/x",
-    "/attachments/originals/../../../other/attachments/originals/x",
+    "~{o}/attachments/x",
+    "/home/{o}/attachments/x",
+    "/home/{c}/../{o}/attachments/x",
+    "/attachments/originals/../../../{o}/attachments/originals/x",
     "attachments/../../../../../../../../../../x",
 ]
 
@@ -359,8 +369,8 @@ TRAVERSALS = [
 def test_traversal_never_leaves_the_tree(daemon, tmp_path):
     """Every attempt either fails or lands inside the client's own folder;
     the other client's folder and everything outside stay untouched."""
-    c = daemon.add_client("kufish")
-    other = daemon.add_client("other")
+    c = new_client(daemon)
+    other = new_client(daemon, "o")
     sftp, t = paramiko_sftp(daemon, other)
     with sftp.open("/attachments/x", "wb") as f:
         f.write(b"other's")
@@ -369,6 +379,7 @@ def test_traversal_never_leaves_the_tree(daemon, tmp_path):
     sftp, t = paramiko_sftp(daemon, c)
     try:
         for p in TRAVERSALS:
+            p = p.replace("{o}", other.name).replace("{c}", c.name)
             enc = p.encode("utf-8", "surrogateescape") if isinstance(p, str) \
                 else p
             try:
@@ -396,19 +407,19 @@ def test_traversal_never_leaves_the_tree(daemon, tmp_path):
         assert not n.startswith("..")
     if daemon.backend == "fs":
         base = daemon.assets[len("file://"):]
-        outside = [p for p in os.listdir(base) if p not in ("kufish", "other")]
+        outside = [p for p in os.listdir(base)
+                   if not re.match(r"^[co][0-9]+$", p)]
         assert outside == []
         assert not os.path.exists("/tmp/x")
         assert not os.path.exists("/etc/x")
     else:
         keys = daemon.s3.keys(daemon.bucket, "")
         for k in keys:
-            assert k.startswith("assets/kufish/") or \
-                k.startswith("assets/other/"), k
+            assert re.match(r"^assets/[co][0-9]+/", k), k
 
 
 def test_killed_mid_upload_leaves_nothing(daemon, tmp_path):
-    c = daemon.add_client("kufish")
+    c = new_client(daemon)
     sftp, t = paramiko_sftp(daemon, c)
     f = sftp.open("/attachments/partial.bin", "wb")
     f.set_pipelined(True)
@@ -425,7 +436,7 @@ def test_killed_mid_upload_leaves_nothing(daemon, tmp_path):
     # and a session that is killed with sftp's own process
     make_file(tmp_path / "big", 30 * MiB, seed=9)
     argv = ["sftp", "-b", "-", "-l", "800", "-P", str(daemon.ssh_port)] + \
-        c.ssh_opts() + ["kufish@127.0.0.1"]
+        c.ssh_opts() + ["%s@127.0.0.1" % c.name]
     p = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                          stderr=subprocess.PIPE, text=True)
     p.stdin.write("put %s attachments/big\n" % (tmp_path / "big"))
@@ -437,10 +448,9 @@ def test_killed_mid_upload_leaves_nothing(daemon, tmp_path):
     assert visible(c) == []
 
 
-def test_fifty_concurrent_uploads(make_daemon, backend, tmp_path):
-    d = make_daemon(backend, conf_extra="PerSourceMaxStartups 60\n")
-    d.start()
-    c = d.add_client("kufish")
+def test_fifty_concurrent_uploads(daemon, tmp_path):
+    d = daemon
+    c = new_client(d)
     files = []
     for i in range(50):
         p = tmp_path / ("u%02d.bin" % i)
@@ -448,7 +458,7 @@ def test_fifty_concurrent_uploads(make_daemon, backend, tmp_path):
     procs = []
     for i in range(50):
         argv = ["sftp", "-b", "-", "-P", str(d.ssh_port)] + c.ssh_opts() + \
-            ["kufish@127.0.0.1"]
+            ["%s@127.0.0.1" % c.name]
         p = subprocess.Popen(argv, stdin=subprocess.PIPE,
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                              text=True)
