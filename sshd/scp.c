@@ -164,6 +164,21 @@ static int tree_stat(struct scp *c, const struct vfs_path *vp,
 
 /* ---- sink: the client uploads ------------------------------------------ */
 
+static int parent_dir_exists(struct scp *c, const struct vfs_path *vp)
+{
+	char parent[STORE_NAME_MAX];
+	struct store_stat st;
+	const char *slash = strrchr(vp->name, '/');
+	if (!slash)
+		return 0;
+	memcpy(parent, vp->name, (size_t)(slash - vp->name));
+	parent[slash - vp->name] = '\0';
+	int rc = store_stat(c->s->store, parent, &st);
+	if (rc == 0 && !st.is_dir)
+		rc = STORE_ENOTDIR;
+	return rc;
+}
+
 /* Receive SIZE bytes into NAME, then the sender's zero byte; commit. */
 static int sink_file(struct scp *c, const struct vfs_path *vp,
 		     const struct scp_line *ln, int64_t mtime)
@@ -238,10 +253,21 @@ static int sink(struct scp *c)
 	}
 	rc = tree_stat(c, &target, &st);
 	int targ_is_dir = rc == 0 && st.is_dir;
-	if (c->cmd.target_dir && !targ_is_dir) {
+	size_t tl = strlen(c->cmd.paths[0]);
+	int wants_dir = c->cmd.target_dir ||
+			(tl > 0 && c->cmd.paths[0][tl - 1] == '/');
+	if (wants_dir && !targ_is_dir) {
 		send_error(c, target.abs, rc == 0 ? "Not a directory" :
 							why_of(rc));
 		return 1;
+	}
+	if (!targ_is_dir && target.kind == VFS_FILES) {
+		/* A new file's folder must exist, as on a filesystem. */
+		rc = parent_dir_exists(c, &target);
+		if (rc) {
+			send_error(c, target.abs, why_of(rc));
+			return 1;
+		}
 	}
 	cur = target;
 	if (send_ack(c) != 0)

@@ -45,7 +45,7 @@
 
 #define READ_WINDOW_MIN (1u << 20)
 #define READ_WINDOW_MAX (64u << 20)
-#define DIR_BATCH 100                   /* names per READDIR reply */
+#define DIR_BATCH 256                   /* names per READDIR reply */
 #define DIR_BATCH_BYTES (192u * 1024u)
 #define SPOOL_CHUNK (256u * 1024u)
 #define MAX_EXTENTS 65536
@@ -835,6 +835,7 @@ static int do_read(struct sftp *f)
 			h->window = READ_WINDOW_MIN;
 		}
 		while (got < want) {
+			int fresh = 0;
 			if (!h->rd || h->rd_pos >= h->rd_end) {
 				uint64_t len = h->window < want ? want :
 								  h->window;
@@ -853,6 +854,7 @@ static int do_read(struct sftp *f)
 					return reply_err(f, rc);
 				h->rd_pos = rq->offset + got;
 				h->rd_end = h->rd_pos + len;
+				fresh = 1;
 			}
 			ssize_t n = store_reader_read(h->rd, dst + got,
 						      want - got);
@@ -862,14 +864,11 @@ static int do_read(struct sftp *f)
 				return reply_err(f, (int)n);
 			}
 			if (n == 0) {
-				if (h->rd_pos < h->rd_end &&
-				    h->rd_pos < h->stat.size) {
-					/* Ended early: the object shrank. */
-				}
-				h->rd_end = h->rd_pos; /* reopen next time */
-				if (h->rd_pos >= h->stat.size)
-					break;
-				if (got)
+				/* The range (or the object, if it shrank
+				 * since it was opened) ended: reopen next
+				 * time, unless a fresh range was empty. */
+				h->rd_end = h->rd_pos;
+				if (fresh || got || h->rd_pos >= h->stat.size)
 					break;
 				continue;
 			}

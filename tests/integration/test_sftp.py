@@ -8,6 +8,7 @@ import stat
 import subprocess
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import paramiko
 import pytest
@@ -315,25 +316,43 @@ def test_backups_lists_archives(daemon, tmp_path):
     assert (arch_dir / a1).read_bytes() == old
 
 
+def put_direct(daemon, client, rel, data):
+    """Write an object straight into the backend, bypassing assetd."""
+    url = client.location + rel
+    if url.startswith("file://"):
+        path = url[len("file://"):]
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        with open(path, "wb") as f:
+            f.write(data)
+    else:
+        bucket, _, key = url[len("s3://"):].partition("/")
+        daemon.s3.boto3().put_object(Bucket=bucket, Key=key, Body=data)
+
+
 def test_listing_streams_in_pages(daemon, tmp_path):
-    """A folder with more names than one READDIR reply holds lists whole,
-    each name once."""
+    """A folder with more names than one READDIR reply holds (256) lists
+    whole, each name once, with the right sizes."""
     c = new_client(daemon)
+    names = {}
+    for i in range(300):
+        names["f%04d.txt" % i] = i % 7
+    for i in range(3):
+        names["d%d" % i] = None
+    with ThreadPoolExecutor(8) as ex:
+        list(ex.map(lambda n: put_direct(
+            daemon, c, "many/" + (n + "/inner" if names[n] is None else n),
+            b"x" * (names[n] or 0)), names))
     sftp, t = paramiko_sftp(daemon, c)
     try:
-        sftp.mkdir("/attachments/many")
-        names = set()
-        for i in range(110):
-            n = "f%04d.txt" % i
-            names.add(n)
-            with sftp.open("/attachments/many/" + n, "wb") as f:
-                f.write(b"%d" % i)
-        for i in range(3):
-            sftp.mkdir("/attachments/many/d%d" % i)
-            names.add("d%d" % i)
-        listed = sftp.listdir("/attachments/many")
-        assert len(listed) == len(set(listed))
-        assert set(listed) == names
+        listed = sftp.listdir_attr("/attachments/many")
+        got = [a.filename for a in listed]
+        assert len(got) == len(set(got))
+        assert set(got) == set(names)
+        for a in listed:
+            if names[a.filename] is None:
+                assert stat.S_ISDIR(a.st_mode)
+            else:
+                assert a.st_size == names[a.filename]
     finally:
         t.close()
 
