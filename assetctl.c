@@ -37,14 +37,14 @@
 #include "store.h"
 #include "sync.h"
 
-#define EXIT_OK 0
-#define EXIT_ERR 1
+#define EXIT_OK	   0
+#define EXIT_ERR   1
 #define EXIT_USAGE 2
 
 #define DEFAULT_CONFIG "/etc/assetd/assetd.conf"
-#define DEFAULT_DB "var/assetd.db"
+#define DEFAULT_DB     "var/assetd.db"
 
-#define MAX_POS 8
+#define MAX_POS	 8
 #define MAX_OPTS 16
 
 /* ---- the tables' shapes -------------------------------------------------- */
@@ -53,20 +53,20 @@ struct ctx;
 struct args;
 
 struct opt {
-	const char *name;       /* "--region" */
-	const char *arg;        /* "NAME", or NULL for a flag */
+	const char *name; /* "--region" */
+	const char *arg;  /* "NAME", or NULL for a flag */
 	const char *help;
 };
 
 struct verb {
-	const char *name;       /* "" = the noun takes no verb */
+	const char *name; /* "" = the noun takes no verb */
 	int (*run)(struct ctx *ctx, const struct args *a);
-	const char *synopsis;   /* positional part: "NAME [FILE|-]" */
+	const char *synopsis; /* positional part: "NAME [FILE|-]" */
 	int min_pos, max_pos;
-	int writes;             /* 1 if it may change the catalog */
+	int writes;		/* 1 if it may change the catalog */
 	const struct opt *opts; /* NULL-terminated, or NULL */
-	const char *help;       /* one line */
-	const char *more;       /* further paragraphs for --help, or NULL */
+	const char *help;	/* one line */
+	const char *more;	/* further paragraphs for --help, or NULL */
 };
 
 struct noun {
@@ -111,7 +111,7 @@ static int cat_error(void)
 }
 
 static int usage_error(const struct args *a, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
+    __attribute__((format(printf, 2, 3)));
 
 static int usage_error(const struct args *a, const char *fmt, ...)
 {
@@ -131,7 +131,8 @@ static int usage_error(const struct args *a, const char *fmt, ...)
 	return EXIT_USAGE;
 }
 
-/* ---- JSON writer ------------------------------------------------------------ */
+/* ---- JSON writer ------------------------------------------------------------
+ */
 
 /* Writes pretty-printed JSON to stdout; tracks whether a comma is due at
  * each nesting level. */
@@ -173,8 +174,8 @@ static void jw_string(const char *s)
 		} else {
 			/* Pass valid UTF-8 through; replace anything else so
 			 * the document stays valid JSON. */
-			int n = c >= 0xf0 && c < 0xf5 ? 4
-				: c >= 0xe0      ? 3
+			int n = c >= 0xf0 && c < 0xf5	? 4
+				: c >= 0xe0		? 3
 				: c >= 0xc2 && c < 0xe0 ? 2
 							: 0;
 			int ok = n > 0;
@@ -292,7 +293,7 @@ static int table_add(struct table *t, ...)
 
 static void table_print(struct table *t)
 {
-	size_t w[16] = { 0 };
+	size_t w[16] = {0};
 	for (size_t i = 0; i < t->n; i++) {
 		size_t l = t->cells[i] ? strlen(t->cells[i]) : 0;
 		if (l > w[i % (size_t)t->ncols])
@@ -330,7 +331,8 @@ static const char *fmt_int(int64_t v, char *buf, size_t len)
 	return buf;
 }
 
-/* ---- argument helpers ------------------------------------------------------ */
+/* ---- argument helpers ------------------------------------------------------
+ */
 
 static int opt_index(const struct verb *v, const char *name)
 {
@@ -351,7 +353,8 @@ static const char *opt(const struct args *a, const char *name)
 static int set_field(char *dst, size_t size, const char *v, const char *what)
 {
 	if (strlen(v) >= size)
-		return error("%s is too long (at most %zu bytes)", what, size - 1);
+		return error("%s is too long (at most %zu bytes)", what,
+			     size - 1);
 	memcpy(dst, v, strlen(v) + 1);
 	return 0;
 }
@@ -360,8 +363,8 @@ static int set_field(char *dst, size_t size, const char *v, const char *what)
 static int parse_count(const char *s, const char *what, int64_t *out)
 {
 	uint64_t v;
-	if (!s[0] || !isdigit((unsigned char)s[0]) || conf_parse_size(s, &v) != 0 ||
-	    v > INT64_MAX)
+	if (!s[0] || !isdigit((unsigned char)s[0]) ||
+	    conf_parse_size(s, &v) != 0 || v > INT64_MAX)
 		return error("invalid %s '%s': a number, optionally with a "
 			     "K, M, G or T suffix",
 			     what, s);
@@ -390,14 +393,16 @@ static const char *fmt_size(int64_t v, char *buf, size_t len)
 /* ---- regions ------------------------------------------------------------ */
 
 static const struct opt region_add_opts[] = {
-	{ "--assets", "URL", "where the region's clients' folders live "
-			     "(file:///path/ or s3://bucket/prefix/)" },
-	{ "--snapshot", "URL", "the snapshot (backup) target of the region" },
-	{ "--endpoint", "URL", "S3 endpoint for an S3-compatible store "
-			       "(default: AWS)" },
-	{ "--s3-region", "NAME", "S3 region name, e.g. us-east-1" },
-	{ "--profile", "NAME", "AWS shared-credentials profile" },
-	{ NULL, NULL, NULL },
+    {"--assets", "URL",
+     "where the region's clients' folders live "
+     "(file:///path/ or s3://bucket/prefix/)"},
+    {"--snapshot", "URL", "the snapshot (backup) target of the region"},
+    {"--endpoint", "URL",
+     "S3 endpoint for an S3-compatible store "
+     "(default: AWS)"},
+    {"--s3-region", "NAME", "S3 region name, e.g. us-east-1"},
+    {"--profile", "NAME", "AWS shared-credentials profile"},
+    {NULL, NULL, NULL},
 };
 
 static int region_fill(struct catalog_region *r, const struct args *a)
@@ -475,7 +480,7 @@ static int region_row(void *arg, const struct catalog_region *r)
 
 static int region_list(struct ctx *ctx, const struct args *a)
 {
-	struct list_state ls = { .ctx = ctx, .t = { .ncols = 5 } };
+	struct list_state ls = {.ctx = ctx, .t = {.ncols = 5}};
 	if (ctx->json)
 		jw_open(&ls.j, NULL, '[');
 	else
@@ -503,7 +508,7 @@ static int region_show(struct ctx *ctx, const struct args *a)
 	if (catalog_region_get(ctx->cat, a->pos[0], &r) != 0)
 		return cat_error();
 	if (ctx->json) {
-		struct jw j = { 0 };
+		struct jw j = {0};
 		region_json(&j, NULL, &r);
 		return EXIT_OK;
 	}
@@ -538,34 +543,34 @@ static int region_remove(struct ctx *ctx, const struct args *a)
 }
 
 static const struct verb region_verbs[] = {
-	{ "add", region_add, "NAME", 1, 1, 1, region_add_opts,
-	  "add a region",
-	  "A region is a place where clients' folders live: an assets\n"
-	  "location, an optional snapshot (backup) location, and how to reach\n"
-	  "S3 there. Example:\n"
-	  "  assetctl region add us --assets s3://sp-assets-us/ \\\n"
-	  "      --snapshot s3://sp-assets-na-snapshots/ --s3-region us-east-1" },
-	{ "list", region_list, "", 0, 0, 0, NULL, "list the regions", NULL },
-	{ "show", region_show, "NAME", 1, 1, 0, NULL, "show one region", NULL },
-	{ "set", region_set, "NAME", 1, 1, 1, region_add_opts,
-	  "change a region's settings",
-	  "Only the options given change; an empty value (--snapshot '')\n"
-	  "clears an optional setting. Existing clients keep their folders." },
-	{ "remove", region_remove, "NAME", 1, 1, 1, NULL,
-	  "remove a region that no client uses", NULL },
-	{ NULL, NULL, NULL, 0, 0, 0, NULL, NULL, NULL },
+    {"add", region_add, "NAME", 1, 1, 1, region_add_opts, "add a region",
+     "A region is a place where clients' folders live: an assets\n"
+     "location, an optional snapshot (backup) location, and how to reach\n"
+     "S3 there. Example:\n"
+     "  assetctl region add us --assets s3://sp-assets-us/ \\\n"
+     "      --snapshot s3://sp-assets-na-snapshots/ --s3-region us-east-1"},
+    {"list", region_list, "", 0, 0, 0, NULL, "list the regions", NULL},
+    {"show", region_show, "NAME", 1, 1, 0, NULL, "show one region", NULL},
+    {"set", region_set, "NAME", 1, 1, 1, region_add_opts,
+     "change a region's settings",
+     "Only the options given change; an empty value (--snapshot '')\n"
+     "clears an optional setting. Existing clients keep their folders."},
+    {"remove", region_remove, "NAME", 1, 1, 1, NULL,
+     "remove a region that no client uses", NULL},
+    {NULL, NULL, NULL, 0, 0, 0, NULL, NULL, NULL},
 };
 
-/* ---- the store, for client folders -------------------------------------------- */
+/* ---- the store, for client folders
+ * -------------------------------------------- */
 
 static int open_client_store(const struct catalog_client *c, const char *url,
 			     struct store **st)
 {
 	struct store_opts o = {
-		.endpoint = c->endpoint[0] ? c->endpoint : NULL,
-		.region = c->s3_region[0] ? c->s3_region : NULL,
-		.profile = c->profile[0] ? c->profile : NULL,
-		.path_style = -1,
+	    .endpoint = c->endpoint[0] ? c->endpoint : NULL,
+	    .region = c->s3_region[0] ? c->s3_region : NULL,
+	    .profile = c->profile[0] ? c->profile : NULL,
+	    .path_style = -1,
 	};
 	return store_open(url, &o, st);
 }
@@ -597,24 +602,26 @@ static int prepare_location(const struct catalog_client *c)
 			store_close(pst);
 		}
 		if (rc)
-			return error("cannot create the folder %s: %s (its "
-				     "parent must exist; --no-check skips this)",
-				     c->location, store_strerror(rc));
+			return error(
+			    "cannot create the folder %s: %s (its "
+			    "parent must exist; --no-check skips this)",
+			    c->location, store_strerror(rc));
 		rc = open_client_store(c, c->location, &st);
 	}
 	if (rc)
 		return error("cannot open %s: %s (--no-check skips this)",
 			     c->location, store_strerror(rc));
-	static const char *const dirs[] = { "originals", "thumbnails" };
+	static const char *const dirs[] = {"originals", "thumbnails"};
 	for (size_t i = 0; i < 2; i++) {
 		rc = store_mkdir(st, dirs[i]);
 		if (rc == STORE_EEXIST)
 			rc = 0;
 		if (rc) {
 			store_close(st);
-			return error("cannot create %s%s/: %s (--no-check skips "
-				     "this)",
-				     c->location, dirs[i], store_strerror(rc));
+			return error(
+			    "cannot create %s%s/: %s (--no-check skips "
+			    "this)",
+			    c->location, dirs[i], store_strerror(rc));
 		}
 	}
 	store_close(st);
@@ -647,36 +654,42 @@ static int location_has_files(const struct catalog_client *c, char *name)
 /* ---- clients ------------------------------------------------------------ */
 
 static const struct opt client_add_opts[] = {
-	{ "--region", "NAME", "the region: the folder becomes "
-			      "<region assets><client>/" },
-	{ "--location", "URL", "an explicit folder (file:///path/ or "
-			       "s3://bucket/prefix/), e.g. the client's own "
-			       "bucket" },
-	{ "--attachment-key", "KEY", "the Specify attachment key (default: "
-				     "32 random bytes, printed once)" },
-	{ "--quota-bytes", "N", "storage quota, with K/M/G/T suffix (0 = none)" },
-	{ "--quota-objects", "N", "object count quota (0 = none)" },
-	{ "--endpoint", "URL", "S3 endpoint of the client's own bucket" },
-	{ "--s3-region", "NAME", "S3 region of the client's own bucket" },
-	{ "--profile", "NAME", "credentials profile for the client's own "
-			       "bucket" },
-	{ "--no-check", NULL, "do not create or check the folder" },
-	{ NULL, NULL, NULL },
+    {"--region", "NAME",
+     "the region: the folder becomes "
+     "<region assets><client>/"},
+    {"--location", "URL",
+     "an explicit folder (file:///path/ or "
+     "s3://bucket/prefix/), e.g. the client's own "
+     "bucket"},
+    {"--attachment-key", "KEY",
+     "the Specify attachment key (default: "
+     "32 random bytes, printed once)"},
+    {"--quota-bytes", "N", "storage quota, with K/M/G/T suffix (0 = none)"},
+    {"--quota-objects", "N", "object count quota (0 = none)"},
+    {"--endpoint", "URL", "S3 endpoint of the client's own bucket"},
+    {"--s3-region", "NAME", "S3 region of the client's own bucket"},
+    {"--profile", "NAME",
+     "credentials profile for the client's own "
+     "bucket"},
+    {"--no-check", NULL, "do not create or check the folder"},
+    {NULL, NULL, NULL},
 };
 
 static const struct opt client_set_opts[] = {
-	{ "--region", "NAME", "move the client to another region (files are "
-			      "not moved; '' = none)" },
-	{ "--location", "URL", "a new folder (files are not moved)" },
-	{ "--attachment-key", "KEY", "a new attachment key" },
-	{ "--new-attachment-key", NULL, "generate a new attachment key and "
-					"print it" },
-	{ "--quota-bytes", "N", "storage quota, with K/M/G/T suffix (0 = none)" },
-	{ "--quota-objects", "N", "object count quota (0 = none)" },
-	{ "--endpoint", "URL", "S3 endpoint of the client's own bucket" },
-	{ "--s3-region", "NAME", "S3 region of the client's own bucket" },
-	{ "--profile", "NAME", "credentials profile" },
-	{ NULL, NULL, NULL },
+    {"--region", "NAME",
+     "move the client to another region (files are "
+     "not moved; '' = none)"},
+    {"--location", "URL", "a new folder (files are not moved)"},
+    {"--attachment-key", "KEY", "a new attachment key"},
+    {"--new-attachment-key", NULL,
+     "generate a new attachment key and "
+     "print it"},
+    {"--quota-bytes", "N", "storage quota, with K/M/G/T suffix (0 = none)"},
+    {"--quota-objects", "N", "object count quota (0 = none)"},
+    {"--endpoint", "URL", "S3 endpoint of the client's own bucket"},
+    {"--s3-region", "NAME", "S3 region of the client's own bucket"},
+    {"--profile", "NAME", "credentials profile"},
+    {NULL, NULL, NULL},
 };
 
 /* Fill the fields common to add and set from the options. */
@@ -794,16 +807,16 @@ static int client_show(struct ctx *ctx, const struct args *a)
 	static struct catalog_client c;
 	if (catalog_client_get(ctx->cat, a->pos[0], &c) != 0)
 		return cat_error();
-	struct client_extra keys = { 0 };
+	struct client_extra keys = {0};
 	if (catalog_key_list(ctx->cat, c.name, key_count, &keys) != 0)
 		return cat_error();
 	if (ctx->json) {
-		struct jw j = { 0 };
+		struct jw j = {0};
 		jw_open(&j, NULL, '{');
 		client_json_fields(&j, &c);
 		jw_int(&j, "keys", keys.count);
 		jw_open(&j, "collections", '[');
-		struct client_extra colls = { .j = &j };
+		struct client_extra colls = {.j = &j};
 		int rc = catalog_collection_list(ctx->cat, c.name, coll_count,
 						 &colls);
 		jw_close(&j, ']');
@@ -821,15 +834,14 @@ static int client_show(struct ctx *ctx, const struct args *a)
 		kv("profile", c.profile);
 	}
 	kv("attachment key", opt(a, "--show-key") ? c.attachment_key
-						   : "(set; --show-key prints "
-						     "it)");
+						  : "(set; --show-key prints "
+						    "it)");
 	kv("quota bytes", fmt_size(c.quota_bytes, b1, sizeof b1));
-	kv("quota objects", c.quota_objects ? fmt_int(c.quota_objects, b2,
-						      sizeof b2)
-					    : "none");
+	kv("quota objects",
+	   c.quota_objects ? fmt_int(c.quota_objects, b2, sizeof b2) : "none");
 	kv("created", fmt_time(c.created, b1, sizeof b1));
 	kv("keys", fmt_int(keys.count, b2, sizeof b2));
-	struct client_extra colls = { 0 };
+	struct client_extra colls = {0};
 	if (catalog_collection_list(ctx->cat, c.name, coll_count, &colls) != 0)
 		return cat_error();
 	if (colls.count == 0)
@@ -856,7 +868,7 @@ static int client_row(void *arg, const struct catalog_client *c)
 
 static int client_list(struct ctx *ctx, const struct args *a)
 {
-	struct list_state ls = { .ctx = ctx, .t = { .ncols = 5 } };
+	struct list_state ls = {.ctx = ctx, .t = {.ncols = 5}};
 	if (ctx->json)
 		jw_open(&ls.j, NULL, '[');
 	else
@@ -950,49 +962,51 @@ static int client_remove(struct ctx *ctx, const struct args *a)
 }
 
 static const struct opt client_show_opts[] = {
-	{ "--show-key", NULL, "print the attachment key" },
-	{ NULL, NULL, NULL },
+    {"--show-key", NULL, "print the attachment key"},
+    {NULL, NULL, NULL},
 };
 
 static const struct opt client_remove_opts[] = {
-	{ "--force", NULL, "remove even if the folder still holds files "
-			   "(the files are kept)" },
-	{ NULL, NULL, NULL },
+    {"--force", NULL,
+     "remove even if the folder still holds files "
+     "(the files are kept)"},
+    {NULL, NULL, NULL},
 };
 
 static const struct verb client_verbs[] = {
-	{ "add", client_add, "NAME", 1, 1, 1, client_add_opts,
-	  "add a client (an institution) with its folder",
-	  "The folder is <region assets>NAME/ with --region, or the URL given\n"
-	  "with --location (the client's own bucket or directory). Unless\n"
-	  "--no-check, the folder and its originals/ and thumbnails/ are\n"
-	  "created. The attachment key is generated if not given and printed\n"
-	  "once." },
-	{ "list", client_list, "", 0, 0, 0, NULL, "list the clients", NULL },
-	{ "show", client_show, "NAME", 1, 1, 0, client_show_opts,
-	  "show one client", NULL },
-	{ "set", client_set, "NAME", 1, 1, 1, client_set_opts,
-	  "change a client's settings",
-	  "Only the options given change. Changing the region or location\n"
-	  "does not move files." },
-	{ "disable", client_disable, "NAME", 1, 1, 1, NULL,
-	  "refuse the client everywhere (HTTP and SSH) without removing it",
-	  NULL },
-	{ "enable", client_enable, "NAME", 1, 1, 1, NULL,
-	  "accept a disabled client again", NULL },
-	{ "remove", client_remove, "NAME", 1, 1, 1, client_remove_opts,
-	  "remove a client, its keys and collections (never its files)",
-	  "Refused while the client's folder holds files, unless --force." },
-	{ NULL, NULL, NULL, 0, 0, 0, NULL, NULL, NULL },
+    {"add", client_add, "NAME", 1, 1, 1, client_add_opts,
+     "add a client (an institution) with its folder",
+     "The folder is <region assets>NAME/ with --region, or the URL given\n"
+     "with --location (the client's own bucket or directory). Unless\n"
+     "--no-check, the folder and its originals/ and thumbnails/ are\n"
+     "created. The attachment key is generated if not given and printed\n"
+     "once."},
+    {"list", client_list, "", 0, 0, 0, NULL, "list the clients", NULL},
+    {"show", client_show, "NAME", 1, 1, 0, client_show_opts, "show one client",
+     NULL},
+    {"set", client_set, "NAME", 1, 1, 1, client_set_opts,
+     "change a client's settings",
+     "Only the options given change. Changing the region or location\n"
+     "does not move files."},
+    {"disable", client_disable, "NAME", 1, 1, 1, NULL,
+     "refuse the client everywhere (HTTP and SSH) without removing it", NULL},
+    {"enable", client_enable, "NAME", 1, 1, 1, NULL,
+     "accept a disabled client again", NULL},
+    {"remove", client_remove, "NAME", 1, 1, 1, client_remove_opts,
+     "remove a client, its keys and collections (never its files)",
+     "Refused while the client's folder holds files, unless --force."},
+    {NULL, NULL, NULL, 0, 0, 0, NULL, NULL, NULL},
 };
 
-/* ---- collections ---------------------------------------------------------- */
+/* ---- collections ----------------------------------------------------------
+ */
 
 static const struct opt collection_add_opts[] = {
-	{ "--subfolder", "DIR", "the folder below the client's location that "
-				"holds originals/ and thumbnails/ (default: "
-				"the location itself)" },
-	{ NULL, NULL, NULL },
+    {"--subfolder", "DIR",
+     "the folder below the client's location that "
+     "holds originals/ and thumbnails/ (default: "
+     "the location itself)"},
+    {NULL, NULL, NULL},
 };
 
 static int collection_add(struct ctx *ctx, const struct args *a)
@@ -1002,7 +1016,8 @@ static int collection_add(struct ctx *ctx, const struct args *a)
 	const char *sub = opt(a, "--subfolder");
 	if (set_field(c.client, sizeof c.client, a->pos[0], "client name") ||
 	    set_field(c.name, sizeof c.name, a->pos[1], "collection name") ||
-	    (sub && set_field(c.subfolder, sizeof c.subfolder, sub, "subfolder")))
+	    (sub &&
+	     set_field(c.subfolder, sizeof c.subfolder, sub, "subfolder")))
 		return EXIT_ERR;
 	if (catalog_collection_add(ctx->cat, &c) != 0)
 		return cat_error();
@@ -1030,7 +1045,7 @@ static int collection_row(void *arg, const struct catalog_collection *c)
 
 static int collection_list(struct ctx *ctx, const struct args *a)
 {
-	struct list_state ls = { .ctx = ctx, .t = { .ncols = 3 } };
+	struct list_state ls = {.ctx = ctx, .t = {.ncols = 3}};
 	if (ctx->json)
 		jw_open(&ls.j, NULL, '[');
 	else
@@ -1048,27 +1063,29 @@ static int collection_remove(struct ctx *ctx, const struct args *a)
 {
 	if (catalog_collection_remove(ctx->cat, a->pos[0], a->pos[1]) != 0)
 		return cat_error();
-	printf("collection '%s' removed from client %s\n", a->pos[1], a->pos[0]);
+	printf("collection '%s' removed from client %s\n", a->pos[1],
+	       a->pos[0]);
 	return EXIT_OK;
 }
 
 static const struct verb collection_verbs[] = {
-	{ "add", collection_add, "CLIENT NAME", 2, 2, 1, collection_add_opts,
-	  "map a Specify collection name to a client",
-	  "NAME is the collection's name as Specify sends it (quote it if it\n"
-	  "has spaces)." },
-	{ "list", collection_list, "[CLIENT]", 0, 1, 0, NULL,
-	  "list collections (of one client)", NULL },
-	{ "remove", collection_remove, "CLIENT NAME", 2, 2, 1, NULL,
-	  "remove a collection mapping (files are kept)", NULL },
-	{ NULL, NULL, NULL, 0, 0, 0, NULL, NULL, NULL },
+    {"add", collection_add, "CLIENT NAME", 2, 2, 1, collection_add_opts,
+     "map a Specify collection name to a client",
+     "NAME is the collection's name as Specify sends it (quote it if it\n"
+     "has spaces)."},
+    {"list", collection_list, "[CLIENT]", 0, 1, 0, NULL,
+     "list collections (of one client)", NULL},
+    {"remove", collection_remove, "CLIENT NAME", 2, 2, 1, NULL,
+     "remove a collection mapping (files are kept)", NULL},
+    {NULL, NULL, NULL, 0, 0, 0, NULL, NULL, NULL},
 };
 
-/* ---- SSH keys ------------------------------------------------------------- */
+/* ---- SSH keys -------------------------------------------------------------
+ */
 
 static const struct opt key_add_opts[] = {
-	{ "--line", "LINE", "the key as one authorized_keys line" },
-	{ NULL, NULL, NULL },
+    {"--line", "LINE", "the key as one authorized_keys line"},
+    {NULL, NULL, NULL},
 };
 
 #define KEYS_MAX 256
@@ -1221,7 +1238,7 @@ static int key_row(void *arg, const struct catalog_key *k)
 
 static int key_list(struct ctx *ctx, const struct args *a)
 {
-	struct list_state ls = { .ctx = ctx, .t = { .ncols = 7 } };
+	struct list_state ls = {.ctx = ctx, .t = {.ncols = 7}};
 	if (ctx->json)
 		jw_open(&ls.j, NULL, '[');
 	else
@@ -1245,29 +1262,31 @@ static int key_remove(struct ctx *ctx, const struct args *a)
 }
 
 static const struct verb key_verbs[] = {
-	{ "add", key_add, "CLIENT [FILE|-]", 1, 2, 1, key_add_opts,
-	  "register SSH public keys for a client",
-	  "FILE holds one or more authorized_keys lines (an id_*.pub file or\n"
-	  "an authorized_keys file); '-' reads them from stdin; --line takes\n"
-	  "one line. Either all keys are added or none. Each key's\n"
-	  "fingerprint is printed as 'ssh-keygen -l' prints it. Options\n"
-	  "that assetd would not enforce (from=, command=, ...) are refused." },
-	{ "list", key_list, "[CLIENT]", 0, 1, 0, NULL,
-	  "list SSH keys (of one client)", NULL },
-	{ "remove", key_remove, "CLIENT FINGERPRINT|ID", 2, 2, 1, NULL,
-	  "remove a key; the next login with it is refused", NULL },
-	{ NULL, NULL, NULL, 0, 0, 0, NULL, NULL, NULL },
+    {"add", key_add, "CLIENT [FILE|-]", 1, 2, 1, key_add_opts,
+     "register SSH public keys for a client",
+     "FILE holds one or more authorized_keys lines (an id_*.pub file or\n"
+     "an authorized_keys file); '-' reads them from stdin; --line takes\n"
+     "one line. Either all keys are added or none. Each key's\n"
+     "fingerprint is printed as 'ssh-keygen -l' prints it. Options\n"
+     "that assetd would not enforce (from=, command=, ...) are refused."},
+    {"list", key_list, "[CLIENT]", 0, 1, 0, NULL,
+     "list SSH keys (of one client)", NULL},
+    {"remove", key_remove, "CLIENT FINGERPRINT|ID", 2, 2, 1, NULL,
+     "remove a key; the next login with it is refused", NULL},
+    {NULL, NULL, NULL, 0, 0, 0, NULL, NULL, NULL},
 };
 
-/* ---- the table of nouns --------------------------------------------------- */
+/* ---- the table of nouns ---------------------------------------------------
+ */
 
 static const struct noun nouns[] = {
-	{ "region", region_verbs, "where clients' folders live, and backups" },
-	{ "client", client_verbs, "institutions: folder, attachment key, "
-				  "quota, state" },
-	{ "collection", collection_verbs, "Specify collection -> client" },
-	{ "key", key_verbs, "SSH public keys -> client" },
-	{ NULL, NULL, NULL },
+    {"region", region_verbs, "where clients' folders live, and backups"},
+    {"client", client_verbs,
+     "institutions: folder, attachment key, "
+     "quota, state"},
+    {"collection", collection_verbs, "Specify collection -> client"},
+    {"key", key_verbs, "SSH public keys -> client"},
+    {NULL, NULL, NULL},
 };
 
 /* Nouns whose module parses its own arguments (the backup commands): each
@@ -1280,44 +1299,45 @@ struct ext_noun {
 };
 
 static const struct ext_noun ext_nouns[] = {
-	{ "sync", sync_cli, "snapshot sync: REGION, or SRC DST (--help)" },
-	{ "archive", archives_cli, "client archives: create, list, show, "
-				   "remove, prune" },
-	{ "runs", sync_runs_cli, "recent syncs and archives, with outcome" },
-	{ NULL, NULL, NULL },
+    {"sync", sync_cli, "snapshot sync: REGION, or SRC DST (--help)"},
+    {"archive", archives_cli,
+     "client archives: create, list, show, "
+     "remove, prune"},
+    {"runs", sync_runs_cli, "recent syncs and archives, with outcome"},
+    {NULL, NULL, NULL},
 };
 
-/* ---- help ----------------------------------------------------------------- */
+/* ---- help -----------------------------------------------------------------
+ */
 
 static void help_main(FILE *f)
 {
-	fprintf(f,
-		"usage: assetctl [-f CONFIG | -D DB] [--json] NOUN VERB [ARGS]\n"
-		"\n"
-		"Administer assetd's catalog: regions, clients, collections and "
-		"SSH keys.\n"
-		"Changes take effect in the running daemon without a restart.\n"
-		"\n"
-		"Nouns:\n");
+	fprintf(
+	    f, "usage: assetctl [-f CONFIG | -D DB] [--json] NOUN VERB [ARGS]\n"
+	       "\n"
+	       "Administer assetd's catalog: regions, clients, collections and "
+	       "SSH keys.\n"
+	       "Changes take effect in the running daemon without a restart.\n"
+	       "\n"
+	       "Nouns:\n");
 	for (const struct noun *n = nouns; n->name; n++) {
 		fprintf(f, "  %-12s %s\n", n->name, n->help);
 	}
 	for (const struct ext_noun *n = ext_nouns; n->name; n++)
 		fprintf(f, "  %-12s %s\n", n->name, n->help);
-	fprintf(f,
-		"\n"
-		"Options:\n"
-		"  -f CONFIG   read the catalog path from this assetd.conf\n"
-		"  -D DB       use this catalog file\n"
-		"              (default: the Catalog of " DEFAULT_CONFIG
-		" if it exists,\n"
-		"              else ./" DEFAULT_DB ")\n"
-		"  --json      machine-readable output for list and show\n"
-		"  -V          print the version\n"
-		"  --help      this text; 'assetctl NOUN --help' and\n"
-		"              'assetctl NOUN VERB --help' for more\n"
-		"\n"
-		"Exit status: 0 success, 1 error, 2 usage error.\n");
+	fprintf(f, "\n"
+		   "Options:\n"
+		   "  -f CONFIG   read the catalog path from this assetd.conf\n"
+		   "  -D DB       use this catalog file\n"
+		   "              (default: the Catalog of " DEFAULT_CONFIG
+		   " if it exists,\n"
+		   "              else ./" DEFAULT_DB ")\n"
+		   "  --json      machine-readable output for list and show\n"
+		   "  -V          print the version\n"
+		   "  --help      this text; 'assetctl NOUN --help' and\n"
+		   "              'assetctl NOUN VERB --help' for more\n"
+		   "\n"
+		   "Exit status: 0 success, 1 error, 2 usage error.\n");
 }
 
 static void help_noun(FILE *f, const struct noun *n)
@@ -1352,7 +1372,8 @@ static void help_verb(FILE *f, const struct noun *n, const struct verb *v)
 	}
 }
 
-/* ---- argument parsing -------------------------------------------------------- */
+/* ---- argument parsing
+ * -------------------------------------------------------- */
 
 /* Parse the verb's arguments ARGV[0..ARGC) into A. Returns 0, EXIT_USAGE
  * after a message, or -1 when --help was printed. */
@@ -1366,7 +1387,8 @@ static int parse_args(int argc, char **argv, struct args *a)
 			only_pos = 1;
 			continue;
 		}
-		if (!only_pos && (strcmp(s, "--help") == 0 || strcmp(s, "-h") == 0)) {
+		if (!only_pos &&
+		    (strcmp(s, "--help") == 0 || strcmp(s, "-h") == 0)) {
 			help_verb(stdout, a->noun, v);
 			return -1;
 		}
@@ -1380,15 +1402,17 @@ static int parse_args(int argc, char **argv, struct args *a)
 			name[nl] = '\0';
 			int k = opt_index(v, name);
 			if (k < 0)
-				return usage_error(a, "unknown option '%s'", name);
+				return usage_error(a, "unknown option '%s'",
+						   name);
 			const struct opt *o = &v->opts[k];
 			if (a->val[k])
 				return usage_error(a, "option %s given twice",
 						   name);
 			if (!o->arg) {
 				if (eq)
-					return usage_error(a, "option %s takes "
-							      "no value",
+					return usage_error(a,
+							   "option %s takes "
+							   "no value",
 							   name);
 				a->val[k] = "";
 			} else if (eq) {
@@ -1396,8 +1420,8 @@ static int parse_args(int argc, char **argv, struct args *a)
 			} else if (i + 1 < argc) {
 				a->val[k] = argv[++i];
 			} else {
-				return usage_error(a, "option %s needs %s", name,
-						   o->arg);
+				return usage_error(a, "option %s needs %s",
+						   name, o->arg);
 			}
 			continue;
 		}
@@ -1416,8 +1440,8 @@ static int find_catalog(struct ctx *ctx, const char *conf_path,
 			const char *db_path)
 {
 	if (db_path) {
-		if (snprintf(ctx->db_path, sizeof ctx->db_path, "%s", db_path) >=
-		    (int)sizeof ctx->db_path)
+		if (snprintf(ctx->db_path, sizeof ctx->db_path, "%s",
+			     db_path) >= (int)sizeof ctx->db_path)
 			return error("catalog path too long");
 		return 0;
 	}
@@ -1439,7 +1463,7 @@ static int find_catalog(struct ctx *ctx, const char *conf_path,
 
 int main(int argc, char **argv)
 {
-	struct ctx ctx = { 0 };
+	struct ctx ctx = {0};
 	const char *conf_path = NULL, *db_path = NULL;
 
 	/* --json may stand anywhere before "--"; take it out first. */
@@ -1472,10 +1496,12 @@ int main(int argc, char **argv)
 		}
 		if (strcmp(s, "-f") == 0 || strcmp(s, "-D") == 0) {
 			if (i + 1 >= argc)
-				return usage_error(NULL, "%s needs an argument", s);
+				return usage_error(NULL, "%s needs an argument",
+						   s);
 			if (conf_path || db_path)
-				return usage_error(NULL, "give one of -f and -D, "
-							 "once");
+				return usage_error(NULL,
+						   "give one of -f and -D, "
+						   "once");
 			if (s[1] == 'f')
 				conf_path = argv[++i];
 			else
@@ -1502,7 +1528,8 @@ int main(int argc, char **argv)
 		}
 		if (catalog_open(ctx.db_path, &ctx.cat, err, sizeof err) != 0)
 			return error("%s", err);
-		int rc = en->run(ctx.cat, ctx.conf, ctx.json, argc - i, argv + i);
+		int rc =
+		    en->run(ctx.cat, ctx.conf, ctx.json, argc - i, argv + i);
 		if (fflush(stdout) != 0 && rc == EXIT_OK)
 			rc = error("writing the output: %s", strerror(errno));
 		catalog_close(ctx.cat);
@@ -1524,7 +1551,8 @@ int main(int argc, char **argv)
 			help_noun(stderr, a.noun);
 			return EXIT_USAGE;
 		}
-		if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+		if (strcmp(argv[i], "--help") == 0 ||
+		    strcmp(argv[i], "-h") == 0) {
 			help_noun(stdout, a.noun);
 			return EXIT_OK;
 		}

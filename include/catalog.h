@@ -174,6 +174,12 @@ int catalog_key_remove(struct catalog *cat, const char *client,
 int catalog_key_find(struct catalog *cat, const char *client,
 		     const char *type, const char *blob,
 		     struct catalog_key *out);
+/* Find CLIENT's key with this fingerprint ("SHA256:..." as
+ * sshkey_fingerprint() computes it from the key a client offers): the
+ * lookup that does not depend on how the blob was encoded. */
+int catalog_key_find_fingerprint(struct catalog *cat, const char *client,
+				 const char *fingerprint,
+				 struct catalog_key *out);
 /* Record a successful login with key ID at time NOW. */
 int catalog_key_touch(struct catalog *cat, int64_t id, int64_t now);
 typedef int (*catalog_key_cb)(void *arg, const struct catalog_key *k);

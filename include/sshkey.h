@@ -12,19 +12,19 @@
 
 #include <stddef.h>
 
-#define SSHKEY_TYPE_MAX 64      /* matches CATALOG_NAME_MAX */
-#define SSHKEY_BLOB_MAX 8192    /* base64, matches CATALOG_KEYBLOB_MAX */
-#define SSHKEY_COMMENT_MAX 256  /* matches CATALOG_TEXT_MAX */
-#define SSHKEY_FP_MAX 64        /* "SHA256:" + 43 characters */
+#define SSHKEY_TYPE_MAX	   64	/* matches CATALOG_NAME_MAX */
+#define SSHKEY_BLOB_MAX	   8192 /* base64, matches CATALOG_KEYBLOB_MAX */
+#define SSHKEY_COMMENT_MAX 256	/* matches CATALOG_TEXT_MAX */
+#define SSHKEY_FP_MAX	   64	/* "SHA256:" + 43 characters */
 
 struct sshkey_info {
-	char type[SSHKEY_TYPE_MAX];     /* "ssh-ed25519", "ssh-rsa", ... */
-	char blob[SSHKEY_BLOB_MAX];     /* base64 of the public key */
+	char type[SSHKEY_TYPE_MAX];	  /* "ssh-ed25519", "ssh-rsa", ... */
+	char blob[SSHKEY_BLOB_MAX];	  /* base64 of the public key */
 	char comment[SSHKEY_COMMENT_MAX]; /* "" if none */
-	char fingerprint[SSHKEY_FP_MAX]; /* "SHA256:..." */
-	char label[16];                 /* "ED25519", "RSA", "ECDSA", ...:
-					   what ssh-keygen -l prints */
-	int bits;                       /* key size as ssh-keygen -l prints */
+	char fingerprint[SSHKEY_FP_MAX];  /* "SHA256:..." */
+	char label[16];			  /* "ED25519", "RSA", "ECDSA", ...:
+					     what ssh-keygen -l prints */
+	int bits;			  /* key size as ssh-keygen -l prints */
 };
 
 /* Parse one authorized_keys line (a trailing newline is fine). Options that

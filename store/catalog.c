@@ -41,88 +41,88 @@
 
 /* How long one attempt waits for another writer, and how many attempts. */
 #define BUSY_TIMEOUT_MS 5000
-#define BUSY_ATTEMPTS 6
+#define BUSY_ATTEMPTS	6
 
 /* ---- schema ----------------------------------------------------------- */
 
 /* migrations[v] brings a catalog from version v to v+1. */
 static const char *const migrations[] = {
-	/* 0 -> 1: the first schema. */
-	"CREATE TABLE IF NOT EXISTS schema_version ("
-	"  version INTEGER NOT NULL);"
-	"CREATE TABLE regions ("
-	"  id INTEGER PRIMARY KEY,"
-	"  name TEXT NOT NULL UNIQUE,"
-	"  assets TEXT NOT NULL,"
-	"  snapshot TEXT NOT NULL DEFAULT '',"
-	"  endpoint TEXT NOT NULL DEFAULT '',"
-	"  s3_region TEXT NOT NULL DEFAULT '',"
-	"  profile TEXT NOT NULL DEFAULT '');"
-	"CREATE TABLE clients ("
-	"  id INTEGER PRIMARY KEY,"
-	"  name TEXT NOT NULL UNIQUE,"
-	"  region_id INTEGER REFERENCES regions(id) ON DELETE RESTRICT,"
-	"  location TEXT NOT NULL,"
-	"  attachment_key TEXT NOT NULL DEFAULT '',"
-	"  disabled INTEGER NOT NULL DEFAULT 0,"
-	"  quota_bytes INTEGER NOT NULL DEFAULT 0,"
-	"  quota_objects INTEGER NOT NULL DEFAULT 0,"
-	"  created INTEGER NOT NULL,"
-	"  endpoint TEXT NOT NULL DEFAULT '',"
-	"  s3_region TEXT NOT NULL DEFAULT '',"
-	"  profile TEXT NOT NULL DEFAULT '');"
-	"CREATE INDEX clients_region ON clients(region_id);"
-	"CREATE TABLE collections ("
-	"  id INTEGER PRIMARY KEY,"
-	"  client_id INTEGER NOT NULL REFERENCES clients(id) ON DELETE CASCADE,"
-	"  name TEXT NOT NULL,"
-	"  subfolder TEXT NOT NULL DEFAULT '',"
-	"  UNIQUE (client_id, name));"
-	"CREATE INDEX collections_name ON collections(name);"
-	"CREATE TABLE keys ("
-	"  id INTEGER PRIMARY KEY,"
-	"  client_id INTEGER NOT NULL REFERENCES clients(id) ON DELETE CASCADE,"
-	"  type TEXT NOT NULL,"
-	"  blob TEXT NOT NULL,"
-	"  fingerprint TEXT NOT NULL,"
-	"  comment TEXT NOT NULL DEFAULT '',"
-	"  added INTEGER NOT NULL,"
-	"  last_used INTEGER NOT NULL DEFAULT 0,"
-	"  UNIQUE (client_id, fingerprint));"
-	"CREATE INDEX keys_blob ON keys(client_id, blob);"
-	/* Archives and runs are history: they name the client as text so the
-	 * record of an archive outlives a removed client, like its files. */
-	"CREATE TABLE archives ("
-	"  id INTEGER PRIMARY KEY,"
-	"  client TEXT NOT NULL,"
-	"  location TEXT NOT NULL,"
-	"  format TEXT NOT NULL DEFAULT 'tar.xz',"
-	"  created INTEGER NOT NULL,"
-	"  size INTEGER NOT NULL DEFAULT 0,"
-	"  objects INTEGER NOT NULL DEFAULT 0,"
-	"  sha256 TEXT NOT NULL DEFAULT '',"
-	"  state INTEGER NOT NULL DEFAULT 0,"
-	"  error TEXT NOT NULL DEFAULT '');"
-	"CREATE INDEX archives_client ON archives(client, created);"
-	"CREATE TABLE runs ("
-	"  id INTEGER PRIMARY KEY,"
-	"  kind TEXT NOT NULL,"
-	"  what TEXT NOT NULL DEFAULT '',"
-	"  started INTEGER NOT NULL,"
-	"  finished INTEGER NOT NULL DEFAULT 0,"
-	"  state INTEGER NOT NULL DEFAULT 0,"
-	"  listed INTEGER NOT NULL DEFAULT 0,"
-	"  copied INTEGER NOT NULL DEFAULT 0,"
-	"  skipped INTEGER NOT NULL DEFAULT 0,"
-	"  deleted INTEGER NOT NULL DEFAULT 0,"
-	"  failed INTEGER NOT NULL DEFAULT 0,"
-	"  bytes INTEGER NOT NULL DEFAULT 0,"
-	"  summary TEXT NOT NULL DEFAULT '');"
-	"CREATE INDEX runs_started ON runs(kind, started);",
+    /* 0 -> 1: the first schema. */
+    "CREATE TABLE IF NOT EXISTS schema_version ("
+    "  version INTEGER NOT NULL);"
+    "CREATE TABLE regions ("
+    "  id INTEGER PRIMARY KEY,"
+    "  name TEXT NOT NULL UNIQUE,"
+    "  assets TEXT NOT NULL,"
+    "  snapshot TEXT NOT NULL DEFAULT '',"
+    "  endpoint TEXT NOT NULL DEFAULT '',"
+    "  s3_region TEXT NOT NULL DEFAULT '',"
+    "  profile TEXT NOT NULL DEFAULT '');"
+    "CREATE TABLE clients ("
+    "  id INTEGER PRIMARY KEY,"
+    "  name TEXT NOT NULL UNIQUE,"
+    "  region_id INTEGER REFERENCES regions(id) ON DELETE RESTRICT,"
+    "  location TEXT NOT NULL,"
+    "  attachment_key TEXT NOT NULL DEFAULT '',"
+    "  disabled INTEGER NOT NULL DEFAULT 0,"
+    "  quota_bytes INTEGER NOT NULL DEFAULT 0,"
+    "  quota_objects INTEGER NOT NULL DEFAULT 0,"
+    "  created INTEGER NOT NULL,"
+    "  endpoint TEXT NOT NULL DEFAULT '',"
+    "  s3_region TEXT NOT NULL DEFAULT '',"
+    "  profile TEXT NOT NULL DEFAULT '');"
+    "CREATE INDEX clients_region ON clients(region_id);"
+    "CREATE TABLE collections ("
+    "  id INTEGER PRIMARY KEY,"
+    "  client_id INTEGER NOT NULL REFERENCES clients(id) ON DELETE CASCADE,"
+    "  name TEXT NOT NULL,"
+    "  subfolder TEXT NOT NULL DEFAULT '',"
+    "  UNIQUE (client_id, name));"
+    "CREATE INDEX collections_name ON collections(name);"
+    "CREATE TABLE keys ("
+    "  id INTEGER PRIMARY KEY,"
+    "  client_id INTEGER NOT NULL REFERENCES clients(id) ON DELETE CASCADE,"
+    "  type TEXT NOT NULL,"
+    "  blob TEXT NOT NULL,"
+    "  fingerprint TEXT NOT NULL,"
+    "  comment TEXT NOT NULL DEFAULT '',"
+    "  added INTEGER NOT NULL,"
+    "  last_used INTEGER NOT NULL DEFAULT 0,"
+    "  UNIQUE (client_id, fingerprint));"
+    "CREATE INDEX keys_blob ON keys(client_id, blob);"
+    /* Archives and runs are history: they name the client as text so the
+     * record of an archive outlives a removed client, like its files. */
+    "CREATE TABLE archives ("
+    "  id INTEGER PRIMARY KEY,"
+    "  client TEXT NOT NULL,"
+    "  location TEXT NOT NULL,"
+    "  format TEXT NOT NULL DEFAULT 'tar.xz',"
+    "  created INTEGER NOT NULL,"
+    "  size INTEGER NOT NULL DEFAULT 0,"
+    "  objects INTEGER NOT NULL DEFAULT 0,"
+    "  sha256 TEXT NOT NULL DEFAULT '',"
+    "  state INTEGER NOT NULL DEFAULT 0,"
+    "  error TEXT NOT NULL DEFAULT '');"
+    "CREATE INDEX archives_client ON archives(client, created);"
+    "CREATE TABLE runs ("
+    "  id INTEGER PRIMARY KEY,"
+    "  kind TEXT NOT NULL,"
+    "  what TEXT NOT NULL DEFAULT '',"
+    "  started INTEGER NOT NULL,"
+    "  finished INTEGER NOT NULL DEFAULT 0,"
+    "  state INTEGER NOT NULL DEFAULT 0,"
+    "  listed INTEGER NOT NULL DEFAULT 0,"
+    "  copied INTEGER NOT NULL DEFAULT 0,"
+    "  skipped INTEGER NOT NULL DEFAULT 0,"
+    "  deleted INTEGER NOT NULL DEFAULT 0,"
+    "  failed INTEGER NOT NULL DEFAULT 0,"
+    "  bytes INTEGER NOT NULL DEFAULT 0,"
+    "  summary TEXT NOT NULL DEFAULT '');"
+    "CREATE INDEX runs_started ON runs(kind, started);",
 };
 
 _Static_assert(sizeof migrations / sizeof migrations[0] ==
-		       CATALOG_SCHEMA_VERSION,
+		   CATALOG_SCHEMA_VERSION,
 	       "one migration step per schema version");
 
 /* ---- prepared statements ---------------------------------------------- */
@@ -150,6 +150,7 @@ enum stmt_id {
 	S_KEY_DEL_FP,
 	S_KEY_DEL_ID,
 	S_KEY_FIND,
+	S_KEY_FIND_FP,
 	S_KEY_TOUCH,
 	S_KEY_LIST,
 	S_ARCH_INSERT,
@@ -164,95 +165,97 @@ enum stmt_id {
 };
 
 #define REGION_COLS "id, name, assets, snapshot, endpoint, s3_region, profile"
-#define CLIENT_COLS                                                          \
-	"c.id, c.name, COALESCE(r.name, ''), c.location, c.attachment_key, " \
-	"c.disabled, c.quota_bytes, c.quota_objects, c.created, "            \
-	"c.endpoint, c.s3_region, c.profile, COALESCE(r.endpoint, ''), "     \
-	"COALESCE(r.s3_region, ''), COALESCE(r.profile, '') "                \
+#define CLIENT_COLS                                                            \
+	"c.id, c.name, COALESCE(r.name, ''), c.location, c.attachment_key, "   \
+	"c.disabled, c.quota_bytes, c.quota_objects, c.created, "              \
+	"c.endpoint, c.s3_region, c.profile, COALESCE(r.endpoint, ''), "       \
+	"COALESCE(r.s3_region, ''), COALESCE(r.profile, '') "                  \
 	"FROM clients c LEFT JOIN regions r ON r.id = c.region_id"
-#define COLL_COLS                                                \
-	"co.id, co.name, c.name, co.subfolder FROM collections co " \
+#define COLL_COLS                                                              \
+	"co.id, co.name, c.name, co.subfolder FROM collections co "            \
 	"JOIN clients c ON c.id = co.client_id"
-#define KEY_COLS                                                          \
-	"k.id, c.name, k.type, k.blob, k.fingerprint, k.comment, k.added, " \
+#define KEY_COLS                                                               \
+	"k.id, c.name, k.type, k.blob, k.fingerprint, k.comment, k.added, "    \
 	"k.last_used FROM keys k JOIN clients c ON c.id = k.client_id"
-#define ARCH_COLS                                                       \
-	"id, client, location, format, created, size, objects, sha256, " \
+#define ARCH_COLS                                                              \
+	"id, client, location, format, created, size, objects, sha256, "       \
 	"state, error FROM archives"
-#define RUN_COLS                                                         \
-	"id, kind, what, started, finished, state, listed, copied, "      \
+#define RUN_COLS                                                               \
+	"id, kind, what, started, finished, state, listed, copied, "           \
 	"skipped, deleted, failed, bytes, summary FROM runs"
 
 static const char *const stmt_sql[S_COUNT] = {
-	[S_REGION_ID] = "SELECT id FROM regions WHERE name = ?1",
-	[S_REGION_INSERT] = "INSERT INTO regions (name, assets, snapshot, "
-			    "endpoint, s3_region, profile) "
-			    "VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-	[S_REGION_GET] = "SELECT " REGION_COLS " FROM regions WHERE name = ?1",
-	[S_REGION_UPDATE] = "UPDATE regions SET assets = ?2, snapshot = ?3, "
-			    "endpoint = ?4, s3_region = ?5, profile = ?6 "
-			    "WHERE name = ?1",
-	[S_REGION_INUSE] = "SELECT c.name FROM clients c JOIN regions r "
-			   "ON r.id = c.region_id WHERE r.name = ?1 "
-			   "ORDER BY c.name",
-	[S_REGION_DELETE] = "DELETE FROM regions WHERE name = ?1",
-	[S_REGION_LIST] = "SELECT " REGION_COLS " FROM regions ORDER BY name",
-	[S_CLIENT_ID] = "SELECT id FROM clients WHERE name = ?1",
-	[S_CLIENT_INSERT] = "INSERT INTO clients (name, region_id, location, "
-			    "attachment_key, disabled, quota_bytes, "
-			    "quota_objects, created, endpoint, s3_region, "
-			    "profile) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, "
-			    "?9, ?10, ?11)",
-	[S_CLIENT_GET] = "SELECT " CLIENT_COLS " WHERE c.name = ?1",
-	[S_CLIENT_UPDATE] = "UPDATE clients SET region_id = ?2, location = ?3, "
-			    "attachment_key = ?4, disabled = ?5, "
-			    "quota_bytes = ?6, quota_objects = ?7, "
-			    "endpoint = ?8, s3_region = ?9, profile = ?10 "
-			    "WHERE name = ?1",
-	[S_CLIENT_DELETE] = "DELETE FROM clients WHERE name = ?1",
-	[S_CLIENT_LIST] = "SELECT " CLIENT_COLS " ORDER BY c.name",
-	[S_CLIENT_LOCATIONS] = "SELECT name, location FROM clients "
-			       "WHERE name <> ?1",
-	[S_COLL_INSERT] = "INSERT INTO collections (client_id, name, "
-			  "subfolder) VALUES (?1, ?2, ?3)",
-	[S_COLL_DELETE] = "DELETE FROM collections WHERE client_id = ?1 "
-			  "AND name = ?2",
-	[S_COLL_FIND] = "SELECT " COLL_COLS " WHERE co.name = ?1 AND "
-			"(?2 IS NULL OR c.name = ?2) ORDER BY c.name LIMIT 2",
-	[S_COLL_LIST] = "SELECT " COLL_COLS " WHERE ?1 IS NULL OR c.name = ?1 "
-			"ORDER BY c.name, co.name",
-	[S_KEY_INSERT] = "INSERT INTO keys (client_id, type, blob, "
-			 "fingerprint, comment, added, last_used) "
-			 "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-	[S_KEY_DEL_FP] = "DELETE FROM keys WHERE client_id = ?1 AND "
-			 "fingerprint = ?2",
-	[S_KEY_DEL_ID] = "DELETE FROM keys WHERE client_id = ?1 AND id = ?2",
-	[S_KEY_FIND] = "SELECT " KEY_COLS " WHERE c.name = ?1 AND "
-		       "k.type = ?2 AND k.blob = ?3",
-	[S_KEY_TOUCH] = "UPDATE keys SET last_used = ?2 WHERE id = ?1",
-	[S_KEY_LIST] = "SELECT " KEY_COLS " WHERE ?1 IS NULL OR c.name = ?1 "
-		       "ORDER BY c.name, k.id",
-	[S_ARCH_INSERT] = "INSERT INTO archives (client, location, format, "
-			  "created, size, objects, sha256, state, error) "
-			  "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-	[S_ARCH_UPDATE] = "UPDATE archives SET client = ?1, location = ?2, "
-			  "format = ?3, created = ?4, size = ?5, "
-			  "objects = ?6, sha256 = ?7, state = ?8, "
-			  "error = ?9 WHERE id = ?10",
-	[S_ARCH_GET] = "SELECT " ARCH_COLS " WHERE id = ?1",
-	[S_ARCH_DELETE] = "DELETE FROM archives WHERE id = ?1",
-	[S_ARCH_LIST] = "SELECT " ARCH_COLS " WHERE ?1 IS NULL OR client = ?1 "
-			"ORDER BY created DESC, id DESC",
-	[S_RUN_INSERT] = "INSERT INTO runs (kind, what, started, finished, "
-			 "state, listed, copied, skipped, deleted, failed, "
-			 "bytes, summary) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, "
-			 "?8, ?9, ?10, ?11, ?12)",
-	[S_RUN_UPDATE] = "UPDATE runs SET kind = ?1, what = ?2, started = ?3, "
-			 "finished = ?4, state = ?5, listed = ?6, copied = ?7, "
-			 "skipped = ?8, deleted = ?9, failed = ?10, "
-			 "bytes = ?11, summary = ?12 WHERE id = ?13",
-	[S_RUN_LIST] = "SELECT " RUN_COLS " WHERE ?1 IS NULL OR kind = ?1 "
-		       "ORDER BY started DESC, id DESC LIMIT ?2",
+    [S_REGION_ID] = "SELECT id FROM regions WHERE name = ?1",
+    [S_REGION_INSERT] = "INSERT INTO regions (name, assets, snapshot, "
+			"endpoint, s3_region, profile) "
+			"VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+    [S_REGION_GET] = "SELECT " REGION_COLS " FROM regions WHERE name = ?1",
+    [S_REGION_UPDATE] = "UPDATE regions SET assets = ?2, snapshot = ?3, "
+			"endpoint = ?4, s3_region = ?5, profile = ?6 "
+			"WHERE name = ?1",
+    [S_REGION_INUSE] = "SELECT c.name FROM clients c JOIN regions r "
+		       "ON r.id = c.region_id WHERE r.name = ?1 "
+		       "ORDER BY c.name",
+    [S_REGION_DELETE] = "DELETE FROM regions WHERE name = ?1",
+    [S_REGION_LIST] = "SELECT " REGION_COLS " FROM regions ORDER BY name",
+    [S_CLIENT_ID] = "SELECT id FROM clients WHERE name = ?1",
+    [S_CLIENT_INSERT] = "INSERT INTO clients (name, region_id, location, "
+			"attachment_key, disabled, quota_bytes, "
+			"quota_objects, created, endpoint, s3_region, "
+			"profile) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, "
+			"?9, ?10, ?11)",
+    [S_CLIENT_GET] = "SELECT " CLIENT_COLS " WHERE c.name = ?1",
+    [S_CLIENT_UPDATE] = "UPDATE clients SET region_id = ?2, location = ?3, "
+			"attachment_key = ?4, disabled = ?5, "
+			"quota_bytes = ?6, quota_objects = ?7, "
+			"endpoint = ?8, s3_region = ?9, profile = ?10 "
+			"WHERE name = ?1",
+    [S_CLIENT_DELETE] = "DELETE FROM clients WHERE name = ?1",
+    [S_CLIENT_LIST] = "SELECT " CLIENT_COLS " ORDER BY c.name",
+    [S_CLIENT_LOCATIONS] = "SELECT name, location FROM clients "
+			   "WHERE name <> ?1",
+    [S_COLL_INSERT] = "INSERT INTO collections (client_id, name, "
+		      "subfolder) VALUES (?1, ?2, ?3)",
+    [S_COLL_DELETE] = "DELETE FROM collections WHERE client_id = ?1 "
+		      "AND name = ?2",
+    [S_COLL_FIND] = "SELECT " COLL_COLS " WHERE co.name = ?1 AND "
+		    "(?2 IS NULL OR c.name = ?2) ORDER BY c.name LIMIT 2",
+    [S_COLL_LIST] = "SELECT " COLL_COLS " WHERE ?1 IS NULL OR c.name = ?1 "
+		    "ORDER BY c.name, co.name",
+    [S_KEY_INSERT] = "INSERT INTO keys (client_id, type, blob, "
+		     "fingerprint, comment, added, last_used) "
+		     "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+    [S_KEY_DEL_FP] = "DELETE FROM keys WHERE client_id = ?1 AND "
+		     "fingerprint = ?2",
+    [S_KEY_DEL_ID] = "DELETE FROM keys WHERE client_id = ?1 AND id = ?2",
+    [S_KEY_FIND] = "SELECT " KEY_COLS " WHERE c.name = ?1 AND "
+		   "k.type = ?2 AND k.blob = ?3",
+    [S_KEY_FIND_FP] = "SELECT " KEY_COLS " WHERE c.name = ?1 AND "
+		      "k.fingerprint = ?2",
+    [S_KEY_TOUCH] = "UPDATE keys SET last_used = ?2 WHERE id = ?1",
+    [S_KEY_LIST] = "SELECT " KEY_COLS " WHERE ?1 IS NULL OR c.name = ?1 "
+		   "ORDER BY c.name, k.id",
+    [S_ARCH_INSERT] = "INSERT INTO archives (client, location, format, "
+		      "created, size, objects, sha256, state, error) "
+		      "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+    [S_ARCH_UPDATE] = "UPDATE archives SET client = ?1, location = ?2, "
+		      "format = ?3, created = ?4, size = ?5, "
+		      "objects = ?6, sha256 = ?7, state = ?8, "
+		      "error = ?9 WHERE id = ?10",
+    [S_ARCH_GET] = "SELECT " ARCH_COLS " WHERE id = ?1",
+    [S_ARCH_DELETE] = "DELETE FROM archives WHERE id = ?1",
+    [S_ARCH_LIST] = "SELECT " ARCH_COLS " WHERE ?1 IS NULL OR client = ?1 "
+		    "ORDER BY created DESC, id DESC",
+    [S_RUN_INSERT] = "INSERT INTO runs (kind, what, started, finished, "
+		     "state, listed, copied, skipped, deleted, failed, "
+		     "bytes, summary) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, "
+		     "?8, ?9, ?10, ?11, ?12)",
+    [S_RUN_UPDATE] = "UPDATE runs SET kind = ?1, what = ?2, started = ?3, "
+		     "finished = ?4, state = ?5, listed = ?6, copied = ?7, "
+		     "skipped = ?8, deleted = ?9, failed = ?10, "
+		     "bytes = ?11, summary = ?12 WHERE id = ?13",
+    [S_RUN_LIST] = "SELECT " RUN_COLS " WHERE ?1 IS NULL OR kind = ?1 "
+		   "ORDER BY started DESC, id DESC LIMIT ?2",
 };
 
 struct catalog {
@@ -267,7 +270,7 @@ struct catalog {
 static _Thread_local char errbuf[512];
 
 static int fail(int code, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
+    __attribute__((format(printf, 2, 3)));
 
 static int fail(int code, const char *fmt, ...)
 {
@@ -287,11 +290,12 @@ const char *catalog_errmsg(struct catalog *cat)
 /* Map a failed SQLite call to our codes, with SQLite's own words. */
 static int db_fail(struct catalog *cat, int rc, const char *what)
 {
-	const char *msg = cat && cat->db ? sqlite3_errmsg(cat->db)
-					 : sqlite3_errstr(rc);
+	const char *msg =
+	    cat && cat->db ? sqlite3_errmsg(cat->db) : sqlite3_errstr(rc);
 	if (rc == SQLITE_NOMEM)
 		return fail(CATALOG_ENOMEM, "%s: out of memory", what);
-	if (rc == SQLITE_CONSTRAINT_UNIQUE || rc == SQLITE_CONSTRAINT_PRIMARYKEY)
+	if (rc == SQLITE_CONSTRAINT_UNIQUE ||
+	    rc == SQLITE_CONSTRAINT_PRIMARYKEY)
 		return fail(CATALOG_EEXIST, "%s: already exists", what);
 	if (rc == SQLITE_CONSTRAINT_FOREIGNKEY)
 		return fail(CATALOG_EINUSE, "%s: still referenced", what);
@@ -310,8 +314,9 @@ static sqlite3_stmt *stmt(struct catalog *cat, enum stmt_id id)
 {
 	sqlite3_stmt *s = cat->stmt[id];
 	if (!s) {
-		int rc = sqlite3_prepare_v3(cat->db, stmt_sql[id], -1,
-					    SQLITE_PREPARE_PERSISTENT, &s, NULL);
+		int rc =
+		    sqlite3_prepare_v3(cat->db, stmt_sql[id], -1,
+				       SQLITE_PREPARE_PERSISTENT, &s, NULL);
 		if (rc != SQLITE_OK) {
 			db_fail(cat, rc, "preparing a query");
 			return NULL;
@@ -324,14 +329,16 @@ static sqlite3_stmt *stmt(struct catalog *cat, enum stmt_id id)
 }
 
 /* sqlite3_step, retrying a statement that found the file busy even after
- * the busy timeout (only outside a transaction: inside one we hold the
- * write lock already). */
+ * the busy timeout. Only a statement that has produced nothing yet is
+ * retried (restarting one midway would repeat rows), and only outside a
+ * transaction (inside one we hold the write lock already). */
 static int step(struct catalog *cat, sqlite3_stmt *s)
 {
-	int rc;
+	int fresh = !sqlite3_stmt_busy(s);
+	int rc = SQLITE_BUSY;
 	for (int i = 0; i < BUSY_ATTEMPTS; i++) {
 		rc = sqlite3_step(s);
-		if (!is_busy(rc) || !sqlite3_get_autocommit(cat->db))
+		if (!is_busy(rc) || !fresh || !sqlite3_get_autocommit(cat->db))
 			return rc;
 		sqlite3_reset(s);
 	}
@@ -431,7 +438,8 @@ int catalog_name_valid(const char *name)
 	size_t n = strlen(name);
 	if (n > CATALOG_NAME_MAX - 1)
 		return 0;
-	if (!(islower((unsigned char)name[0]) || isdigit((unsigned char)name[0])))
+	if (!(islower((unsigned char)name[0]) ||
+	      isdigit((unsigned char)name[0])))
 		return 0;
 	for (size_t i = 0; i < n; i++) {
 		unsigned char c = (unsigned char)name[i];
@@ -462,8 +470,9 @@ static int check_text(const char *what, const char *v, size_t size,
 		return fail(CATALOG_EINVAL, "%s must not be empty", what);
 	size_t n = strlen(v);
 	if (n >= size)
-		return fail(CATALOG_EINVAL, "%s is too long (%zu bytes, at most %zu)",
-			    what, n, size - 1);
+		return fail(CATALOG_EINVAL,
+			    "%s is too long (%zu bytes, at most %zu)", what, n,
+			    size - 1);
 	for (size_t i = 0; i < n; i++)
 		if ((unsigned char)v[i] < 0x20 || v[i] == 0x7f)
 			return fail(CATALOG_EINVAL,
@@ -532,7 +541,8 @@ int catalog_location_normalise(const char *in, char *out, size_t outlen)
 				    "path segment, or a control character",
 				    in);
 		if (end == 8 && n > 8)
-			return fail(CATALOG_EINVAL, "invalid location '%s'", in);
+			return fail(CATALOG_EINVAL, "invalid location '%s'",
+				    in);
 	} else if (strncmp(in, "s3://", 5) == 0) {
 		const char *b = in + 5;
 		const char *slash = strchr(b, '/');
@@ -551,7 +561,8 @@ int catalog_location_normalise(const char *in, char *out, size_t outlen)
 				    "prefix segment, or a control character",
 				    in);
 		if (slash && end == 5 + blen + 1 && n > end)
-			return fail(CATALOG_EINVAL, "invalid location '%s'", in);
+			return fail(CATALOG_EINVAL, "invalid location '%s'",
+				    in);
 		if (!slash)
 			end = n;
 	} else {
@@ -612,8 +623,8 @@ static int region_check(struct catalog_region *r)
 {
 	int rc = check_name("region", r->name);
 	if (!rc && !r->assets[0])
-		rc = fail(CATALOG_EINVAL, "region '%s' needs an assets location",
-			  r->name);
+		rc = fail(CATALOG_EINVAL,
+			  "region '%s' needs an assets location", r->name);
 	if (!rc)
 		rc = catalog_location_normalise(r->assets, r->assets,
 						sizeof r->assets);
@@ -631,7 +642,8 @@ static int region_check(struct catalog_region *r)
 		rc = word_valid("S3 region", r->s3_region, sizeof r->s3_region,
 				"-");
 	if (!rc)
-		rc = word_valid("profile", r->profile, sizeof r->profile, "-_.");
+		rc =
+		    word_valid("profile", r->profile, sizeof r->profile, "-_.");
 	return rc;
 }
 
@@ -642,10 +654,11 @@ static int region_check(struct catalog_region *r)
 static int read_version(struct catalog *cat, int *out)
 {
 	sqlite3_stmt *s = NULL;
-	int rc = sqlite3_prepare_v2(cat->db,
-				    "SELECT count(*) FROM sqlite_master WHERE "
-				    "type = 'table' AND name = 'schema_version'",
-				    -1, &s, NULL);
+	int rc =
+	    sqlite3_prepare_v2(cat->db,
+			       "SELECT count(*) FROM sqlite_master WHERE "
+			       "type = 'table' AND name = 'schema_version'",
+			       -1, &s, NULL);
 	if (rc != SQLITE_OK)
 		return db_fail(cat, rc, "reading the schema");
 	rc = step(cat, s);
@@ -673,8 +686,8 @@ static int read_version(struct catalog *cat, int *out)
 		*out = 0;
 		return 0;
 	}
-	rc = sqlite3_prepare_v2(cat->db, "SELECT max(version) FROM schema_version",
-				-1, &s, NULL);
+	rc = sqlite3_prepare_v2(
+	    cat->db, "SELECT max(version) FROM schema_version", -1, &s, NULL);
 	if (rc != SQLITE_OK)
 		return db_fail(cat, rc, "reading the schema version");
 	rc = step(cat, s);
@@ -715,7 +728,8 @@ static int migrate(struct catalog *cat)
 	int from = v;
 	for (; !rc && v < CATALOG_SCHEMA_VERSION; v++) {
 		char *msg = NULL;
-		int src = sqlite3_exec(cat->db, migrations[v], NULL, NULL, &msg);
+		int src =
+		    sqlite3_exec(cat->db, migrations[v], NULL, NULL, &msg);
 		if (src != SQLITE_OK) {
 			rc = fail(CATALOG_EDB,
 				  "migrating catalog %s from schema version %d "
@@ -738,8 +752,8 @@ static int migrate(struct catalog *cat)
 	/* A migration must leave every foreign key satisfied. */
 	if (!rc) {
 		sqlite3_stmt *s = NULL;
-		int src = sqlite3_prepare_v2(cat->db, "PRAGMA foreign_key_check",
-					     -1, &s, NULL);
+		int src = sqlite3_prepare_v2(
+		    cat->db, "PRAGMA foreign_key_check", -1, &s, NULL);
 		if (src == SQLITE_OK && sqlite3_step(s) == SQLITE_ROW)
 			rc = fail(CATALOG_EDB,
 				  "migrating catalog %s: foreign keys broken",
@@ -770,18 +784,23 @@ int catalog_open(const char *path, struct catalog **out, char *err,
 	 * SQLite gives the -wal and -shm files the same mode. */
 	int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
 	if (fd < 0) {
-		rc = fail(CATALOG_EDB, "cannot open catalog %s: %s", path,
-			  strerror(errno));
+		int e = errno;
+		rc = fail(CATALOG_EDB, "cannot open catalog %s: %s%s", path,
+			  strerror(e),
+			  e == ENOENT ? " (its directory does not exist: "
+					"check DataDir/Catalog)"
+				      : "");
 		goto out;
 	}
 	close(fd);
 	int src = sqlite3_open_v2(path, &cat->db,
 				  SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE |
-					  SQLITE_OPEN_NOMUTEX,
+				      SQLITE_OPEN_NOMUTEX,
 				  NULL);
 	if (src != SQLITE_OK) {
 		rc = fail(CATALOG_EDB, "cannot open catalog %s: %s", path,
-			  cat->db ? sqlite3_errmsg(cat->db) : sqlite3_errstr(src));
+			  cat->db ? sqlite3_errmsg(cat->db)
+				  : sqlite3_errstr(src));
 		goto out;
 	}
 	sqlite3_extended_result_codes(cat->db, 1);
@@ -860,15 +879,15 @@ int catalog_check(struct catalog *cat)
 {
 	lock(cat);
 	sqlite3_stmt *s = NULL;
-	int rc = sqlite3_prepare_v2(cat->db, "PRAGMA integrity_check", -1, &s,
-				    NULL);
+	int rc =
+	    sqlite3_prepare_v2(cat->db, "PRAGMA integrity_check", -1, &s, NULL);
 	int res = 0;
 	if (rc != SQLITE_OK) {
 		res = db_fail(cat, rc, "integrity check");
 	} else {
 		rc = step(cat, s);
 		const unsigned char *t =
-			rc == SQLITE_ROW ? sqlite3_column_text(s, 0) : NULL;
+		    rc == SQLITE_ROW ? sqlite3_column_text(s, 0) : NULL;
 		if (!t)
 			res = db_fail(cat, rc, "integrity check");
 		else if (strcmp((const char *)t, "ok") != 0)
@@ -930,7 +949,8 @@ static int collect(struct catalog *cat, sqlite3_stmt *s, size_t elsize,
 	return 0;
 }
 
-/* ---- regions -------------------------------------------------------------- */
+/* ---- regions --------------------------------------------------------------
+ */
 
 static void read_region(sqlite3_stmt *s, void *out)
 {
@@ -975,8 +995,9 @@ int catalog_region_add(struct catalog *cat, const struct catalog_region *in)
 			bind_region(s, r);
 			rc = step_done(cat, s, "adding the region");
 			if (rc == CATALOG_EEXIST)
-				rc = fail(CATALOG_EEXIST,
-					  "region '%s' already exists", r->name);
+				rc =
+				    fail(CATALOG_EEXIST,
+					 "region '%s' already exists", r->name);
 		}
 		rc = tx_end(cat, rc);
 	}
@@ -1032,8 +1053,8 @@ int catalog_region_update(struct catalog *cat, const struct catalog_region *in)
 			bind_region(s, r);
 			rc = step_done(cat, s, "changing the region");
 			if (!rc && sqlite3_changes(cat->db) == 0)
-				rc = fail(CATALOG_ENOENT, "no region named '%s'",
-					  r->name);
+				rc = fail(CATALOG_ENOENT,
+					  "no region named '%s'", r->name);
 		}
 		rc = tx_end(cat, rc);
 	}
@@ -1104,7 +1125,8 @@ int catalog_region_list(struct catalog *cat, catalog_region_cb cb, void *arg)
 	return rc;
 }
 
-/* ---- clients ---------------------------------------------------------------- */
+/* ---- clients ----------------------------------------------------------------
+ */
 
 static void read_client(sqlite3_stmt *s, void *out)
 {
@@ -1215,7 +1237,8 @@ static int client_prepare(struct catalog *cat, struct catalog_client *c,
 				    "client '%s' needs a region or a location",
 				    c->name);
 		if (snprintf(c->location, sizeof c->location, "%s%s/",
-			     region->assets, c->name) >= (int)sizeof c->location)
+			     region->assets,
+			     c->name) >= (int)sizeof c->location)
 			return fail(CATALOG_EINVAL, "location too long");
 	}
 	rc = catalog_location_normalise(c->location, c->location,
@@ -1237,7 +1260,8 @@ static int client_prepare(struct catalog *cat, struct catalog_client *c,
 		rc = word_valid("S3 region", c->s3_region, sizeof c->s3_region,
 				"-");
 	if (!rc)
-		rc = word_valid("profile", c->profile, sizeof c->profile, "-_.");
+		rc =
+		    word_valid("profile", c->profile, sizeof c->profile, "-_.");
 	if (rc)
 		return rc;
 	/* S3 settings equal to the region's are the region's: store none, so
@@ -1276,7 +1300,8 @@ int catalog_client_add(struct catalog *cat, struct catalog_client *c)
 	*w = *c;
 	int rc = 0;
 	if (!w->attachment_key[0])
-		rc = catalog_attachment_key_generate(w->attachment_key, sizeof w->attachment_key);
+		rc = catalog_attachment_key_generate(w->attachment_key,
+						     sizeof w->attachment_key);
 	if (!w->created)
 		w->created = (int64_t)time(NULL);
 	lock(cat);
@@ -1297,8 +1322,9 @@ int catalog_client_add(struct catalog *cat, struct catalog_client *c)
 			bind_text(s, 11, w->profile);
 			rc = step_done(cat, s, "adding the client");
 			if (rc == CATALOG_EEXIST)
-				rc = fail(CATALOG_EEXIST,
-					  "client '%s' already exists", w->name);
+				rc =
+				    fail(CATALOG_EEXIST,
+					 "client '%s' already exists", w->name);
 			if (!rc)
 				w->id = sqlite3_last_insert_rowid(cat->db);
 		}
@@ -1429,7 +1455,8 @@ int catalog_client_list(struct catalog *cat, catalog_client_cb cb, void *arg)
 	return rc;
 }
 
-/* ---- collections ----------------------------------------------------------- */
+/* ---- collections -----------------------------------------------------------
+ */
 
 static void read_collection(sqlite3_stmt *s, void *out)
 {
@@ -1449,7 +1476,8 @@ static int subfolder_normalise(const char *in, char *out, size_t outlen)
 		n--;
 	if (n == 0) {
 		if (in[0])
-			return fail(CATALOG_EINVAL, "invalid subfolder '%s'", in);
+			return fail(CATALOG_EINVAL, "invalid subfolder '%s'",
+				    in);
 		out[0] = '\0';
 		return 0;
 	}
@@ -1494,10 +1522,11 @@ int catalog_collection_add(struct catalog *cat,
 			bind_text(s, 3, c->subfolder);
 			rc = step_done(cat, s, "adding the collection");
 			if (rc == CATALOG_EEXIST)
-				rc = fail(CATALOG_EEXIST,
-					  "client '%s' already has a collection "
-					  "'%s'",
-					  c->client, c->name);
+				rc =
+				    fail(CATALOG_EEXIST,
+					 "client '%s' already has a collection "
+					 "'%s'",
+					 c->client, c->name);
 		}
 		rc = tx_end(cat, rc);
 	}
@@ -1554,7 +1583,8 @@ int catalog_collection_find(struct catalog *cat, const char *client,
 					  "than one client",
 					  name);
 			else if (src != SQLITE_DONE)
-				rc = db_fail(cat, src, "finding the collection");
+				rc =
+				    db_fail(cat, src, "finding the collection");
 		} else if (src == SQLITE_DONE) {
 			rc = client ? fail(CATALOG_ENOENT,
 					   "client '%s' has no collection '%s'",
@@ -1621,11 +1651,13 @@ static int key_check(const struct catalog_key *k)
 		rc = check_text("fingerprint", k->fingerprint,
 				sizeof k->fingerprint, 0);
 	if (!rc)
-		rc = check_text("key comment", k->comment, sizeof k->comment, 1);
+		rc =
+		    check_text("key comment", k->comment, sizeof k->comment, 1);
 	if (rc)
 		return rc;
 	if (strncmp(k->fingerprint, "SHA256:", 7) != 0)
-		return fail(CATALOG_EINVAL, "a fingerprint starts with SHA256:");
+		return fail(CATALOG_EINVAL,
+			    "a fingerprint starts with SHA256:");
 	for (const char *p = k->blob; *p; p++)
 		if (!isalnum((unsigned char)*p) && *p != '+' && *p != '/' &&
 		    *p != '=')
@@ -1715,13 +1747,14 @@ int catalog_key_remove(struct catalog *cat, const char *client,
 		int64_t cid;
 		rc = lookup_id(cat, S_CLIENT_ID, "client", client, &cid);
 		sqlite3_stmt *s =
-			rc ? NULL : stmt(cat, by_id ? S_KEY_DEL_ID : S_KEY_DEL_FP);
+		    rc ? NULL : stmt(cat, by_id ? S_KEY_DEL_ID : S_KEY_DEL_FP);
 		if (!rc && !s)
 			rc = CATALOG_EDB;
 		if (!rc) {
 			sqlite3_bind_int64(s, 1, cid);
 			if (by_id)
-				sqlite3_bind_int64(s, 2, strtoll(what, NULL, 10));
+				sqlite3_bind_int64(s, 2,
+						   strtoll(what, NULL, 10));
 			else
 				bind_text(s, 2, fp);
 			rc = step_done(cat, s, "removing the key");
@@ -1736,27 +1769,28 @@ int catalog_key_remove(struct catalog *cat, const char *client,
 	return rc;
 }
 
-int catalog_key_find(struct catalog *cat, const char *client,
-		     const char *type, const char *blob,
-		     struct catalog_key *out)
+/* One key row by statement ID with up to two more text parameters. */
+static int key_lookup(struct catalog *cat, enum stmt_id id, const char *client,
+		      const char *p2, const char *p3, struct catalog_key *out)
 {
 	lock(cat);
 	int rc;
-	sqlite3_stmt *s = stmt(cat, S_KEY_FIND);
+	sqlite3_stmt *s = stmt(cat, id);
 	if (!s) {
 		rc = CATALOG_EDB;
 	} else {
 		bind_text(s, 1, client);
-		bind_text(s, 2, type);
-		bind_text(s, 3, blob);
+		bind_text(s, 2, p2);
+		if (p3)
+			bind_text(s, 3, p3);
 		int src = step(cat, s);
 		if (src == SQLITE_ROW) {
 			memset(out, 0, sizeof *out);
 			read_key(s, out);
 			rc = 0;
 		} else if (src == SQLITE_DONE) {
-			rc = fail(CATALOG_ENOENT,
-				  "no such key for client '%s'", client);
+			rc = fail(CATALOG_ENOENT, "no such key for client '%s'",
+				  client);
 		} else {
 			rc = db_fail(cat, src, "finding the key");
 		}
@@ -1764,6 +1798,19 @@ int catalog_key_find(struct catalog *cat, const char *client,
 	}
 	unlock(cat);
 	return rc;
+}
+
+int catalog_key_find(struct catalog *cat, const char *client, const char *type,
+		     const char *blob, struct catalog_key *out)
+{
+	return key_lookup(cat, S_KEY_FIND, client, type, blob, out);
+}
+
+int catalog_key_find_fingerprint(struct catalog *cat, const char *client,
+				 const char *fingerprint,
+				 struct catalog_key *out)
+{
+	return key_lookup(cat, S_KEY_FIND_FP, client, fingerprint, NULL, out);
 }
 
 int catalog_key_touch(struct catalog *cat, int64_t id, int64_t now)
@@ -1778,14 +1825,15 @@ int catalog_key_touch(struct catalog *cat, int64_t id, int64_t now)
 		sqlite3_bind_int64(s, 2, now);
 		rc = step_done(cat, s, "recording the key's use");
 		if (!rc && sqlite3_changes(cat->db) == 0)
-			rc = fail(CATALOG_ENOENT, "no key with id %" PRId64, id);
+			rc =
+			    fail(CATALOG_ENOENT, "no key with id %" PRId64, id);
 	}
 	unlock(cat);
 	return rc;
 }
 
-int catalog_key_list(struct catalog *cat, const char *client,
-		     catalog_key_cb cb, void *arg)
+int catalog_key_list(struct catalog *cat, const char *client, catalog_key_cb cb,
+		     void *arg)
 {
 	void *arr = NULL;
 	size_t n = 0;
@@ -1811,7 +1859,8 @@ int catalog_key_list(struct catalog *cat, const char *client,
 	return rc;
 }
 
-/* ---- archives -------------------------------------------------------------- */
+/* ---- archives --------------------------------------------------------------
+ */
 
 static void read_archive(sqlite3_stmt *s, void *out)
 {
@@ -1835,9 +1884,11 @@ static int archive_check(const struct catalog_archive *a)
 		rc = check_text("archive location", a->location,
 				sizeof a->location, 0);
 	if (!rc)
-		rc = check_text("archive format", a->format, sizeof a->format, 0);
+		rc = check_text("archive format", a->format, sizeof a->format,
+				0);
 	if (!rc)
-		rc = check_text("archive checksum", a->sha256, sizeof a->sha256, 1);
+		rc = check_text("archive checksum", a->sha256, sizeof a->sha256,
+				1);
 	if (!rc)
 		rc = check_text("archive error", a->error, sizeof a->error, 1);
 	if (!rc && (a->state < CATALOG_RUNNING || a->state > CATALOG_FAILED))
@@ -1979,7 +2030,8 @@ int catalog_archive_list(struct catalog *cat, const char *client,
 	return rc;
 }
 
-/* ---- runs ------------------------------------------------------------------ */
+/* ---- runs ------------------------------------------------------------------
+ */
 
 static void read_run(sqlite3_stmt *s, void *out)
 {
@@ -2005,7 +2057,8 @@ static int run_check(const struct catalog_run *r)
 	if (!rc)
 		rc = check_text("run subject", r->what, sizeof r->what, 1);
 	if (!rc)
-		rc = check_text("run summary", r->summary, sizeof r->summary, 1);
+		rc =
+		    check_text("run summary", r->summary, sizeof r->summary, 1);
 	if (!rc && (r->state < CATALOG_RUNNING || r->state > CATALOG_FAILED))
 		rc = fail(CATALOG_EINVAL, "invalid run state %d", r->state);
 	return rc;

@@ -21,7 +21,9 @@
  * never listed, never addressable (a name with a ".assetd-tmp." segment is
  * refused), removed on any failure and, after a crash, by store_cleanup().
  * ENOSPC during a write or at fsync is STORE_ENOSPC and the temp file is
- * removed at once.
+ * emptied at once and removed by the abort. A writer creates the missing
+ * parent directories of its target when it opens (as S3 needs none); an
+ * aborted write leaves them, empty.
  *
  * Listings. One directory is read at a time, its matching names packed into
  * one arena and sorted bytewise, a directory sorting as "name/" so that the
@@ -586,10 +588,10 @@ static int fs_writer_write(struct store_writer *h, const void *buf, size_t len)
 			continue;
 		if (n <= 0) {
 			int rc = fs_err(n < 0 ? errno : ENOSPC);
-			/* Give the space back now, not at abort time; if even
-			 * that fails, abort's unlink still will. */
-			if (ftruncate(w->fd, 0) < 0)
-				return rc;
+			/* Give the space back now, not at abort time (if this
+			 * fails too, abort's unlink still frees it). */
+			if (ftruncate(w->fd, 0) < 0) {
+			}
 			return rc;
 		}
 		p += n;

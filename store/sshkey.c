@@ -24,7 +24,7 @@
 #include <openssl/evp.h>
 
 static int set_err(char *err, size_t errlen, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
+    __attribute__((format(printf, 3, 4)));
 
 static int set_err(char *err, size_t errlen, const char *fmt, ...)
 {
@@ -44,8 +44,10 @@ int sshkey_fingerprint(const struct ssh_key_struct *key, char *out,
 	size_t hlen = 0;
 	if (!key || outlen < SSHKEY_FP_MAX)
 		return -1;
-	if (ssh_get_publickey_hash((const ssh_key)key, SSH_PUBLICKEY_HASH_SHA256,
-				   &hash, &hlen) != 0 || hlen != 32) {
+	if (ssh_get_publickey_hash((const ssh_key)key,
+				   SSH_PUBLICKEY_HASH_SHA256, &hash,
+				   &hlen) != 0 ||
+	    hlen != 32) {
 		ssh_clean_pubkey_hash(&hash);
 		return -1;
 	}
@@ -98,7 +100,8 @@ static long wire_string(const unsigned char *blob, size_t len, size_t *pos,
 {
 	if (len - *pos < 4)
 		return -1;
-	uint32_t n = (uint32_t)blob[*pos] << 24 | (uint32_t)blob[*pos + 1] << 16 |
+	uint32_t n = (uint32_t)blob[*pos] << 24 |
+		     (uint32_t)blob[*pos + 1] << 16 |
 		     (uint32_t)blob[*pos + 2] << 8 | blob[*pos + 3];
 	*pos += 4;
 	if (n > len - *pos)
@@ -149,8 +152,9 @@ static int blob_bits(const char *b64, int which_mpint)
 /* Options sshd honours only by taking something away that assetd never
  * offers anyway: safe to accept. */
 static const char *const harmless_options[] = {
-	"restrict", "no-pty", "no-port-forwarding", "no-agent-forwarding",
-	"no-x11-forwarding", "no-user-rc",
+    "restrict",		  "no-pty",
+    "no-port-forwarding", "no-agent-forwarding",
+    "no-x11-forwarding",  "no-user-rc",
 };
 
 /* Check the option list OPTS[0..N). */
@@ -164,17 +168,20 @@ static int check_options(const char *opts, size_t n, char *err, size_t errlen)
 		size_t nlen = i - start;
 		int known = 0;
 		for (size_t k = 0;
-		     k < sizeof harmless_options / sizeof harmless_options[0]; k++)
+		     k < sizeof harmless_options / sizeof harmless_options[0];
+		     k++)
 			if (strlen(harmless_options[k]) == nlen &&
-			    strncasecmp(harmless_options[k], opts + start, nlen) == 0)
+			    strncasecmp(harmless_options[k], opts + start,
+					nlen) == 0)
 				known = 1;
 		if (!known || (i < n && opts[i] == '='))
-			return set_err(err, errlen,
-				       "the key option '%.*s' is not supported: "
-				       "assetd would not enforce it; remove it "
-				       "(only restrict and no-* options are "
-				       "accepted)",
-				       (int)nlen, opts + start);
+			return set_err(
+			    err, errlen,
+			    "the key option '%.*s' is not supported: "
+			    "assetd would not enforce it; remove it "
+			    "(only restrict and no-* options are "
+			    "accepted)",
+			    (int)nlen, opts + start);
 		if (i < n)
 			i++; /* the ',' */
 	}
@@ -188,15 +195,40 @@ static void describe(enum ssh_keytypes_e t, const char *blob,
 	const char *label = "UNKNOWN";
 	int bits = 0;
 	switch (t) {
-	case SSH_KEYTYPE_ED25519: label = "ED25519"; bits = 256; break;
-	case SSH_KEYTYPE_SK_ED25519: label = "ED25519-SK"; bits = 256; break;
-	case SSH_KEYTYPE_ECDSA_P256: label = "ECDSA"; bits = 256; break;
-	case SSH_KEYTYPE_ECDSA_P384: label = "ECDSA"; bits = 384; break;
-	case SSH_KEYTYPE_ECDSA_P521: label = "ECDSA"; bits = 521; break;
-	case SSH_KEYTYPE_SK_ECDSA: label = "ECDSA-SK"; bits = 256; break;
-	case SSH_KEYTYPE_RSA: label = "RSA"; bits = blob_bits(blob, 1); break;
-	case SSH_KEYTYPE_DSS: label = "DSA"; bits = blob_bits(blob, 0); break;
-	default: break;
+	case SSH_KEYTYPE_ED25519:
+		label = "ED25519";
+		bits = 256;
+		break;
+	case SSH_KEYTYPE_SK_ED25519:
+		label = "ED25519-SK";
+		bits = 256;
+		break;
+	case SSH_KEYTYPE_ECDSA_P256:
+		label = "ECDSA";
+		bits = 256;
+		break;
+	case SSH_KEYTYPE_ECDSA_P384:
+		label = "ECDSA";
+		bits = 384;
+		break;
+	case SSH_KEYTYPE_ECDSA_P521:
+		label = "ECDSA";
+		bits = 521;
+		break;
+	case SSH_KEYTYPE_SK_ECDSA:
+		label = "ECDSA-SK";
+		bits = 256;
+		break;
+	case SSH_KEYTYPE_RSA:
+		label = "RSA";
+		bits = blob_bits(blob, 1);
+		break;
+	case SSH_KEYTYPE_DSS:
+		label = "DSA";
+		bits = blob_bits(blob, 0);
+		break;
+	default:
+		break;
 	}
 	snprintf(out->label, sizeof out->label, "%s", label);
 	out->bits = bits;
@@ -259,8 +291,9 @@ int sshkey_parse_line(const char *line, struct sshkey_info *out, char *err,
 	}
 	for (const char *q = p; *q; q++)
 		if ((unsigned char)*q < 0x20 && *q != '\t') {
-			set_err(err, errlen, "the key line holds a control "
-					     "character");
+			set_err(err, errlen,
+				"the key line holds a control "
+				"character");
 			goto out;
 		}
 	if (strncmp(p, "-----BEGIN", 10) == 0) {
@@ -285,7 +318,8 @@ int sshkey_parse_line(const char *line, struct sshkey_info *out, char *err,
 	if (wlen < sizeof first) {
 		memcpy(first, p, wlen);
 		first[wlen] = '\0';
-		first_is_type = ssh_key_type_from_name(first) != SSH_KEYTYPE_UNKNOWN;
+		first_is_type =
+		    ssh_key_type_from_name(first) != SSH_KEYTYPE_UNKNOWN;
 	}
 	if (!first_is_type) {
 		const char *o = p;
@@ -298,8 +332,9 @@ int sshkey_parse_line(const char *line, struct sshkey_info *out, char *err,
 			o++;
 		}
 		if (quoted) {
-			set_err(err, errlen, "unterminated quote in the key "
-					     "options");
+			set_err(err, errlen,
+				"unterminated quote in the key "
+				"options");
 			goto out;
 		}
 		/* Garbage is not an option list: say so, not "bad option". */
@@ -309,19 +344,22 @@ int sshkey_parse_line(const char *line, struct sshkey_info *out, char *err,
 		size_t t2len = strcspn(t2, " \t");
 		char second[SSHKEY_TYPE_MAX];
 		if (t2len == 0 || t2len >= sizeof second) {
-			set_err(err, errlen,
-				"not an SSH public key (expected 'TYPE BASE64 "
-				"[COMMENT]', e.g. the contents of id_ed25519.pub)");
+			set_err(
+			    err, errlen,
+			    "not an SSH public key (expected 'TYPE BASE64 "
+			    "[COMMENT]', e.g. the contents of id_ed25519.pub)");
 			goto out;
 		}
 		memcpy(second, t2, t2len);
 		second[t2len] = '\0';
 		if (ssh_key_type_from_name(second) == SSH_KEYTYPE_UNKNOWN) {
-			set_err(err, errlen,
-				"not an SSH public key: '%.40s' is not a key type "
-				"(expected ssh-ed25519, ssh-rsa, "
-				"ecdsa-sha2-nistp256, ...)",
-				first_is_type || wlen >= sizeof first ? "?" : first);
+			set_err(
+			    err, errlen,
+			    "not an SSH public key: '%.40s' is not a key type "
+			    "(expected ssh-ed25519, ssh-rsa, "
+			    "ecdsa-sha2-nistp256, ...)",
+			    first_is_type || wlen >= sizeof first ? "?"
+								  : first);
 			goto out;
 		}
 		if (check_options(p, (size_t)(o - p), err, errlen) != 0)
@@ -358,23 +396,25 @@ int sshkey_parse_line(const char *line, struct sshkey_info *out, char *err,
 		goto out;
 	}
 	if (ssh_pki_import_pubkey_base64(k.blob, t, &key) != SSH_OK) {
-		set_err(err, errlen, "invalid %s key data (truncated or "
-				     "corrupted?)",
+		set_err(err, errlen,
+			"invalid %s key data (truncated or "
+			"corrupted?)",
 			k.type);
 		goto out;
 	}
 	/* The blob names its own type; it must be the line's. */
 	enum ssh_keytypes_e bt = ssh_key_type(key);
-	if (bt != t && !(t == SSH_KEYTYPE_ECDSA &&
-			 (bt == SSH_KEYTYPE_ECDSA_P256 ||
-			  bt == SSH_KEYTYPE_ECDSA_P384 ||
-			  bt == SSH_KEYTYPE_ECDSA_P521))) {
+	if (bt != t &&
+	    !(t == SSH_KEYTYPE_ECDSA &&
+	      (bt == SSH_KEYTYPE_ECDSA_P256 || bt == SSH_KEYTYPE_ECDSA_P384 ||
+	       bt == SSH_KEYTYPE_ECDSA_P521))) {
 		set_err(err, errlen, "the key data is not a %s key", k.type);
 		goto out;
 	}
 	if (bt == SSH_KEYTYPE_DSS) {
-		set_err(err, errlen, "DSA keys are not accepted (OpenSSH "
-				     "dropped them): use ed25519");
+		set_err(err, errlen,
+			"DSA keys are not accepted (OpenSSH "
+			"dropped them): use ed25519");
 		goto out;
 	}
 	if (sshkey_fingerprint(key, k.fingerprint, sizeof k.fingerprint) != 0) {
@@ -396,13 +436,18 @@ int sshkey_parse_line(const char *line, struct sshkey_info *out, char *err,
 	while (clen > 0 && (p[clen - 1] == ' ' || p[clen - 1] == '\t'))
 		clen--;
 	if (clen >= sizeof k.comment) {
-		set_err(err, errlen, "the key comment is too long (at most %zu "
-				     "bytes)",
+		set_err(err, errlen,
+			"the key comment is too long (at most %zu "
+			"bytes)",
 			sizeof k.comment - 1);
 		goto out;
 	}
 	memcpy(k.comment, p, clen);
 	k.comment[clen] = '\0';
+	/* A comment is one line of text; a tab in it is just a space. */
+	for (char *c = k.comment; *c; c++)
+		if (*c == '\t')
+			*c = ' ';
 	*out = k;
 	rc = 0;
 out:
@@ -413,9 +458,8 @@ out:
 
 int sshkey_format(const struct sshkey_info *key, char *out, size_t outlen)
 {
-	int n = snprintf(out, outlen, "%d %s %s (%s)", key->bits,
-			 key->fingerprint,
-			 key->comment[0] ? key->comment : "no comment",
-			 key->label);
+	int n =
+	    snprintf(out, outlen, "%d %s %s (%s)", key->bits, key->fingerprint,
+		     key->comment[0] ? key->comment : "no comment", key->label);
 	return n < 0 || (size_t)n >= outlen ? -1 : 0;
 }

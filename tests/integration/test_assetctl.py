@@ -508,3 +508,40 @@ def test_against_running_daemon_harness(make_daemon):
     keys = d.ctl("key", "list", "kufish", json_out=True)
     assert keys[0]["fingerprint"] == \
         keygen_l(c.key_path + ".pub")[0].split()[1]
+
+
+def test_parallel_assetctl_processes(ctl, tmp_path):
+    """Several assetctl processes writing at once: every one succeeds, no
+    "database is locked" reaches the user."""
+    procs = []
+    for i in range(6):
+        script = "; ".join(
+            "%s -D %s client add p%d-%d --region test --no-check" % (
+                ASSETCTL, ctl.db, i, j) for j in range(8))
+        procs.append(subprocess.Popen(["sh", "-ec", script],
+                                      stdout=subprocess.PIPE,
+                                      stderr=subprocess.PIPE, text=True))
+    for p in procs:
+        out, err = p.communicate(timeout=120)
+        assert p.returncode == 0, err
+        assert "locked" not in err
+    assert len(ctl.json("client", "list")) == 48
+
+
+def test_json_escapes_every_string(ctl, tmp_path):
+    """Comments and names come from outside: quotes, backslashes, control
+    characters and bytes that are not UTF-8 still give valid JSON."""
+    ctl.ok("client", "add", "kufish", "--region", "test")
+    pub = open(keygen(tmp_path, "id_j")).read().split()
+    line = ("%s %s caf\xe9 \"q\" \\ end\tx\n" % (pub[0], pub[1])).encode(
+        "latin-1")
+    r = subprocess.run([ASSETCTL, "-D", ctl.db, "key", "add", "kufish", "-"],
+                       input=line, capture_output=True)
+    assert r.returncode == 0, r.stderr
+    r = subprocess.run([ASSETCTL, "-D", ctl.db, "--json", "key", "list"],
+                       capture_output=True)
+    keys = json.loads(r.stdout.decode("utf-8"))
+    assert keys[0]["comment"] == "caf\ufffd \"q\" \\ end x"
+    ctl.ok("collection", "add", "kufish", "Ünïcode ✓ \\ \"")
+    got = ctl.json("collection", "list")
+    assert got[0]["name"] == "Ünïcode ✓ \\ \""

@@ -10,6 +10,10 @@
  *                                    wait to be killed
  *   check NAME SIZE [SEED]           read NAME back and compare
  *   ls [PREFIX]                      every object below PREFIX, one a line
+ *   lsmem [PREFIX] [DELIM]           list (DELIM "/" or none) without
+ *                                    printing names; prints one JSON line
+ *                                    with the count, the order check and
+ *                                    the peak RSS
  *   cleanup MIN_AGE                  store_cleanup; prints the count
  *   stream NAME SIZE [BUF]           write SIZE bytes through a writer in
  *                                    BUF-byte writes (default 1 MiB), read
@@ -142,6 +146,36 @@ static int print_entry(void *arg, const struct store_entry *e)
 	return 0;
 }
 
+struct count {
+	uint64_t n;
+	int sorted;
+	char last[STORE_NAME_MAX];
+};
+
+static int count_entry(void *arg, const struct store_entry *e)
+{
+	struct count *c = arg;
+	if (c->n && strcmp(e->name, c->last) <= 0)
+		c->sorted = 0;
+	snprintf(c->last, sizeof c->last, "%s", e->name);
+	c->n++;
+	return 0;
+}
+
+static int cmd_lsmem(struct store *st, const char *prefix, char delim)
+{
+	struct count c = { .sorted = 1 };
+	long base_kb = vmhwm_kb();
+	double t0 = now();
+	int rc = store_list(st, prefix, delim, NULL, count_entry, &c);
+	if (rc < 0)
+		return fail(rc);
+	printf("{\"entries\": %" PRIu64 ", \"sorted\": %d, \"seconds\": %.3f"
+	       ", \"start_vmhwm_kb\": %ld, \"vmhwm_kb\": %ld}\n",
+	       c.n, c.sorted, now() - t0, base_kb, vmhwm_kb());
+	return 0;
+}
+
 static int cmd_stream(struct store *st, const char *name, uint64_t size,
 		      size_t bufsize)
 {
@@ -234,6 +268,9 @@ int main(int argc, char **argv)
 		rc = store_list(st, na > 0 ? a[0] : "", 0, NULL, print_entry,
 				NULL);
 		ret = rc < 0 ? fail(rc) : 0;
+	} else if (!strcmp(cmd, "lsmem")) {
+		ret = cmd_lsmem(st, na > 0 ? a[0] : "",
+				na > 1 && a[1][0] == '/' ? '/' : 0);
 	} else if (!strcmp(cmd, "cleanup") && na >= 1) {
 		rc = store_cleanup(st, atoi(a[0]));
 		if (rc < 0)

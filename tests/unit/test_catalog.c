@@ -59,9 +59,8 @@ static void add_region(struct catalog *cat, const char *name,
 		fail_msg("region add %s: %s", name, catalog_errmsg(cat));
 }
 
-static int add_client(struct catalog *cat, const char *name,
-		      const char *region, const char *location,
-		      struct catalog_client *out)
+static int add_client(struct catalog *cat, const char *name, const char *region,
+		      const char *location, struct catalog_client *out)
 {
 	struct catalog_client c;
 	memset(&c, 0, sizeof c);
@@ -142,9 +141,9 @@ static void test_open_missing_dir(void **state)
 {
 	struct catalog *cat = (struct catalog *)1;
 	char err[256] = "";
-	assert_int_equal(catalog_open("/nonexistent/dir/x.db", &cat, err,
-				      sizeof err),
-			 CATALOG_EDB);
+	assert_int_equal(
+	    catalog_open("/nonexistent/dir/x.db", &cat, err, sizeof err),
+	    CATALOG_EDB);
 	assert_null(cat);
 	assert_non_null(strstr(err, "/nonexistent/dir/x.db"));
 }
@@ -175,7 +174,8 @@ static void test_migration_failure_rolls_back(void **state)
 		 "CREATE TABLE archives (x INTEGER);");
 	struct catalog *cat = NULL;
 	char err[512] = "";
-	assert_int_equal(catalog_open(path, &cat, err, sizeof err), CATALOG_EDB);
+	assert_int_equal(catalog_open(path, &cat, err, sizeof err),
+			 CATALOG_EDB);
 	assert_null(cat);
 	assert_non_null(strstr(err, "from schema version 0 to 1"));
 	assert_int_equal(raw_count("SELECT version FROM schema_version"), 0);
@@ -246,13 +246,14 @@ static void test_location_normalise(void **state)
 	struct {
 		const char *in, *out;
 	} ok[] = {
-		{ "file:///srv/assets", "file:///srv/assets/" },
-		{ "file:///srv/assets/", "file:///srv/assets/" },
-		{ "file:///srv/assets//", "file:///srv/assets/" },
-		{ "s3://bucket", "s3://bucket/" },
-		{ "s3://bucket/", "s3://bucket/" },
-		{ "s3://my.bucket-1/a/b", "s3://my.bucket-1/a/b/" },
-		{ "s3://sp-assets-il/asset-backups/", "s3://sp-assets-il/asset-backups/" },
+	    {"file:///srv/assets", "file:///srv/assets/"},
+	    {"file:///srv/assets/", "file:///srv/assets/"},
+	    {"file:///srv/assets//", "file:///srv/assets/"},
+	    {"s3://bucket", "s3://bucket/"},
+	    {"s3://bucket/", "s3://bucket/"},
+	    {"s3://my.bucket-1/a/b", "s3://my.bucket-1/a/b/"},
+	    {"s3://sp-assets-il/asset-backups/",
+	     "s3://sp-assets-il/asset-backups/"},
 	};
 	for (size_t i = 0; i < sizeof ok / sizeof ok[0]; i++) {
 		if (catalog_location_normalise(ok[i].in, out, sizeof out))
@@ -260,11 +261,22 @@ static void test_location_normalise(void **state)
 		assert_string_equal(out, ok[i].out);
 	}
 	const char *bad[] = {
-		"", "/srv/assets", "file://srv/assets", "file://host/x",
-		"file:///srv/../etc", "file:///srv/./x", "file:///a//b",
-		"s3://", "s3://ab", "s3://Bucket", "s3://bucket/a//b",
-		"s3://bucket/../x", "s3://-bucket", "http://x/", "s3://b_c/",
-		"file:///a\nb",
+	    "",
+	    "/srv/assets",
+	    "file://srv/assets",
+	    "file://host/x",
+	    "file:///srv/../etc",
+	    "file:///srv/./x",
+	    "file:///a//b",
+	    "s3://",
+	    "s3://ab",
+	    "s3://Bucket",
+	    "s3://bucket/a//b",
+	    "s3://bucket/../x",
+	    "s3://-bucket",
+	    "http://x/",
+	    "s3://b_c/",
+	    "file:///a\nb",
 	};
 	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
 		if (catalog_location_normalise(bad[i], out, sizeof out) !=
@@ -433,13 +445,14 @@ static void test_clients(void **state)
 	assert_non_null(strstr(catalog_errmsg(cat), "nowhere"));
 	assert_int_equal(add_client(cat, "Bad", "us", NULL, NULL),
 			 CATALOG_EINVAL);
-	assert_int_equal(add_client(cat, "x", NULL, NULL, NULL), CATALOG_EINVAL);
+	assert_int_equal(add_client(cat, "x", NULL, NULL, NULL),
+			 CATALOG_EINVAL);
 	assert_int_equal(add_client(cat, "x", NULL, "s3://Bad/", NULL),
 			 CATALOG_EINVAL);
 	/* A folder inside or around another client's is refused. */
-	assert_int_equal(add_client(cat, "x", NULL, "s3://sp-assets-us/kufish/sub/",
-				    NULL),
-			 CATALOG_EEXIST);
+	assert_int_equal(
+	    add_client(cat, "x", NULL, "s3://sp-assets-us/kufish/sub/", NULL),
+	    CATALOG_EEXIST);
 	assert_int_equal(add_client(cat, "x", NULL, "s3://sp-assets-us/", NULL),
 			 CATALOG_EEXIST);
 	assert_non_null(strstr(catalog_errmsg(cat), "overlaps"));
@@ -448,7 +461,7 @@ static void test_clients(void **state)
 	snprintf(c.region, sizeof c.region, "us");
 	snprintf(c.attachment_key, sizeof c.attachment_key, "has space");
 	assert_int_equal(catalog_client_add(cat, &c), CATALOG_EINVAL);
-	struct names nm = { .count = 0 };
+	struct names nm = {.count = 0};
 	assert_int_equal(catalog_client_list(cat, collect_clients, &nm), 0);
 	assert_int_equal(nm.count, 3);
 	assert_string_equal(nm.n[0], "kufish");
@@ -481,7 +494,7 @@ static void test_clients(void **state)
 	/* Remove cascades to keys and collections. */
 	struct catalog_key k = make_key("kufish", 1);
 	assert_int_equal(catalog_key_add(cat, &k), 0);
-	struct catalog_collection co = { .name = "Fish", .client = "kufish" };
+	struct catalog_collection co = {.name = "Fish", .client = "kufish"};
 	assert_int_equal(catalog_collection_add(cat, &co), 0);
 	assert_int_equal(catalog_client_remove(cat, "kufish"), 0);
 	assert_int_equal(catalog_client_get(cat, "kufish", &g), CATALOG_ENOENT);
@@ -515,17 +528,17 @@ static void test_collections(void **state)
 	assert_int_equal(add_client(cat, "a", "test", NULL, NULL), 0);
 	assert_int_equal(add_client(cat, "b", "test", NULL, NULL), 0);
 
-	struct catalog_collection c = { .name = "KU Fish Tissue", .client = "a" };
+	struct catalog_collection c = {.name = "KU Fish Tissue", .client = "a"};
 	snprintf(c.subfolder, sizeof c.subfolder, "tissue/");
 	assert_int_equal(catalog_collection_add(cat, &c), 0);
 	assert_int_equal(catalog_collection_add(cat, &c), CATALOG_EEXIST);
-	struct catalog_collection d = { .name = "Shared", .client = "a" };
+	struct catalog_collection d = {.name = "Shared", .client = "a"};
 	assert_int_equal(catalog_collection_add(cat, &d), 0);
 	snprintf(d.client, sizeof d.client, "b");
 	assert_int_equal(catalog_collection_add(cat, &d), 0);
 	snprintf(d.client, sizeof d.client, "nobody");
 	assert_int_equal(catalog_collection_add(cat, &d), CATALOG_ENOENT);
-	struct catalog_collection bad = { .name = "X", .client = "a" };
+	struct catalog_collection bad = {.name = "X", .client = "a"};
 	snprintf(bad.subfolder, sizeof bad.subfolder, "../up");
 	assert_int_equal(catalog_collection_add(cat, &bad), CATALOG_EINVAL);
 	snprintf(bad.subfolder, sizeof bad.subfolder, "/abs");
@@ -535,8 +548,8 @@ static void test_collections(void **state)
 	assert_int_equal(catalog_collection_add(cat, &bad), CATALOG_EINVAL);
 
 	struct catalog_collection f;
-	assert_int_equal(catalog_collection_find(cat, NULL, "KU Fish Tissue", &f),
-			 0);
+	assert_int_equal(
+	    catalog_collection_find(cat, NULL, "KU Fish Tissue", &f), 0);
 	assert_string_equal(f.client, "a");
 	assert_string_equal(f.subfolder, "tissue");
 	assert_int_equal(catalog_collection_find(cat, NULL, "Shared", &f),
@@ -545,11 +558,13 @@ static void test_collections(void **state)
 	assert_string_equal(f.client, "b");
 	assert_int_equal(catalog_collection_find(cat, NULL, "None", &f),
 			 CATALOG_ENOENT);
-	assert_int_equal(catalog_collection_find(cat, "b", "KU Fish Tissue", &f),
-			 CATALOG_ENOENT);
+	assert_int_equal(
+	    catalog_collection_find(cat, "b", "KU Fish Tissue", &f),
+	    CATALOG_ENOENT);
 
 	int n = 0;
-	assert_int_equal(catalog_collection_list(cat, NULL, count_colls, &n), 0);
+	assert_int_equal(catalog_collection_list(cat, NULL, count_colls, &n),
+			 0);
 	assert_int_equal(n, 3);
 	n = 0;
 	assert_int_equal(catalog_collection_list(cat, "a", count_colls, &n), 0);
@@ -611,14 +626,25 @@ static void test_keys(void **state)
 	assert_int_equal(f.last_used, 0);
 	assert_int_equal(catalog_key_find(cat, "a", "ssh-rsa", k.blob, &f),
 			 CATALOG_ENOENT);
+	struct catalog_key byfp;
+	assert_int_equal(
+	    catalog_key_find_fingerprint(cat, "a", k.fingerprint, &byfp), 0);
+	assert_int_equal(byfp.id, f.id);
+	assert_string_equal(byfp.blob, k.blob);
+	assert_int_equal(
+	    catalog_key_find_fingerprint(cat, "a", "SHA256:none", &byfp),
+	    CATALOG_ENOENT);
+	assert_int_equal(
+	    catalog_key_find_fingerprint(cat, "ghost", k.fingerprint, &byfp),
+	    CATALOG_ENOENT);
 	assert_int_equal(catalog_key_touch(cat, f.id, 1234567), 0);
 	assert_int_equal(catalog_key_find(cat, "a", k.type, k.blob, &f), 0);
 	assert_int_equal(f.last_used, 1234567);
 	assert_int_equal(catalog_key_touch(cat, 999999, 1), CATALOG_ENOENT);
 
 	/* add_many is all or nothing. */
-	struct catalog_key many[3] = { make_key("a", 2), make_key("a", 3),
-				       make_key("a", 1) };
+	struct catalog_key many[3] = {make_key("a", 2), make_key("a", 3),
+				      make_key("a", 1)};
 	size_t failed = 99;
 	assert_int_equal(catalog_key_add_many(cat, many, 3, &failed),
 			 CATALOG_EEXIST);
@@ -654,7 +680,8 @@ static void test_keys(void **state)
 	catalog_close(cat);
 }
 
-/* ---- archives and runs ---------------------------------------------------- */
+/* ---- archives and runs ----------------------------------------------------
+ */
 
 static int collect_ids(void *arg, const struct catalog_archive *a)
 {
@@ -667,8 +694,8 @@ static int collect_ids(void *arg, const struct catalog_archive *a)
 static void test_archives(void **state)
 {
 	struct catalog *cat = open_ok();
-	struct catalog_archive a = { .client = "kufish", .format = "tar.xz",
-				     .created = 100 };
+	struct catalog_archive a = {
+	    .client = "kufish", .format = "tar.xz", .created = 100};
 	snprintf(a.location, sizeof a.location,
 		 "file:///srv/archives/kufish/1.tar.xz");
 	assert_int_equal(catalog_archive_add(cat, &a), 0);
@@ -696,8 +723,9 @@ static void test_archives(void **state)
 	a.state = 7;
 	assert_int_equal(catalog_archive_update(cat, &a), CATALOG_EINVAL);
 
-	int64_t ids[8] = { 0 };
-	assert_int_equal(catalog_archive_list(cat, "kufish", collect_ids, ids), 0);
+	int64_t ids[8] = {0};
+	assert_int_equal(catalog_archive_list(cat, "kufish", collect_ids, ids),
+			 0);
 	assert_int_equal(ids[0], 2);
 	assert_int_equal(ids[1], second); /* newest first */
 	assert_int_equal(ids[2], first);
@@ -723,39 +751,49 @@ static void test_runs(void **state)
 	struct catalog *cat = open_ok();
 	int64_t made[5];
 	for (int i = 0; i < 5; i++) {
-		struct catalog_run r = { .started = 1000 + i };
-		snprintf(r.kind, sizeof r.kind, "%s", i % 2 ? "archive" : "sync");
+		struct catalog_run r = {.started = 1000 + i};
+		snprintf(r.kind, sizeof r.kind, "%s",
+			 i % 2 ? "archive" : "sync");
 		snprintf(r.what, sizeof r.what, "us");
 		assert_int_equal(catalog_run_add(cat, &r), 0);
 		made[i] = r.id;
 	}
-	struct catalog_run r = { .id = made[4], .kind = "sync", .what = "us",
-				 .started = 1004, .finished = 1010,
-				 .state = CATALOG_DONE, .listed = 10,
-				 .copied = 3, .skipped = 7, .bytes = 999,
-				 .summary = "3 copied" };
+	struct catalog_run r = {.id = made[4],
+				.kind = "sync",
+				.what = "us",
+				.started = 1004,
+				.finished = 1010,
+				.state = CATALOG_DONE,
+				.listed = 10,
+				.copied = 3,
+				.skipped = 7,
+				.bytes = 999,
+				.summary = "3 copied"};
 	assert_int_equal(catalog_run_update(cat, &r), 0);
 	r.id = 424242;
 	assert_int_equal(catalog_run_update(cat, &r), CATALOG_ENOENT);
-	struct catalog_run empty = { .started = 1 };
+	struct catalog_run empty = {.started = 1};
 	assert_int_equal(catalog_run_add(cat, &empty), CATALOG_EINVAL);
 
-	int64_t ids[8] = { 0 };
+	int64_t ids[8] = {0};
 	assert_int_equal(catalog_run_list(cat, NULL, 0, collect_runs, ids), 0);
 	assert_int_equal(ids[0], 5);
 	assert_int_equal(ids[1], made[4]);
 	memset(ids, 0, sizeof ids);
-	assert_int_equal(catalog_run_list(cat, "sync", 2, collect_runs, ids), 0);
+	assert_int_equal(catalog_run_list(cat, "sync", 2, collect_runs, ids),
+			 0);
 	assert_int_equal(ids[0], 2);
 	assert_int_equal(ids[1], made[4]);
 	assert_int_equal(ids[2], made[2]);
 	catalog_close(cat);
-	assert_int_equal(raw_count("SELECT copied FROM runs WHERE state = 1"), 3);
+	assert_int_equal(raw_count("SELECT copied FROM runs WHERE state = 1"),
+			 3);
 }
 
-/* ---- concurrency ---------------------------------------------------------- */
+/* ---- concurrency ----------------------------------------------------------
+ */
 
-#define THREADS 4
+#define THREADS	   4
 #define PER_THREAD 60
 
 struct worker {
@@ -801,15 +839,17 @@ static void test_concurrent_writers(void **state)
 		if (catalog_open(path, &c2, err, sizeof err) != 0)
 			_exit(10);
 		for (int i = 0; i < 150; i++) {
-			struct catalog_run r = { .kind = "sync", .what = "us" };
+			struct catalog_run r = {.kind = "sync", .what = "us"};
 			if (catalog_run_add(c2, &r) != 0) {
-				fprintf(stderr, "child: %s\n", catalog_errmsg(c2));
+				fprintf(stderr, "child: %s\n",
+					catalog_errmsg(c2));
 				_exit(11);
 			}
 			char name[32];
 			snprintf(name, sizeof name, "p-%d", i);
 			if (add_client(c2, name, "test", NULL, NULL) != 0) {
-				fprintf(stderr, "child: %s\n", catalog_errmsg(c2));
+				fprintf(stderr, "child: %s\n",
+					catalog_errmsg(c2));
 				_exit(12);
 			}
 		}
@@ -819,21 +859,21 @@ static void test_concurrent_writers(void **state)
 	pthread_t th[THREADS];
 	struct worker w[THREADS];
 	for (int i = 0; i < THREADS; i++) {
-		w[i] = (struct worker){ .cat = cat, .id = i };
-		assert_int_equal(pthread_create(&th[i], NULL, thread_writer, &w[i]),
-				 0);
+		w[i] = (struct worker){.cat = cat, .id = i};
+		assert_int_equal(
+		    pthread_create(&th[i], NULL, thread_writer, &w[i]), 0);
 	}
 	for (int i = 0; i < THREADS; i++) {
 		pthread_join(th[i], NULL);
 		if (w[i].errors)
-			fail_msg("thread %d: %d errors, last: %s", i, w[i].errors,
-				 w[i].msg);
+			fail_msg("thread %d: %d errors, last: %s", i,
+				 w[i].errors, w[i].msg);
 	}
 	int status;
 	assert_int_equal(waitpid(pid, &status, 0), pid);
 	assert_true(WIFEXITED(status));
 	assert_int_equal(WEXITSTATUS(status), 0);
-	struct names nm = { .count = 0 };
+	struct names nm = {.count = 0};
 	assert_int_equal(catalog_client_list(cat, collect_clients, &nm), 0);
 	assert_int_equal(nm.count, THREADS * PER_THREAD + 150);
 	assert_int_equal(catalog_check(cat), 0);
@@ -874,30 +914,30 @@ static void test_concurrent_first_open(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup_teardown(test_open_creates_wal_0600, setup,
-						teardown),
-		cmocka_unit_test_setup_teardown(test_open_missing_dir, setup,
-						teardown),
-		cmocka_unit_test_setup_teardown(test_migrate_from_version_0, setup,
-						teardown),
-		cmocka_unit_test_setup_teardown(test_migration_failure_rolls_back,
-						setup, teardown),
-		cmocka_unit_test_setup_teardown(test_newer_schema_refused, setup,
-						teardown),
-		cmocka_unit_test_setup_teardown(test_foreign_files_refused, setup,
-						teardown),
-		cmocka_unit_test(test_name_valid),
-		cmocka_unit_test(test_location_normalise),
-		cmocka_unit_test_setup_teardown(test_regions, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_clients, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_collections, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_keys, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_archives, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_runs, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_concurrent_writers, setup,
-						teardown),
-		cmocka_unit_test_setup_teardown(test_concurrent_first_open, setup,
-						teardown),
+	    cmocka_unit_test_setup_teardown(test_open_creates_wal_0600, setup,
+					    teardown),
+	    cmocka_unit_test_setup_teardown(test_open_missing_dir, setup,
+					    teardown),
+	    cmocka_unit_test_setup_teardown(test_migrate_from_version_0, setup,
+					    teardown),
+	    cmocka_unit_test_setup_teardown(test_migration_failure_rolls_back,
+					    setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_newer_schema_refused, setup,
+					    teardown),
+	    cmocka_unit_test_setup_teardown(test_foreign_files_refused, setup,
+					    teardown),
+	    cmocka_unit_test(test_name_valid),
+	    cmocka_unit_test(test_location_normalise),
+	    cmocka_unit_test_setup_teardown(test_regions, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_clients, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_collections, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_keys, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_archives, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_runs, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_concurrent_writers, setup,
+					    teardown),
+	    cmocka_unit_test_setup_teardown(test_concurrent_first_open, setup,
+					    teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -13,13 +13,29 @@
 
 #include "sshkey.h"
 
-#define ED25519 "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAILEc4LLBKnTAcgphX9wHAmYDB3xvsNVPFUsT89Pquc3Y"
+#define ED25519                                                                \
+	"ssh-ed25519 "                                                         \
+	"AAAAC3NzaC1lZDI1NTE5AAAAILEc4LLBKnTAcgphX9wHAmYDB3xvsNVPFUsT89Pquc3Y"
 #define ED25519_FP "SHA256:g5JJNlARxIi7TikDfvPuRL+sXRY6O0GFyj50iaLTufM"
-#define ECDSA256 "ecdsa-sha2-nistp256 AAAAE2VjZHNhLXNoYTItbmlzdHAyNTYAAAAIbmlzdHAyNTYAAABBBM4AMDm1yKIOxEI2DUQTOE9ftEy1CdmONSwb6qPK8vmqOGhodsjDkbPDIly2F68c4u9f44rjponTFpJtK9ZzVKQ="
+#define ECDSA256                                                               \
+	"ecdsa-sha2-nistp256 "                                                 \
+	"AAAAE2VjZHNhLXNoYTItbmlzdHAyNTYAAAAIbmlzdHAyNTYAAABBBM4AMDm1yKIOxEI2" \
+	"DUQTOE9ftEy1CdmONSwb6qPK8vmqOGhodsjDkbPDIly2F68c4u9f44rjponTFpJtK9Zz" \
+	"VKQ="
 #define ECDSA256_FP "SHA256:cnRyaPrpco5twJgdqXCzBvOdERyhkKuJE/Z55hxDTos"
-#define RSA1024 "ssh-rsa AAAAB3NzaC1yc2EAAAADAQABAAAAgQDYPOWim7XhHI6TYqn2JpLqzYP0u5Re1YXcEZamKBdmxA1U0IPv1nazH1vgdUjeIPjV+1zWXFnmvVWVtUtFN58EYsptS1RH2qRuLD2d5WAlv1Yg0mC96V3n4g4KsvNfug1H263ZckEFZnJm3zYHTOCOOaWWbehrAjtRbEknQ02hJQ=="
+#define RSA1024                                                                \
+	"ssh-rsa "                                                             \
+	"AAAAB3NzaC1yc2EAAAADAQABAAAAgQDYPOWim7XhHI6TYqn2JpLqzYP0u5Re1YXcEZam" \
+	"KBdmxA1U0IPv1nazH1vgdUjeIPjV+"                                        \
+	"1zWXFnmvVWVtUtFN58EYsptS1RH2qRuLD2d5WAlv1Yg0mC96V3n4g4KsvNfug1H263Zc" \
+	"kEFZnJm3zYHTOCOOaWWbehrAjtRbEknQ02hJQ=="
 #define RSA1024_FP "SHA256:QtcjVomAji+9wsD/hJEd4XgWqkZqpbZPZV7NU2vDAX0"
-#define ECDSA521 "ecdsa-sha2-nistp521 AAAAE2VjZHNhLXNoYTItbmlzdHA1MjEAAAAIbmlzdHA1MjEAAACFBADRu+62kOVLrJOMMgYVbRnnorHTc9619sILIkHmvpQkayqQiPUFX7iqLJiTaB31Z4M2BTnBbvwlXrbL0tvmOuUz1QDacNYdbc/Pi8Y5rBm8e9iH0TYO5j4z2kkwgQk3fpCrfVaH/J13ka4+XiY0N9ikHA+b2POziyBibqjmynJfFzDm9g=="
+#define ECDSA521                                                               \
+	"ecdsa-sha2-nistp521 "                                                 \
+	"AAAAE2VjZHNhLXNoYTItbmlzdHA1MjEAAAAIbmlzdHA1MjEAAACFBADRu+"           \
+	"62kOVLrJOMMgYVbRnnorHTc9619sILIkHmvpQkayqQiPUFX7iqLJiTaB31Z4M2BTnBbv" \
+	"wlXrbL0tvmOuUz1QDacNYdbc/Pi8Y5rBm8e9iH0TYO5j4z2kkwgQk3fpCrfVaH/"      \
+	"J13ka4+XiY0N9ikHA+b2POziyBibqjmynJfFzDm9g=="
 #define ECDSA521_FP "SHA256:3LFlpAtlqVdFRLVBKJwYFmXFU7ydAdo0ppkOQKks2Gs"
 
 static struct sshkey_info k;
@@ -86,8 +102,8 @@ static void test_harmless_options_accepted(void **state)
 	parse_ok("restrict,no-pty " ED25519 " opt");
 	assert_string_equal(k.fingerprint, ED25519_FP);
 	assert_string_equal(k.comment, "opt");
-	parse_ok("no-port-forwarding,no-agent-forwarding,no-X11-forwarding "
-		 ED25519);
+	parse_ok("no-port-forwarding,no-agent-forwarding,no-X11-"
+		 "forwarding " ED25519);
 	assert_string_equal(k.fingerprint, ED25519_FP);
 }
 
@@ -106,12 +122,20 @@ static void test_bad_keys_refused(void **state)
 	parse_bad("ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAILEc4LLB", "invalid");
 	parse_bad("ssh-ed25519 !!!notbase64!!!", "invalid");
 	/* An ed25519 blob under another type name. */
-	parse_bad("ssh-rsa AAAAC3NzaC1lZDI1NTE5AAAAILEc4LLBKnTAcgphX9wHAmYDB3xvsNVPFUsT89Pquc3Y",
+	parse_bad("ssh-rsa "
+		  "AAAAC3NzaC1lZDI1NTE5AAAAILEc4LLBKnTAcgphX9wHAmYDB3xvsNVPFUsT"
+		  "89Pquc3Y",
 		  "rsa");
-	parse_bad("ssh-ed25519-cert-v01@openssh.com AAAAIHNzaC1lZDI1NTE5", "certificates");
+	parse_bad("ssh-ed25519-cert-v01@openssh.com AAAAIHNzaC1lZDI1NTE5",
+		  "certificates");
 	parse_bad("hello world", "not an SSH public key");
-	parse_bad("AAAAC3NzaC1lZDI1NTE5AAAAILEc4LLBKnTAcgphX9wHAmYDB3xvsNVPFUsT89Pquc3Y", "not an SSH public key");
-	parse_bad("ssh-ed255l9 AAAAC3NzaC1lZDI1NTE5AAAAILEc4LLBKnTAcgphX9wHAmYDB3xvsNVPFUsT89Pquc3Y x", "not an SSH public key");
+	parse_bad("AAAAC3NzaC1lZDI1NTE5AAAAILEc4LLBKnTAcgphX9wHAmYDB3xvsNVPFUsT"
+		  "89Pquc3Y",
+		  "not an SSH public key");
+	parse_bad("ssh-ed255l9 "
+		  "AAAAC3NzaC1lZDI1NTE5AAAAILEc4LLBKnTAcgphX9wHAmYDB3xvsNVPFUsT"
+		  "89Pquc3Y x",
+		  "not an SSH public key");
 	parse_bad("-----BEGIN OPENSSH PRIVATE KEY-----", "private key");
 	parse_bad("---- BEGIN SSH2 PUBLIC KEY ----", "ssh-keygen -i");
 	parse_bad(ED25519 " a\x01b", "control");
@@ -123,10 +147,11 @@ static void test_bad_keys_refused(void **state)
 static void test_fingerprint_of_libssh_key(void **state)
 {
 	ssh_key key = NULL;
-	assert_int_equal(ssh_pki_import_pubkey_base64(
-				 "AAAAC3NzaC1lZDI1NTE5AAAAILEc4LLBKnTAcgphX9wHAmYDB3xvsNVPFUsT89Pquc3Y",
-				 SSH_KEYTYPE_ED25519, &key),
-			 SSH_OK);
+	assert_int_equal(
+	    ssh_pki_import_pubkey_base64("AAAAC3NzaC1lZDI1NTE5AAAAILEc4LLBKnTAc"
+					 "gphX9wHAmYDB3xvsNVPFUsT89Pquc3Y",
+					 SSH_KEYTYPE_ED25519, &key),
+	    SSH_OK);
 	char fp[SSHKEY_FP_MAX];
 	assert_int_equal(sshkey_fingerprint(key, fp, sizeof fp), 0);
 	assert_string_equal(fp, ED25519_FP);
@@ -138,12 +163,12 @@ static void test_fingerprint_of_libssh_key(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_fingerprints_match_ssh_keygen),
-		cmocka_unit_test(test_blank_and_comment_lines),
-		cmocka_unit_test(test_harmless_options_accepted),
-		cmocka_unit_test(test_unenforced_options_refused),
-		cmocka_unit_test(test_bad_keys_refused),
-		cmocka_unit_test(test_fingerprint_of_libssh_key),
+	    cmocka_unit_test(test_fingerprints_match_ssh_keygen),
+	    cmocka_unit_test(test_blank_and_comment_lines),
+	    cmocka_unit_test(test_harmless_options_accepted),
+	    cmocka_unit_test(test_unenforced_options_refused),
+	    cmocka_unit_test(test_bad_keys_refused),
+	    cmocka_unit_test(test_fingerprint_of_libssh_key),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
