@@ -1,7 +1,7 @@
 /*
  * scp.c - exec requests: the legacy scp protocol ("scp -t" / "scp -f",
- * what OpenSSH's "scp -O" runs on the server) and the refusal of anything
- * else.
+ * what OpenSSH's "scp -O" runs on the server), rsync's server mode (handed
+ * to exec_rsync.c) and the refusal of anything else.
  *
  * The protocol: the receiving side ("sink", -t) acknowledges each step with
  * a zero byte or answers "\1message\n" (an error the other side prints and
@@ -24,6 +24,7 @@
 #include <time.h>
 
 #include "log.h"
+#include "rsync.h"
 #include "scp.h"
 #include "session.h"
 #include "vfs.h"
@@ -748,6 +749,11 @@ int sshd_scp_serve(struct sshd_session *s, const char *command)
 	c.s = s;
 	if (!words)
 		return 1;
+	if (rsync_is_server_command(command)) {
+		/* The engine splits its own command line. */
+		status = sshd_rsync_serve(s, command);
+		goto out;
+	}
 	if (scp_split_words(command, words, err, sizeof err) != 0) {
 		snprintf(msg, sizeof msg, "assetd: %s\n", err);
 		sshd_io_stderr(s, msg);
@@ -758,8 +764,8 @@ int sshd_scp_serve(struct sshd_session *s, const char *command)
 		goto out;
 	}
 	if (!strcmp(words->w[0], "rsync")) {
-		sshd_io_stderr(s, "assetd: rsync is not available on this "
-				  "server yet; use sftp or scp\n");
+		sshd_io_stderr(s, "assetd: only rsync's server mode is served "
+				  "here (run rsync on your side)\n");
 		status = 1;
 		goto out;
 	}

@@ -55,5 +55,6 @@ void sshd_io_stderr(struct sshd_session *s, const char *msg);
 /* The protocol handlers. Each returns the exit status to send. */
 int sshd_sftp_serve(struct sshd_session *s);
 int sshd_scp_serve(struct sshd_session *s, const char *command);
+int sshd_rsync_serve(struct sshd_session *s, const char *command);
 
 #endif

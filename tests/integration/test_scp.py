@@ -182,11 +182,43 @@ def test_exec_other_commands_refused(daemon, tmp_path):
     r = ssh(daemon, c, "ls -la /")
     assert r.returncode != 0
     assert b"not allowed" in r.stderr
-    r = ssh(daemon, c, "rsync --server -vlogDtpre.iLsfxCIvu . attachments/")
+    r = ssh(daemon, c, "rsync --version")
     assert r.returncode != 0
-    assert b"rsync" in r.stderr
+    assert b"server mode" in r.stderr
     r = ssh(daemon, c, None, input=b"")
     assert r.returncode != 0
     assert b"no shell" in r.stderr
     r = ssh(daemon, c, "scp -t; id")
+    assert r.returncode != 0
+
+
+def test_exec_rsync_push_and_pull(daemon, tmp_path):
+    """Debian's rsync over the daemon's SSH: the exec request reaches the
+    rsync engine with the session's tree as its resolver."""
+    c = new_client(daemon)
+    src = tmp_path / "tree"
+    files = make_tree(src)
+    e = "ssh -p %d %s" % (daemon.ssh_port, " ".join(c.ssh_opts()))
+    r = subprocess.run(["rsync", "-a", "-e", e, str(src) + "/",
+                        "%s@127.0.0.1:attachments/synced/" % c.name],
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    for rel, data in files.items():
+        assert c.read("synced/" + rel) == data, rel
+    back = tmp_path / "back"
+    r = subprocess.run(["rsync", "-a", "-e", e,
+                        "%s@127.0.0.1:attachments/synced/" % c.name,
+                        str(back) + "/"],
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    for rel, data in files.items():
+        assert (back / rel).read_bytes() == data, rel
+    # the tree's limits hold for rsync too
+    r = subprocess.run(["rsync", "-a", "-e", e, str(src) + "/",
+                        "%s@127.0.0.1:backups/" % c.name],
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode != 0
+    r = subprocess.run(["rsync", "-a", "-e", e, str(src) + "/",
+                        "%s@127.0.0.1:../../etc/" % c.name],
+                       capture_output=True, text=True, timeout=120)
     assert r.returncode != 0
