@@ -70,6 +70,27 @@ def test_scp_legacy_file_both_ways_with_times(daemon, tmp_path):
     assert int(os.stat(out / "one.bin").st_mtime) == 1500000000
 
 
+def test_scp_legacy_many_sources_need_a_folder(daemon, tmp_path):
+    """Two sources make OpenSSH send "scp -d -t TARGET": the target must be
+    a folder."""
+    c = new_client(daemon)
+    a = make_file(tmp_path / "a", 1000, seed=16)
+    b = make_file(tmp_path / "b", 2000, seed=17)
+    scp(daemon, c, [str(tmp_path / "a"), str(tmp_path / "b"),
+                    "R:attachments/originals"], legacy=True)
+    assert c.read("originals/a") == a
+    assert c.read("originals/b") == b
+    r = scp(daemon, c, [str(tmp_path / "a"), str(tmp_path / "b"),
+                        "R:attachments/originals/a"], legacy=True, check=False)
+    assert r.returncode == 1
+    assert "Not a directory" in r.stderr
+    assert c.read("originals/a") == a
+    r = scp(daemon, c, [str(tmp_path / "a"), "R:attachments/nodir/"],
+            legacy=True, check=False)
+    assert r.returncode == 1
+    assert "nodir" not in " ".join(visible(c))
+
+
 def test_scp_legacy_recursive_tree(daemon, tmp_path):
     c = new_client(daemon)
     src = tmp_path / "tree"
