@@ -99,7 +99,8 @@ struct sftp {
 	uint8_t *outbuf;                /* one reply */
 	struct sftp_out out;
 	struct sftp_request rq;
-	struct handle h[SFTP_MAX_HANDLES];
+	struct handle *h[SFTP_MAX_HANDLES]; /* allocated on first use, kept
+					       for reuse, freed at the end */
 	uint32_t gen;
 	int initialised;
 };
@@ -272,18 +273,26 @@ static int parent_exists(struct sftp *f, const struct vfs_path *vp)
 
 static struct handle *handle_new(struct sftp *f, int *idx)
 {
+	int slot = -1;
 	for (int i = 0; i < SFTP_MAX_HANDLES; i++) {
-		if (f->h[i].kind == H_FREE) {
-			struct handle *h = &f->h[i];
-			memset(h, 0, sizeof *h);
-			h->fd = -1;
-			h->ws.spool_fd = -1;
-			h->gen = ++f->gen;
-			*idx = i;
-			return h;
+		if (f->h[i] && f->h[i]->kind == H_FREE) {
+			slot = i;
+			break;
 		}
+		if (!f->h[i] && slot < 0)
+			slot = i;
 	}
-	return NULL;
+	if (slot < 0)
+		return NULL;
+	if (!f->h[slot] && !(f->h[slot] = malloc(sizeof *f->h[slot])))
+		return NULL;
+	struct handle *h = f->h[slot];
+	memset(h, 0, sizeof *h);
+	h->fd = -1;
+	h->ws.spool_fd = -1;
+	h->gen = ++f->gen;
+	*idx = slot;
+	return h;
 }
 
 static struct handle *handle_get(struct sftp *f, enum hkind want)
@@ -297,8 +306,8 @@ static struct handle *handle_get(struct sftp *f, enum hkind want)
 		       (uint32_t)p[6] << 8 | p[7];
 	if (idx >= SFTP_MAX_HANDLES)
 		return NULL;
-	struct handle *h = &f->h[idx];
-	if (h->kind == H_FREE || h->gen != gen)
+	struct handle *h = f->h[idx];
+	if (!h || h->kind == H_FREE || h->gen != gen)
 		return NULL;
 	if (want != H_FREE && h->kind != want)
 		return NULL;
@@ -308,7 +317,7 @@ static struct handle *handle_get(struct sftp *f, enum hkind want)
 static int reply_handle(struct sftp *f, int idx)
 {
 	uint8_t hb[8];
-	uint32_t gen = f->h[idx].gen;
+	uint32_t gen = f->h[idx]->gen;
 	hb[0] = (uint8_t)(idx >> 24); hb[1] = (uint8_t)(idx >> 16);
 	hb[2] = (uint8_t)(idx >> 8);  hb[3] = (uint8_t)idx;
 	hb[4] = (uint8_t)(gen >> 24); hb[5] = (uint8_t)(gen >> 16);
@@ -1464,12 +1473,15 @@ out:
 	/* Whatever was still open is dropped: writers abort, nothing
 	 * partial becomes visible. */
 	for (int i = 0; i < SFTP_MAX_HANDLES; i++) {
-		if (f->h[i].kind == H_WRITE &&
-		    (f->h[i].ws.w || f->h[i].ws.next))
+		struct handle *h = f->h[i];
+		if (!h)
+			continue;
+		if (h->kind == H_WRITE && (h->ws.w || h->ws.next))
 			log_warn("sftp_put_aborted", "client=%s path=%s",
-				 log_q(s->client), log_q(f->h[i].vp.abs));
-		if (f->h[i].kind != H_FREE)
-			handle_free(&f->h[i]);
+				 log_q(s->client), log_q(h->vp.abs));
+		if (h->kind != H_FREE)
+			handle_free(h);
+		free(h);
 	}
 	free(f->in);
 	free(f->outbuf);
