@@ -37,8 +37,10 @@ def curl(*args):
     return status, hdrs, body
 
 
-def stored(client, sub="originals"):
-    return [n for n in client.list(sub + "/")]
+def files(client, sub):
+    """Object names under SUB/, without S3 directory markers."""
+    return sorted(n for n in client.list(sub + "/")
+                  if n and not n.endswith("/"))
 
 
 # ---- discovery and tokens ---------------------------------------------
@@ -187,6 +189,18 @@ def test_specify7_flow(daemon, tmp_path):
     got = c.download_all(names + [c.new_name(".jpg")])
     assert sorted(got) == sorted(names)
 
+    # an upload to an existing name replaces it
+    other = names[1]
+    assert c.upload(b"replaced", other).status == 200
+    assert ku.read("originals/" + other) == b"replaced"
+    # delete as multipart/form-data (a browser FormData) works too
+    ctype, chunks = c.multipart([("filename", other), ("coll", "KU Fish"),
+                                 ("token", c.token(other))], None)
+    r = c.request("POST", c.urls["delete"], body=b"".join(chunks),
+                  headers={"Content-Type": ctype})
+    assert (r.status, r.body) == (200, b"Ok.")
+    assert other not in files(ku, "originals")
+
     r = c.delete(name)
     assert (r.status, r.body) == (200, b"Ok.")
     assert not [n for n in ku.list("") if root in n]
@@ -207,16 +221,16 @@ def test_specify6_names_and_thumbnail_uploads(daemon, tmp_path):
         assert (r.status, r.body) == (200, b"Ignoring thumbnail upload!")
         assert c.thumbnail(n, 123).status == 200
         assert c.thumbnail(n, 600).status == 200
-    th = sorted(ku.list("thumbnails/"))
+    th = files(ku, "thumbnails")
     assert th == ["sp6-1234.att_123.jpg", "sp6-1234.att_600.jpg",
                   "sp6-12345.att_123.jpg", "sp6-12345.att_600.jpg"]
     # a thumbnail upload with a bad token is refused all the same
     r = c.upload(img, "sp6-9.att.jpg", type_="T", token="0" * 32 + ":1")
     assert r.status == 403
     assert c.delete(a).status == 200
-    assert sorted(ku.list("thumbnails/")) == ["sp6-12345.att_123.jpg",
-                                             "sp6-12345.att_600.jpg"]
-    assert ku.list("originals/") == [b]
+    assert files(ku, "thumbnails") == ["sp6-12345.att_123.jpg",
+                                       "sp6-12345.att_600.jpg"]
+    assert files(ku, "originals") == [b]
 
 
 # ---- refusals ------------------------------------------------------------
