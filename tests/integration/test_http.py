@@ -9,9 +9,24 @@ import urllib.parse
 
 import pytest
 
+from conftest import wait_port
 from media import (convert, image_info, jpeg_with_exif, pdf_bytes, pixel,
                    png_bytes)
 from specify_client import SpecifyClient, make_token
+
+
+def start_http(d):
+    """Start D and wait for its HTTP listener only: these tests need no
+    other front end."""
+    d.start(wait=False)
+    wait_port(d.http_port, 20, d.proc)
+    return d
+
+
+@pytest.fixture
+def daemon(make_daemon, backend):
+    """A started daemon on BACKEND (HTTP only), with no clients yet."""
+    return start_http(make_daemon(backend))
 
 
 def spec_for(daemon, client, coll, prefixed=False):
@@ -88,7 +103,7 @@ def test_xml_timestamp_and_base(daemon):
 def test_public_url(make_daemon):
     # not a storage behaviour: the fs backend is enough
     d = make_daemon("fs", "PublicURL https://assets.example.org/sp/\n")
-    d.start()
+    start_http(d)
     d.add_client("ku", ssh_key=False)
     st, _, body = curl(d.http + "/web_asset_store.xml")
     assert b"<![CDATA[https://assets.example.org/sp/fileget]]>" in body
@@ -299,7 +314,7 @@ def test_upload_refusals_leave_nothing(daemon, tmp_path):
 
 def test_max_upload_size(make_daemon, backend):
     d = make_daemon(backend, "MaxUploadSize 64K\n")
-    d.start()
+    start_http(d)
     ku = d.add_client("ku", collections=("Herp",), ssh_key=False)
     c = spec_for(d, ku, "Herp")
     name = c.new_name(".bin")
@@ -333,7 +348,7 @@ def test_slow_upload_keeps_its_token(make_daemon, backend):
     """The token is judged against the request's start: an upload that
     takes longer than TimeTolerance still succeeds."""
     d = make_daemon(backend, "TimeTolerance 2\n")
-    d.start()
+    start_http(d)
     ku = d.add_client("ku", collections=("Herp",), ssh_key=False)
     c = spec_for(d, ku, "Herp")
     name = c.new_name(".bin")
@@ -350,7 +365,7 @@ def test_slow_upload_keeps_its_token(make_daemon, backend):
 
 def test_clients_kept_apart(make_daemon, backend):
     d = make_daemon(backend, "RequireKeyForGet yes\n")
-    d.start()
+    start_http(d)
     a = d.add_client("museum-a", collections=("Herpetology",), ssh_key=False)
     b = d.add_client("museum-b", collections=("Herpetology",), ssh_key=False)
     ca = spec_for(d, a, "Herpetology", prefixed=True)
@@ -385,7 +400,7 @@ def test_clients_kept_apart(make_daemon, backend):
 
 def test_default_client_and_subfolders(make_daemon, backend):
     d = make_daemon(backend, "DefaultClient legacy\n")
-    d.start()
+    start_http(d)
     legacy = d.add_client("legacy", collections=(), ssh_key=False)
     other = d.add_client("other", collections=(), ssh_key=False)
     d.ctl("collection", "add", "other", "Botany", "--subfolder", "botany")
@@ -516,7 +531,7 @@ def test_exif(daemon, tmp_path):
 
 def test_static_files_off_and_on(make_daemon, backend):
     d = make_daemon(backend)
-    d.start()
+    start_http(d)
     ku = d.add_client("ku", collections=("Herp",), ssh_key=False)
     c = spec_for(d, ku, "Herp")
     n = c.new_name(".txt")
@@ -528,7 +543,7 @@ def test_static_files_off_and_on(make_daemon, backend):
     d.stop()
     with open(d.conf_path, "a") as f:
         f.write("StaticFiles yes\n")
-    d.start()
+    start_http(d)
     st, _, body = curl(d.http + "/getfileref?coll=Herp&type=O&filename=" + n)
     assert st == 200
     assert body.decode() == "%s/static/Herp/originals/%s" % (d.http, n)
@@ -557,7 +572,7 @@ def test_tls_and_reload(make_daemon, tmp_path):
             g.write(f.read())
     d = make_daemon("fs", "TLSCertificate %s\nTLSKey %s\n" % (live_crt,
                                                                  live_key))
-    d.start()
+    start_http(d)
     d.add_client("ku", collections=("Herp",), ssh_key=False)
 
     def peer_cn():
