@@ -7,9 +7,11 @@
  * a client path names. /attachments/... maps onto the client's location,
  * read-write; one archive (/backups/NAME or /CLIENT-assets.tar.xz) maps
  * read-only onto the folder its location URL names, opened for this
- * session and closed when the command ends. Whole-tree paths ("/",
- * "/backups") are refused with a one-line reason rather than guessed at:
- * an archive folder may hold more than this client's archives.
+ * session and closed when the command ends. /backups itself is served as
+ * a virtual read-only directory: its files are exactly this client's
+ * finished archives from the catalog, each read from its own folder (an
+ * archive folder may hold more than this client's archives, so it is never
+ * listed as such). The root "/" is refused with a one-line reason.
  */
 #include <stdio.h>
 #include <string.h>
@@ -19,13 +21,75 @@
 #include "session.h"
 #include "vfs.h"
 
-#define MAX_OPENED 8
+#include <stdlib.h>
 
 struct rsync_ctx {
 	struct sshd_session *s;
-	struct store *opened[MAX_OPENED]; /* archive folders, closed after */
-	int nopened;
+	struct store **opened;  /* archive folders, closed after */
+	int nopened, capopened;
 };
+
+/* The store of archive folder DIR, opened once per command. */
+static struct store *open_folder(struct rsync_ctx *x, const char *dir)
+{
+	struct store *st;
+	size_t dl = strlen(dir);
+
+	for (int i = 0; i < x->nopened; i++) {
+		const char *u = store_url(x->opened[i]);
+		size_t ul = strlen(u);
+		if ((ul == dl && !strcmp(u, dir)) ||
+		    (ul == dl + 1 && !strncmp(u, dir, dl) && u[dl] == '/'))
+			return x->opened[i];
+	}
+	if (x->nopened == x->capopened) {
+		int cap = x->capopened ? x->capopened * 2 : 4;
+		struct store **n = realloc(x->opened, (size_t)cap * sizeof *n);
+		if (!n)
+			return NULL;
+		x->opened = n;
+		x->capopened = cap;
+	}
+	if (tenant_open_location(x->s->cat, dir, &st) != 0)
+		return NULL;
+	x->opened[x->nopened++] = st;
+	return st;
+}
+
+struct archive_walk {
+	struct rsync_ctx *x;
+	rsync_ventry_cb cb;
+	void *cb_arg;
+};
+
+static int one_archive(void *arg, const char *name,
+		       const struct catalog_archive *a)
+{
+	struct archive_walk *w = arg;
+	char dir[CATALOG_URL_MAX], base[STORE_NAME_MAX];
+	struct rsync_ventry e;
+
+	if (vfs_archive_split(a->location, dir, sizeof dir, base,
+			      sizeof base) != 0)
+		return 0;
+	e.store = open_folder(w->x, dir);
+	if (!e.store)
+		return 0;
+	e.name = name;
+	e.size = a->size > 0 ? (uint64_t)a->size : 0;
+	e.mtime = a->created;
+	e.object = base;
+	return w->cb(w->cb_arg, &e);
+}
+
+/* The client's /backups for rsync: its finished archives. */
+static int list_archives(void *arg, rsync_ventry_cb cb, void *cb_arg)
+{
+	struct rsync_ctx *x = arg;
+	struct archive_walk w = { x, cb, cb_arg };
+	return vfs_archive_list(x->s->cat, x->s->client, one_archive, &w) < 0
+		       ? -1 : 0;
+}
 
 static ssize_t io_read(void *arg, void *buf, size_t len)
 {
@@ -78,15 +142,12 @@ static int resolve(void *arg, const char *path, struct rsync_target *out,
 			snprintf(errbuf, errlen, "no such archive");
 			return -1;
 		}
-		if (x->nopened >= MAX_OPENED ||
-		    vfs_archive_split(ar.location, dir, sizeof dir, out->prefix,
+		if (vfs_archive_split(ar.location, dir, sizeof dir, out->prefix,
 				      sizeof out->prefix) != 0 ||
-		    tenant_open_location(s->cat, dir,
-					 &x->opened[x->nopened]) != 0) {
+		    !(out->store = open_folder(x, dir))) {
 			snprintf(errbuf, errlen, "archive unavailable");
 			return -1;
 		}
-		out->store = x->opened[x->nopened++];
 		out->read_only = 1;
 		return 0;
 	case VFS_ROOT:
@@ -94,9 +155,10 @@ static int resolve(void *arg, const char *path, struct rsync_target *out,
 					 "or one archive under backups/");
 		return -1;
 	case VFS_BACKUPS:
-		snprintf(errbuf, errlen, "permission denied: name one archive "
-					 "under backups/");
-		return -1;
+		out->list = list_archives;
+		out->list_arg = x;
+		out->read_only = 1;
+		return 0;
 	default:
 		snprintf(errbuf, errlen, "no such file or directory");
 		return -1;
@@ -114,6 +176,7 @@ int sshd_rsync_serve(struct sshd_session *s, const char *command)
 	int rc = rsync_serve(command, &io, resolve, &x, &st);
 	for (int i = 0; i < x.nopened; i++)
 		store_close(x.opened[i]);
+	free(x.opened);
 	log_info("rsync_end",
 		 "client=%s addr=%s exit=%d sender=%d files=%llu transferred=%llu "
 		 "deleted=%llu literal=%llu matched=%llu",
