@@ -1,0 +1,144 @@
+"""rsync over SSH against the real daemon: the commands of the rsync issue,
+run by Debian's rsync through OpenSSH's ssh, on both backends.
+
+The protocol's details (deltas, filters, --checksum, cuts, many files) are
+covered through the stdio tool in test_rsync_engine.py; this checks the
+whole path a client takes: key login, the exec request, the virtual tree
+(attachments read-write, backups read-only) and the exit codes.
+"""
+import os
+import subprocess
+
+import pytest
+
+RSYNC = "/usr/bin/rsync"
+MiB = 1024 * 1024
+_n = iter(range(1, 1000000))
+
+
+@pytest.fixture(scope="module", params=["fs", "s3"])
+def daemon(request, tmp_path_factory, s3server):
+    from conftest import Daemon
+    backend = request.param
+    d = Daemon(tmp_path_factory.mktemp("rsync-ssh-" + backend), backend,
+               s3server if backend == "s3" else None)
+    d.start()
+    yield d
+    d.stop()
+
+
+def rsync(daemon, client, *args, check=True, timeout=120):
+    """Run rsync with -e ssh; remote paths are written "R:path"."""
+    ssh = ["ssh", "-p", str(daemon.ssh_port)] + client.ssh_opts()
+    argv = [RSYNC, "-e", " ".join(ssh)]
+    for a in args:
+        if a.startswith("R:"):
+            a = "%s@127.0.0.1:%s" % (client.name, a[2:])
+        argv.append(a)
+    p = subprocess.run(argv, capture_output=True, timeout=timeout)
+    out = p.stdout.decode("utf-8", "replace")
+    err = p.stderr.decode("utf-8", "replace")
+    if check and p.returncode != 0:
+        raise AssertionError("rsync %s failed (%d):\n%s\n%s" %
+                             (args, p.returncode, out, err))
+    return p.returncode, out, err
+
+
+def stat_of(out, label):
+    for line in out.splitlines():
+        if line.startswith(label + ":"):
+            return int(line.split(":", 1)[1].split()[0].replace(",", ""))
+    raise AssertionError("no %r in:\n%s" % (label, out))
+
+
+def tree(root):
+    files = {
+        "a.jpg": os.urandom(5000),
+        "sub dir/\u00fc \u65e5\u672c.tif": os.urandom(MiB + 7),
+        "sub dir/deeper/empty.txt": b"",
+    }
+    for rel, data in files.items():
+        p = os.path.join(str(root), rel)
+        os.makedirs(os.path.dirname(p), exist_ok=True)
+        with open(p, "wb") as f:
+            f.write(data)
+    return files
+
+
+def read_tree(root):
+    out = {}
+    for d, _, fs in os.walk(str(root)):
+        for f in fs:
+            p = os.path.join(d, f)
+            with open(p, "rb") as fh:
+                out[os.path.relpath(p, str(root))] = fh.read()
+    return out
+
+
+def test_push_pull_delete_over_ssh(daemon, tmp_path):
+    c = daemon.add_client("rs%d" % next(_n))
+    src = tmp_path / "photos"
+    files = tree(src)
+    _, out, _ = rsync(daemon, c, "-av", "--stats", str(src) + "/",
+                      "R:attachments/originals/")
+    assert stat_of(out, "Number of regular files transferred") == len(files)
+    for rel, data in files.items():
+        assert c.read("originals/" + rel) == data
+
+    _, out, _ = rsync(daemon, c, "-av", "--stats", str(src) + "/",
+                      "R:attachments/originals/")
+    assert stat_of(out, "Number of regular files transferred") == 0
+
+    dst = tmp_path / "back"
+    rsync(daemon, c, "-av", "R:attachments/originals/", str(dst) + "/")
+    assert read_tree(dst) == files
+
+    os.remove(str(src / "a.jpg"))
+    _, out, _ = rsync(daemon, c, "-av", "--delete", str(src) + "/",
+                      "R:attachments/originals/")
+    assert "deleting a.jpg" in out
+    with pytest.raises(Exception):
+        c.read("originals/a.jpg")
+
+
+def test_refusals_over_ssh(daemon, tmp_path):
+    c = daemon.add_client("rs%d" % next(_n))
+    src = tmp_path / "s"
+    tree(src)
+    rc, _, err = rsync(daemon, c, "-av", str(src) + "/", "R:backups/",
+                       check=False)
+    assert rc != 0
+    assert "backups" in err
+    rc, _, err = rsync(daemon, c, "-avz", str(src) + "/",
+                       "R:attachments/z/", check=False)
+    assert rc != 0
+    assert "compression is not supported" in err
+
+
+def test_fetch_backups_over_ssh(daemon, tmp_path):
+    import tarfile
+    c = daemon.add_client("rs%d" % next(_n))
+    src = tmp_path / "photos"
+    files = tree(src)
+    rsync(daemon, c, "-a", str(src) + "/", "R:attachments/originals/")
+    daemon.ctl("archive", "create", c.name)
+
+    dst = tmp_path / "backups"
+    _, out, _ = rsync(daemon, c, "-av", "R:backups/", str(dst) + "/")
+    got = os.listdir(str(dst))
+    assert len(got) == 1 and got[0].endswith(".tar.xz"), (got, out)
+    with tarfile.open(str(dst / got[0])) as t:
+        names = {m.name for m in t.getmembers() if m.isfile()}
+    assert any(n.endswith("sub dir/deeper/empty.txt") for n in names), names
+    assert any(n.endswith("a.jpg") for n in names), names
+
+    # the same archive by name, and under the newest-archive alias
+    rsync(daemon, c, "-a", "R:backups/" + got[0], str(tmp_path / "one"))
+    assert (tmp_path / "one").read_bytes() == (dst / got[0]).read_bytes()
+    rsync(daemon, c, "-a", "R:%s-assets.tar.xz" % c.name,
+          str(tmp_path / "latest"))
+    assert (tmp_path / "latest").read_bytes() == (dst / got[0]).read_bytes()
+    # a second fetch moves nothing
+    _, out, _ = rsync(daemon, c, "-a", "--stats", "R:backups/",
+                      str(dst) + "/")
+    assert stat_of(out, "Number of regular files transferred") == 0
