@@ -576,6 +576,18 @@ def test_scp_clients_aimed_at_b_and_outside(world, tmp_path):
                 assert dst.read_bytes() != b"canary"
             else:
                 assert r.returncode != 0
+    # an existing file of B's and a missing one: the same error, both modes
+    miss = str(uuid.uuid4()) + ".jpg"
+    for legacy in (True, False):
+        for pat in ("../%s/originals/%s", "/../%s/originals/%s"):
+            errs = []
+            for name in (nb, miss):
+                r = scp(w.d, w.a, ["R:" + pat % (b, name),
+                                   str(tmp_path / "d")], legacy=legacy,
+                        check=False)
+                assert r.returncode != 0
+                errs.append(r.stderr.replace(name, "X"))
+            assert errs[0] == errs[1], (legacy, errs)
     _check_untouched(w)
 
 
