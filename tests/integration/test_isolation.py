@@ -87,6 +87,13 @@ def world(request, tmp_path_factory, s3server):
     d.attachment_key = KEY_GLOBAL
     d.write_conf()
     d.start()
+    try:
+        yield _populate(d, backend, tmp_path_factory)
+    finally:
+        d.stop()            # even when the set-up below fails
+
+
+def _populate(d, backend, tmp_path_factory):
     w = World()
     w.d = d
     w.tokens = []           # every token sent, to search the log for
@@ -126,8 +133,7 @@ def world(request, tmp_path_factory, s3server):
     w.b_before = _tree(w.b)
     assert "originals/" + w.nb in w.b_before
     w.all_before = set(_everything(d))
-    yield w
-    d.stop()
+    return w
 
 
 def _spec(w, client, prefixed, coll=COLL, key=None):
