@@ -920,9 +920,14 @@ static int client_set(struct ctx *ctx, const struct args *a)
 	    catalog_attachment_key_generate(c.attachment_key,
 					    sizeof c.attachment_key) != 0)
 		return cat_error();
+	/* A new folder is made ready (as client add does) and checked
+	 * before the client is pointed at it. */
 	if (opt(a, "--location") && !opt(a, "--no-check") &&
 	    strcmp(old_location, c.location) != 0 &&
-	    check_location(ctx, &c) != 0)
+	    (strncmp(c.location, "file:///", 8) == 0 ||
+	     strncmp(c.location, "s3://", 5) == 0) && /* else the catalog
+							 says what is wrong */
+	    (prepare_location(&c) != 0 || check_location(ctx, &c) != 0))
 		return EXIT_ERR;
 	if (catalog_client_update(ctx->cat, &c) != 0)
 		return cat_error();
