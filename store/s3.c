@@ -550,8 +550,7 @@ static int transient(const struct s3_resp *r)
 	return strcmp(r->code, "SlowDown") == 0 ||
 	       strcmp(r->code, "RequestTimeout") == 0 ||
 	       strcmp(r->code, "InternalError") == 0 ||
-	       strcmp(r->code, "ServiceUnavailable") == 0 ||
-	       strcmp(r->code, "RequestTimeTooSkewed") == 0;
+	       strcmp(r->code, "ServiceUnavailable") == 0;
 }
 
 /* Map a final failure to a store_error. */
