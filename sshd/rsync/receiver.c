@@ -102,6 +102,8 @@ static int cmp_str(const void *a, const void *b)
 static int in_flist(struct push *p, const char *name)
 {
 	const char *key = name;
+	if (p->nnames == 0)
+		return 0;
 	return bsearch(&key, p->names, p->nnames, sizeof *p->names, cmp_str) != NULL;
 }
 
@@ -258,7 +260,8 @@ static int load_dir(struct push *p, const char *name, const char *obj)
 		rc = 0;
 	if (rc < 0)
 		return rc;
-	qsort(p->dents, p->ndents, sizeof *p->dents, cmp_dent);
+	if (p->ndents > 1)
+		qsort(p->dents, p->ndents, sizeof *p->dents, cmp_dent);
 	snprintf(p->curdir, sizeof p->curdir, "%s", name);
 	p->curdir_valid = 1;
 	resolve_mtimes(p, name, prefix);
@@ -269,6 +272,8 @@ static struct dent *find_dent(struct push *p, const char *base)
 {
 	struct dent key;
 	key.name = (char *)base;
+	if (p->ndents == 0)
+		return NULL;
 	return bsearch(&key, p->dents, p->ndents, sizeof *p->dents, cmp_dent);
 }
 
@@ -1122,7 +1127,8 @@ int rs_run_receiver(struct rs_sess *s)
 	for (i = 0; i < s->flist.used; i++)
 		p->names[i] = s->flist.files[i]->name;
 	p->nnames = s->flist.used;
-	qsort(p->names, p->nnames, sizeof *p->names, cmp_str);
+	if (p->nnames > 1)
+		qsort(p->names, p->nnames, sizeof *p->names, cmp_str);
 	c->on_index_msg = on_index;
 	c->on_index_arg = p;
 	p->commits = rs_commits_start();
