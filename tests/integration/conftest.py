@@ -261,7 +261,35 @@ class Daemon:
                       key_path)
 
     # -- the process --------------------------------------------------
+    # Host keys made once per test process and copied into each daemon's
+    # DataDir: generating an RSA 3072 key costs a second or two per start.
+    # A test of key creation sets premade_host_keys = False.
+    premade_host_keys = True
+    _host_key_cache = None
+
+    @classmethod
+    def _host_keys(cls):
+        if cls._host_key_cache is None:
+            import atexit
+            import tempfile
+            d = tempfile.mkdtemp(prefix="assetd-hostkeys-")
+            atexit.register(shutil.rmtree, d, True)
+            for kind, bits in (("ed25519", []), ("rsa", ["-b", "3072"])):
+                subprocess.run(["ssh-keygen", "-q", "-t", kind] + bits +
+                               ["-N", "", "-C", "", "-f",
+                                os.path.join(d, "ssh_host_%s_key" % kind)],
+                               check=True)
+            cls._host_key_cache = d
+        return cls._host_key_cache
+
     def start(self, wait=True):
+        if self.premade_host_keys:
+            src = self._host_keys()
+            for name in os.listdir(src):
+                dst = os.path.join(self.var, name)
+                if not os.path.exists(dst):
+                    shutil.copyfile(os.path.join(src, name), dst)
+                    os.chmod(dst, 0o600 if not name.endswith(".pub") else 0o644)
         self.logf = open(self.log_path, "ab")
         self.proc = subprocess.Popen([ASSETD, "-f", self.conf_path, "-d"],
                                      stdout=self.logf, stderr=subprocess.STDOUT,

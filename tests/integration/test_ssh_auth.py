@@ -16,6 +16,7 @@ from sshtools import new_client, paramiko_sftp, sftp_batch, shared_daemon, ssh
 @pytest.fixture
 def fsd(make_daemon):
     d = make_daemon("fs")
+    d.premade_host_keys = False  # this module tests their creation
     d.start()
     return d
 
