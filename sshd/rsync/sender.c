@@ -1,0 +1,520 @@
+/*
+ * sender.c - serving a pull: the file list from the store, then deltas.
+ *
+ * The file list is built from the store's listing, one directory level at
+ * a time (so empty directories and excluded subtrees are handled without
+ * listing what is pruned), filtered by the client's rules, sorted the way
+ * rsync sorts, and sent. Memory is the list itself: names, sizes, mtimes.
+ * Sizes and the client's mtimes come from the listing; where the backend's
+ * listing does not carry the client's mtime (S3), mtimes.c supplies it.
+ *
+ * Then the client's generator asks for files by index, each request
+ * carrying the block sums of the client's old copy; we answer each with the
+ * delta (delta.c) read straight from the store with one streaming read.
+ * Requests arrive in three phases separated by NDX_DONE (normal, redo of
+ * files whose checksum failed, end), each acknowledged by an NDX_DONE of
+ * ours; then our statistics, and the goodbye exchange.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#include "rsync_int.h"
+
+#define MODE_FILE (S_IFREG | 0644)
+#define MODE_DIR (S_IFDIR | 0755)
+
+static int64_t now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* A directory still to be listed: its object name and list name. */
+struct pending_dir {
+	char *obj;              /* object-name prefix ("" = store root) */
+	char *name;             /* name in the file list ("." or "a/b") */
+};
+
+struct walk {
+	struct rs_sess *s;
+	struct pending_dir *stack;
+	size_t used, cap;
+	const char *obj_dir;    /* the directory being listed */
+	const char *list_dir;   /* its name in the list */
+	size_t obj_dir_len;
+	int err;
+};
+
+static int push_dir(struct walk *w, const char *obj, const char *name)
+{
+	if (w->used == w->cap) {
+		size_t cap = w->cap ? w->cap * 2 : 64;
+		struct pending_dir *n = realloc(w->stack, cap * sizeof *n);
+		if (!n)
+			return -1;
+		w->stack = n;
+		w->cap = cap;
+	}
+	w->stack[w->used].obj = strdup(obj);
+	w->stack[w->used].name = strdup(name);
+	if (!w->stack[w->used].obj || !w->stack[w->used].name) {
+		free(w->stack[w->used].obj);
+		free(w->stack[w->used].name);
+		return -1;
+	}
+	w->used++;
+	return 0;
+}
+
+/* The client's mtime of a listed object. */
+static int64_t entry_mtime(struct rs_sess *s, const struct store_entry *e)
+{
+	int64_t m;
+
+	if (e->mtime_is_client || e->is_dir)
+		return e->mtime;
+	if (rs_mtime_lookup(s->target.store, e->name, e->size, e->etag, &m) == 0)
+		return m;
+	return e->mtime;
+}
+
+static int list_cb(void *arg, const struct store_entry *e)
+{
+	struct walk *w = arg;
+	struct rs_sess *s = w->s;
+	char name[RS_MAX_PATH];
+	char obj[STORE_NAME_MAX];
+	const char *rel = e->name + w->obj_dir_len;
+	size_t rl;
+	int is_dir = e->is_dir;
+
+	if (strncmp(e->name, w->obj_dir, w->obj_dir_len) != 0)
+		return 0;
+	rl = strlen(rel);
+	if (rl && rel[rl - 1] == '/')
+		rl--;
+	if (rl == 0 || rl >= sizeof obj)
+		return 0;
+	if (strcmp(w->list_dir, ".") == 0)
+		snprintf(name, sizeof name, "%.*s", (int)rl, rel);
+	else if ((size_t)snprintf(name, sizeof name, "%s/%.*s", w->list_dir,
+				  (int)rl, rel) >= sizeof name)
+		return 0;
+	if (rs_filter_excluded(&s->filters, name, is_dir, 0))
+		return 0;
+	if (is_dir) {
+		snprintf(obj, sizeof obj, "%s%.*s", w->obj_dir, (int)rl, rel);
+		if (rs_flist_add(&s->flist, name, RS_FT_DIR, 0, e->mtime,
+				 MODE_DIR) < 0)
+			return -1;
+		if (s->opts.recurse && push_dir(w, obj, name) < 0)
+			return -1;
+		return 0;
+	}
+	if (s->opts.max_size >= 0 && (int64_t)e->size > s->opts.max_size)
+		return 0;
+	if (s->opts.min_size >= 0 && (int64_t)e->size < s->opts.min_size)
+		return 0;
+	if (rs_flist_add(&s->flist, name, RS_FT_REG, (int64_t)e->size,
+			 entry_mtime(s, e), MODE_FILE) < 0)
+		return -1;
+	return 0;
+}
+
+static int list_dir(struct walk *w, const char *obj, const char *name)
+{
+	char prefix[STORE_NAME_MAX + 1];
+	int rc;
+
+	if (*obj)
+		snprintf(prefix, sizeof prefix, "%s/", obj);
+	else
+		prefix[0] = '\0';
+	w->obj_dir = prefix;
+	w->obj_dir_len = strlen(prefix);
+	w->list_dir = name;
+	rc = store_list(w->s->target.store, prefix, '/', NULL, list_cb, w);
+	if (rc == -1)
+		return STORE_ENOMEM;
+	return rc < 0 ? rc : 0;
+}
+
+/* Build the list for the one source path. Returns 0 or an rsync code. */
+static int build_list(struct rs_sess *s)
+{
+	const char *arg = s->opts.args[0];
+	const char *obj = s->target.prefix;
+	struct store_stat st;
+	struct walk w;
+	size_t alen = strlen(arg);
+	int contents_only, rc;
+	char top[RS_MAX_PATH];
+	const char *base;
+
+	memset(&st, 0, sizeof st);
+	if (*obj == '\0') {
+		st.is_dir = 1;
+	} else {
+		rc = store_stat(s->target.store, obj, &st);
+		if (rc == STORE_ENOENT) {
+			rs_printf(&s->conn, RS_MSG_ERROR,
+				  "rsync: [sender] link_stat \"%s\" failed: No "
+				  "such file or directory (2)\n", arg);
+			return RSYNC_EPARTIAL;
+		}
+		if (rc < 0) {
+			rs_printf(&s->conn, RS_MSG_ERROR,
+				  "rsync: [sender] cannot read \"%s\": %s "
+				  "(assetd)\n", arg, store_strerror(rc));
+			return RSYNC_EFILEIO;
+		}
+	}
+	/* "dir/", "dir/." and "." name the contents; "dir" the dir itself. */
+	contents_only = alen == 0 || arg[alen - 1] == '/' ||
+			strcmp(arg, ".") == 0 ||
+			(alen >= 2 && strcmp(arg + alen - 2, "/.") == 0);
+	base = strrchr(obj, '/');
+	base = base ? base + 1 : obj;
+	if (!*base)
+		base = ".";
+
+	if (!st.is_dir) {
+		int64_t m = st.mtime;
+		snprintf(top, sizeof top, "%s", base);
+		if (rs_filter_excluded(&s->filters, top, 0, 0))
+			return 0;
+		return rs_flist_add(&s->flist, top, RS_FT_REG, (int64_t)st.size,
+				    m, MODE_FILE) < 0 ? RSYNC_EMALLOC : 0;
+	}
+	if (!s->opts.recurse && !s->opts.xfer_dirs) {
+		rs_printf(&s->conn, RS_MSG_INFO, "skipping directory %s\n",
+			  contents_only ? "." : base);
+		return 0;
+	}
+	snprintf(top, sizeof top, "%s", contents_only ? "." : base);
+	if (rs_flist_add(&s->flist, top, RS_FT_DIR, 0, st.mtime, MODE_DIR) < 0)
+		return RSYNC_EMALLOC;
+	s->flist.files[s->flist.used - 1]->top_dir = 1;
+
+	memset(&w, 0, sizeof w);
+	w.s = s;
+	if (push_dir(&w, obj, top) < 0)
+		return RSYNC_EMALLOC;
+	rc = 0;
+	while (w.used > 0 && rc == 0) {
+		struct pending_dir d = w.stack[--w.used];
+		rc = list_dir(&w, d.obj, d.name);
+		if (rc < 0) {
+			rs_printf(&s->conn, RS_MSG_ERROR,
+				  "rsync: [sender] opendir \"%s\" failed: %s "
+				  "(assetd)\n", d.name, store_strerror(rc));
+			s->conn.io_error |= RS_IOERR_GENERAL;
+			rc = rc == STORE_ENOMEM ? RSYNC_EMALLOC : 0;
+		}
+		free(d.obj);
+		free(d.name);
+	}
+	while (w.used > 0) {
+		w.used--;
+		free(w.stack[w.used].obj);
+		free(w.stack[w.used].name);
+	}
+	free(w.stack);
+	return rc;
+}
+
+/* Object name of a file-list entry. */
+static int object_name(struct rs_sess *s, const struct rs_file *f, char *out,
+		       size_t cap)
+{
+	const char *obj = s->target.prefix;
+	const char *name = f->name;
+	int n;
+
+	if (s->flist.used > 0 && s->flist.files[0]->type != RS_FT_DIR) {
+		/* a single-object list: the entry is the object itself */
+		n = snprintf(out, cap, "%s", obj);
+		return n < 0 || (size_t)n >= cap ? -1 : 0;
+	}
+	/* The top entry is "." or the directory's base name. */
+	if (strcmp(s->flist.files[0]->name, ".") != 0) {
+		const char *slash = strchr(name, '/');
+		name = slash ? slash + 1 : "";
+	} else if (strcmp(name, ".") == 0) {
+		name = "";
+	}
+	if (!*obj)
+		n = snprintf(out, cap, "%s", name);
+	else if (!*name)
+		n = snprintf(out, cap, "%s", obj);
+	else
+		n = snprintf(out, cap, "%s/%s", obj, name);
+	return n < 0 || (size_t)n >= cap ? -1 : 0;
+}
+
+/* Read the block sums of one request. 0 or an rsync code. */
+static int read_sums(struct rs_sess *s, struct rs_sums *sums)
+{
+	struct rs_conn *c = &s->conn;
+	int32_t i;
+
+	memset(sums, 0, sizeof *sums);
+	sums->count = rs_read_int(c);
+	sums->blength = rs_read_int(c);
+	sums->s2length = rs_read_int(c);
+	sums->remainder = rs_read_int(c);
+	if (c->err)
+		return c->err;
+	if (sums->count < 0 || sums->count > RS_MAX_SUM_COUNT ||
+	    sums->blength < 0 || sums->blength > RS_MAX_BLOCK_SIZE ||
+	    (sums->count > 0 && sums->blength == 0) ||
+	    sums->s2length < 0 || sums->s2length > RS_SUM_LENGTH ||
+	    sums->remainder < 0 || sums->remainder > sums->blength) {
+		rs_printf(c, RS_MSG_ERROR,
+			  "rsync: [sender] invalid checksum header (assetd)\n");
+		return RSYNC_EPROTOCOL;
+	}
+	if (sums->count == 0)
+		return 0;
+	sums->blocks = calloc((size_t)sums->count, sizeof *sums->blocks);
+	if (!sums->blocks)
+		return RSYNC_EMALLOC;
+	for (i = 0; i < sums->count && !c->err; i++) {
+		sums->blocks[i].sum1 = (uint32_t)rs_read_int(c);
+		rs_read(c, sums->blocks[i].sum2, (size_t)sums->s2length);
+	}
+	return c->err;
+}
+
+static void write_sum_head(struct rs_conn *c, const struct rs_sums *sums)
+{
+	rs_write_int(c, sums->count);
+	rs_write_int(c, sums->blength);
+	rs_write_int(c, sums->s2length);
+	rs_write_int(c, sums->remainder);
+}
+
+/* An index with its item flags and optional basis type / name. */
+struct request {
+	int32_t ndx;
+	unsigned iflags;
+	unsigned basis;
+	char xname[RS_MAX_PATH];
+	int xlen;
+};
+
+static void echo_request(struct rs_conn *c, const struct request *q)
+{
+	rs_write_ndx(c, q->ndx);
+	rs_write_short(c, q->iflags);
+	if (q->iflags & RS_ITEM_BASIS_TYPE_FOLLOWS)
+		rs_write_byte(c, q->basis);
+	if (q->iflags & RS_ITEM_XNAME_FOLLOWS)
+		rs_write_vstring(c, q->xname, (size_t)q->xlen);
+}
+
+/* Read the next request; handles NDX_DEL_STATS in passing (echoed back,
+ * as the client's receiver expects). Returns the index or NDX_DONE. */
+static int32_t read_request(struct rs_sess *s, struct request *q)
+{
+	struct rs_conn *c = &s->conn;
+
+	for (;;) {
+		int32_t ndx = rs_read_ndx(c);
+		if (c->err)
+			return RS_NDX_DONE;
+		if (ndx == RS_NDX_DEL_STATS) {
+			int32_t v[5];
+			int i;
+			for (i = 0; i < 5; i++)
+				v[i] = rs_read_varint(c);
+			rs_write_ndx(c, RS_NDX_DEL_STATS);
+			for (i = 0; i < 5; i++)
+				rs_write_varint(c, v[i]);
+			continue;
+		}
+		if (ndx == RS_NDX_DONE)
+			return ndx;
+		if (ndx < 0 || (size_t)ndx >= s->flist.used) {
+			rs_printf(c, RS_MSG_ERROR,
+				  "rsync: [sender] invalid file index %d "
+				  "(assetd)\n", (int)ndx);
+			rs_fail(c, RSYNC_EPROTOCOL);
+			return RS_NDX_DONE;
+		}
+		q->ndx = ndx;
+		q->iflags = rs_read_short(c);
+		q->basis = 0;
+		q->xlen = 0;
+		q->xname[0] = '\0';
+		if (q->iflags & RS_ITEM_BASIS_TYPE_FOLLOWS)
+			q->basis = rs_read_byte(c);
+		if (q->iflags & RS_ITEM_XNAME_FOLLOWS)
+			q->xlen = rs_read_vstring(c, q->xname, sizeof q->xname);
+		return c->err ? RS_NDX_DONE : ndx;
+	}
+}
+
+static int send_one(struct rs_sess *s, struct request *q)
+{
+	struct rs_conn *c = &s->conn;
+	struct rs_file *f = s->flist.files[q->ndx];
+	struct rs_sums sums;
+	struct store_reader *r = NULL;
+	char obj[STORE_NAME_MAX];
+	int rc;
+
+	rc = read_sums(s, &sums);
+	if (rc) {
+		rs_sums_free(&sums);
+		return rc;
+	}
+	if (f->type != RS_FT_REG) {
+		rs_sums_free(&sums);
+		rs_printf(c, RS_MSG_ERROR, "rsync: [sender] %s is not a "
+			  "regular file (assetd)\n", f->name);
+		return RSYNC_EPROTOCOL;
+	}
+	rc = object_name(s, f, obj, sizeof obj);
+	if (rc == 0)
+		rc = store_reader_open(s->target.store, obj, 0, UINT64_MAX, &r,
+				       NULL);
+	if (rc < 0) {
+		rs_printf(c, rc == STORE_ENOENT ? RS_MSG_WARNING : RS_MSG_ERROR_XFER,
+			  rc == STORE_ENOENT
+				  ? "file has vanished: \"%s\" (assetd)\n"
+				  : "rsync: [sender] send_files failed to open "
+				    "\"%s\" (assetd)\n",
+			  f->name);
+		c->io_error |= rc == STORE_ENOENT ? RS_IOERR_VANISHED
+						  : RS_IOERR_GENERAL;
+		rs_msg_int(c, RS_MSG_NO_SEND, q->ndx);
+		rs_sums_free(&sums);
+		return 0;
+	}
+	echo_request(c, q);
+	write_sum_head(c, &sums);
+	rc = rs_send_delta(s, r, f->size, &sums);
+	store_reader_close(r);
+	rs_sums_free(&sums);
+	if (rc < 0) {
+		rs_printf(c, RS_MSG_ERROR_XFER, "rsync: [sender] read errors "
+			  "mapping \"%s\": %s (assetd)\n", f->name,
+			  store_strerror(rc));
+		c->io_error |= RS_IOERR_GENERAL;
+	}
+	if (s->stats)
+		s->stats->files_transferred++;
+	return 0;
+}
+
+int rs_run_sender(struct rs_sess *s)
+{
+	struct rs_conn *c = &s->conn;
+	struct request *q;
+	int64_t t0 = now_ms(), t1;
+	int phase = 0, rc;
+	size_t i;
+
+	rc = build_list(s);
+	if (rc && rc != RSYNC_EPARTIAL)
+		return rc;
+	if (rc == RSYNC_EPARTIAL)
+		c->io_error |= RS_IOERR_GENERAL;
+	rs_flist_sort(&s->flist);
+	if (s->opts.always_checksum) {
+		for (i = 0; i < s->flist.used; i++) {
+			char obj[STORE_NAME_MAX];
+			struct rs_file *f = s->flist.files[i];
+			if (f->type != RS_FT_REG)
+				continue;
+			if (object_name(s, f, obj, sizeof obj) < 0 ||
+			    rs_object_md5(s->target.store, obj, f->sum) < 0)
+				memset(f->sum, 0, sizeof f->sum);
+		}
+	}
+	t1 = now_ms();
+	s->flist_buildtime_ms = t1 - t0 > 0 ? t1 - t0 : 1;
+	for (i = 0; i < s->flist.used && !c->err; i++)
+		rs_flist_send_entry(s, s->flist.files[i]);
+	rs_flist_send_end(s, c->io_error);
+	rs_flush(c);
+	s->flist_xfertime_ms = now_ms() - t1;
+	if (c->err)
+		return c->err;
+	if (s->flist.used == 0) {
+		/* rsync's sender simply ends here; the client reports it */
+		return c->io_error ? RSYNC_EPARTIAL : 0;
+	}
+
+	q = malloc(sizeof *q);
+	if (!q)
+		return RSYNC_EMALLOC;
+	for (;;) {
+		int32_t ndx = read_request(s, q);
+		if (c->err)
+			break;
+		if (ndx == RS_NDX_DONE) {
+			if (++phase > 2)
+				break;
+			rs_write_ndx(c, RS_NDX_DONE);
+			rs_flush(c);
+			continue;
+		}
+		if (!(q->iflags & RS_ITEM_TRANSFER)) {
+			echo_request(c, q);
+			continue;
+		}
+		if (phase == 2) {
+			rs_printf(c, RS_MSG_ERROR, "rsync: [sender] transfer "
+				  "request in phase 2 (assetd)\n");
+			rs_fail(c, RSYNC_EPROTOCOL);
+			break;
+		}
+		rc = send_one(s, q);
+		if (rc) {
+			rs_fail(c, rc);
+			break;
+		}
+	}
+	free(q);
+	if (c->err)
+		return c->err;
+	if (c->io_error)
+		rs_msg_int(c, RS_MSG_IO_ERROR, c->io_error);
+	rs_write_ndx(c, RS_NDX_DONE);
+	/* Our statistics: read, written, total size, list times. */
+	rs_flush(c);
+	rs_write_varlong(c, (int64_t)c->total_read, 3);
+	rs_write_varlong(c, (int64_t)c->total_written, 3);
+	rs_write_varlong(c, s->total_size, 3);
+	rs_write_varlong(c, s->flist_buildtime_ms, 3);
+	rs_write_varlong(c, s->flist_xfertime_ms, 3);
+	rs_flush(c);
+	/* Goodbye: the client says DONE; from 31 we answer and it says it
+	 * once more. */
+	{
+		struct request g;
+		int32_t ndx = read_request(s, &g);
+		if (!c->err && ndx == RS_NDX_DONE && c->protocol >= 31) {
+			rs_write_ndx(c, RS_NDX_DONE);
+			rs_flush(c);
+			ndx = read_request(s, &g);
+		}
+		if (c->err)
+			return c->err;
+		if (ndx != RS_NDX_DONE) {
+			rs_fail(c, RSYNC_EPROTOCOL);
+			return RSYNC_EPROTOCOL;
+		}
+	}
+	if (c->io_error & RS_IOERR_GENERAL)
+		return RSYNC_EPARTIAL;
+	if (c->io_error & RS_IOERR_VANISHED)
+		return RSYNC_EVANISHED;
+	return 0;
+}

@@ -1,0 +1,368 @@
+"""The rsync engine driven by Debian's rsync client, on both backends.
+
+The engine runs in tests/tools/rsync_stdio (the same code the SSH side
+runs for `exec rsync --server ...`), which rsync starts as its remote shell:
+`rsync -e "rsync_stdio --attachments URL --backups URL" src/ x:attachments/`.
+What landed is checked on the backend itself (the directory, or the S3
+server through boto3), never through the engine.
+"""
+import os
+import pathlib
+import shutil
+import signal
+import subprocess
+import tempfile
+import time
+
+import pytest
+
+from conftest import TOOLS, clean_env
+
+TOOL = os.path.join(TOOLS, "rsync_stdio")
+RSYNC = "/usr/bin/rsync"
+
+
+def _backends():
+    # Every test runs on each storage backend the build has.
+    out = ["fs"]
+    if subprocess.run([TOOL, "--has-s3"]).returncode == 0:
+        out.append("s3")
+    return out
+
+
+@pytest.fixture(params=_backends())
+def backend(request):
+    return request.param
+
+
+class Loc:
+    """An attachments location and a read-only backups location."""
+
+    def __init__(self, backend, s3server, tmp_path):
+        self.backend = backend
+        self.s3 = s3server
+        self.tmp = tmp_path
+        if backend == "fs":
+            self.root = tmp_path / "att"
+            self.broot = tmp_path / "bak"
+            self.root.mkdir()
+            self.broot.mkdir()
+            self.url = "file://%s/" % self.root
+            self.burl = "file://%s/" % self.broot
+            self.shell = "%s --attachments %s --backups %s" % (
+                TOOL, self.url, self.burl)
+        else:
+            self.bucket = s3server.create_bucket()
+            self.url = "s3://%s/att/" % self.bucket
+            self.burl = "s3://%s/bak/" % self.bucket
+            self.shell = "%s --endpoint %s --attachments %s --backups %s" % (
+                TOOL, s3server.endpoint, self.url, self.burl)
+        self.env = clean_env()
+
+    def objects(self, under=""):
+        """name -> bytes of every object below attachments/UNDER."""
+        out = {}
+        if self.backend == "fs":
+            base = os.path.join(str(self.root), under)
+            for d, _, files in os.walk(base):
+                for f in files:
+                    p = os.path.join(d, f)
+                    with open(p, "rb") as fh:
+                        out[os.path.relpath(p, base)] = fh.read()
+            return out
+        prefix = "att/" + under
+        for k in self.s3.keys(self.bucket, prefix):
+            if k.endswith("/"):
+                continue
+            out[k[len(prefix):]] = self.s3.get(self.bucket, k)
+        return out
+
+    def put_backup(self, name, data):
+        if self.backend == "fs":
+            with open(os.path.join(str(self.broot), name), "wb") as fh:
+                fh.write(data)
+        else:
+            self.s3.boto3().put_object(Bucket=self.bucket, Key="bak/" + name,
+                                       Body=data)
+
+    def rsync(self, *args, check=True, timeout=120):
+        argv = [RSYNC, "-e", self.shell] + list(args)
+        p = subprocess.run(argv, env=self.env, capture_output=True,
+                           timeout=timeout)
+        out = p.stdout.decode("utf-8", "replace")
+        err = p.stderr.decode("utf-8", "replace")
+        if check and p.returncode != 0:
+            raise AssertionError("rsync %s failed (%d):\n%s\n%s" %
+                                 (args, p.returncode, out, err))
+        return p.returncode, out, err
+
+
+@pytest.fixture
+def loc(backend, request, tmp_path):
+    s3 = request.getfixturevalue("s3server") if backend == "s3" else None
+    return Loc(backend, s3, tmp_path)
+
+
+def stat_of(out, label):
+    """An integer from rsync's --stats output ("Literal data: 1,234 bytes")."""
+    for line in out.splitlines():
+        if line.startswith(label + ":"):
+            return int(line.split(":", 1)[1].split()[0].replace(",", ""))
+    raise AssertionError("no %r in:\n%s" % (label, out))
+
+
+def make_tree(root):
+    files = {
+        "top.txt": b"top level\n",
+        "empty.dat": b"",
+        "a/one.jpg": os.urandom(3000),
+        "a/b/two.tif": os.urandom(70000),
+        "a/b/c/deep.txt": b"deep\n",
+        "with space/name with spaces.png": b"spaces",
+        "unicod\u00e9/\u6a19\u672c-\u00e5.jpg": "unicode".encode(),
+    }
+    for name, data in files.items():
+        p = os.path.join(str(root), name)
+        os.makedirs(os.path.dirname(p), exist_ok=True)
+        with open(p, "wb") as fh:
+            fh.write(data)
+    os.makedirs(os.path.join(str(root), "emptydir"), exist_ok=True)
+    return files
+
+
+def read_tree(root):
+    out = {}
+    for d, _, files in os.walk(str(root)):
+        for f in files:
+            p = os.path.join(d, f)
+            with open(p, "rb") as fh:
+                out[os.path.relpath(p, str(root))] = fh.read()
+    return out
+
+
+def test_push_pull_tree_and_no_change_rerun(loc, tmp_path):
+    src = tmp_path / "src"
+    files = make_tree(src)
+    big = os.urandom(20 * 1024 * 1024)
+    (src / "a" / "big.bin").write_bytes(big)
+    files["a/big.bin"] = big
+    os.utime(str(src / "top.txt"), (1500000000, 1500000000))
+
+    _, out, _ = loc.rsync("-av", "--stats", str(src) + "/",
+                          "x:attachments/originals/")
+    assert stat_of(out, "Number of regular files transferred") == len(files)
+    assert loc.objects("originals/") == files
+
+    # Nothing changed: nothing moves.
+    _, out, _ = loc.rsync("-av", "--stats", str(src) + "/",
+                          "x:attachments/originals/")
+    assert stat_of(out, "Number of regular files transferred") == 0
+    assert stat_of(out, "Literal data") == 0
+
+    # Pull it back: same bytes, same mtimes, the empty directory too.
+    dst = tmp_path / "pulled"
+    loc.rsync("-av", "x:attachments/originals/", str(dst) + "/")
+    assert read_tree(dst) == files
+    assert os.stat(str(dst / "top.txt")).st_mtime == 1500000000
+    assert os.path.isdir(str(dst / "emptydir"))
+    # A pull of an unchanged tree transfers nothing either.
+    _, out, _ = loc.rsync("-av", "--stats", "x:attachments/originals/",
+                          str(dst) + "/")
+    assert stat_of(out, "Number of regular files transferred") == 0
+
+
+def test_delta_of_a_1k_change_in_20mib(loc, tmp_path):
+    src = tmp_path / "src"
+    src.mkdir()
+    data = bytearray(os.urandom(20 * 1024 * 1024))
+    (src / "big.bin").write_bytes(data)
+    loc.rsync("-a", str(src) + "/", "x:attachments/d/")
+
+    data[10 * 1024 * 1024:10 * 1024 * 1024 + 1024] = os.urandom(1024)
+    (src / "big.bin").write_bytes(data)
+    # the store keeps whole seconds: make the change visible to the quick
+    # check even when it happens within the second of the first push
+    st = os.stat(str(src / "big.bin"))
+    os.utime(str(src / "big.bin"), (st.st_atime, st.st_mtime + 10))
+    _, out, _ = loc.rsync("-a", "--stats", str(src) + "/", "x:attachments/d/")
+    assert stat_of(out, "Number of regular files transferred") == 1
+    literal = stat_of(out, "Literal data")
+    assert 1024 <= literal < 64 * 1024, out
+    assert stat_of(out, "Total bytes sent") < 256 * 1024
+    assert loc.objects("d/") == {"big.bin": bytes(data)}
+
+    # And the other way: a pull answers the client's block sums.
+    dst = tmp_path / "dst"
+    dst.mkdir()
+    shutil.copy2(str(src / "big.bin"), str(dst / "big.bin"))
+    with open(str(dst / "big.bin"), "r+b") as fh:
+        fh.seek(5 * 1024 * 1024)
+        fh.write(b"\0" * 1024)
+    _, out, _ = loc.rsync("-a", "--stats", "x:attachments/d/", str(dst) + "/")
+    literal = stat_of(out, "Literal data")
+    assert 1024 <= literal < 64 * 1024, out
+    assert stat_of(out, "Total bytes received") < 256 * 1024
+    assert (dst / "big.bin").read_bytes() == bytes(data)
+
+
+def test_delete_stays_in_the_tree_and_spares_excluded(loc, tmp_path):
+    src = tmp_path / "src"
+    make_tree(src)
+    loc.rsync("-a", str(src) + "/", "x:attachments/originals/")
+    loc.rsync("-a", str(src) + "/", "x:attachments/other/")
+    before_other = loc.objects("other/")
+
+    os.remove(str(src / "top.txt"))
+    shutil.rmtree(str(src / "a" / "b"))
+    (src / "keep.tmp").write_bytes(b"local only")
+    # Something on the server side that an exclude protects:
+    loc.rsync("-a", str(src / "keep.tmp"), "x:attachments/originals/prot.tmp")
+
+    _, out, _ = loc.rsync("-av", "--delete", "--exclude", "*.tmp",
+                          str(src) + "/", "x:attachments/originals/")
+    assert "deleting top.txt" in out
+    got = loc.objects("originals/")
+    assert "top.txt" not in got
+    assert not any(k.startswith("a/b/") for k in got)
+    assert "prot.tmp" in got           # protected by the exclude
+    assert "keep.tmp" not in got       # excluded from the push
+    assert "a/one.jpg" in got
+    assert loc.objects("other/") == before_other
+
+
+def test_checksum_finds_same_size_same_mtime_changes(loc, tmp_path):
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "f.txt").write_bytes(b"AAAA")
+    os.utime(str(src / "f.txt"), (1600000000, 1600000000))
+    loc.rsync("-a", str(src) + "/", "x:attachments/c/")
+    (src / "f.txt").write_bytes(b"BBBB")
+    os.utime(str(src / "f.txt"), (1600000000, 1600000000))
+
+    _, out, _ = loc.rsync("-a", "--stats", str(src) + "/", "x:attachments/c/")
+    assert stat_of(out, "Number of regular files transferred") == 0
+    assert loc.objects("c/") == {"f.txt": b"AAAA"}
+
+    _, out, _ = loc.rsync("-a", "--checksum", "--stats", str(src) + "/",
+                          "x:attachments/c/")
+    assert stat_of(out, "Number of regular files transferred") == 1
+    assert loc.objects("c/") == {"f.txt": b"BBBB"}
+
+    # Pull with --checksum: the server sends the objects' MD5s.
+    dst = tmp_path / "dst"
+    dst.mkdir()
+    (dst / "f.txt").write_bytes(b"CCCC")
+    os.utime(str(dst / "f.txt"), (1600000000, 1600000000))
+    _, out, _ = loc.rsync("-a", "-c", "--stats", "x:attachments/c/",
+                          str(dst) + "/")
+    assert stat_of(out, "Number of regular files transferred") == 1
+    assert (dst / "f.txt").read_bytes() == b"BBBB"
+
+
+def test_excludes_and_includes_both_ways(loc, tmp_path):
+    src = tmp_path / "src"
+    make_tree(src)
+    loc.rsync("-a", "--exclude", "*.tif", "--exclude", "with space/",
+              str(src) + "/", "x:attachments/e/")
+    got = loc.objects("e/")
+    assert "a/b/two.tif" not in got
+    assert not any(k.startswith("with space") for k in got)
+    assert "a/one.jpg" in got
+
+    dst = tmp_path / "dst"
+    loc.rsync("-a", "--include", "*/", "--include", "*.jpg",
+              "--exclude", "*", "x:attachments/e/", str(dst) + "/")
+    pulled = read_tree(dst)
+    assert set(pulled) == {"a/one.jpg", "unicod\u00e9/\u6a19\u672c-\u00e5.jpg"}
+
+
+def test_compress_is_refused_clearly(loc, tmp_path):
+    src = tmp_path / "src"
+    make_tree(src)
+    rc, out, err = loc.rsync("-avz", str(src) + "/", "x:attachments/z/",
+                             check=False)
+    assert rc != 0
+    assert "compression is not supported" in err
+    assert loc.objects("z/") == {}
+
+
+def test_backups_pull_and_push_refused(loc, tmp_path):
+    loc.put_backup("kufish-2026-11-01.tar.xz", b"archive bytes" * 1000)
+    dst = tmp_path / "dst"
+    loc.rsync("-av", "x:backups/", str(dst) + "/")
+    assert read_tree(dst) == {"kufish-2026-11-01.tar.xz":
+                              b"archive bytes" * 1000}
+
+    src = tmp_path / "src"
+    make_tree(src)
+    rc, out, err = loc.rsync("-av", str(src) + "/", "x:backups/", check=False)
+    assert rc == 3, (rc, out, err)
+    assert "read-only" in err
+    rc, out, err = loc.rsync("-av", str(src) + "/", "x:elsewhere/",
+                             check=False)
+    assert rc == 3
+    assert "No such file or directory" in err
+
+
+def test_cut_connection_keeps_the_old_object(loc, tmp_path):
+    src = tmp_path / "src"
+    src.mkdir()
+    old = b"old contents\n" * 1000
+    (src / "f.bin").write_bytes(old)
+    loc.rsync("-a", str(src) + "/", "x:attachments/cut/")
+
+    (src / "f.bin").write_bytes(os.urandom(20 * 1024 * 1024))
+    argv = [RSYNC, "-e", loc.shell, "-a", "--partial", "--bwlimit=2000",
+            str(src) + "/", "x:attachments/cut/"]
+    p = subprocess.Popen(argv, env=loc.env, stdout=subprocess.DEVNULL,
+                         stderr=subprocess.DEVNULL)
+    time.sleep(1.5)
+    assert p.poll() is None, "the transfer ended before the cut"
+    # Only the client dies, as when a network connection drops: the
+    # server side sees its input end and must clean up by itself.
+    p.send_signal(signal.SIGKILL)
+    p.wait()
+    deadline = time.time() + 15
+    while time.time() < deadline and loc.objects("cut/") != {"f.bin": old}:
+        time.sleep(0.2)
+    assert loc.objects("cut/") == {"f.bin": old}
+    if loc.backend == "fs":
+        # no temporary file left behind either
+        assert os.listdir(str(loc.root / "cut")) == ["f.bin"]
+
+
+@pytest.fixture
+def fast_loc(backend, request):
+    """Like loc, but on tmpfs when there is one. The fs backend fsyncs
+    every file and its directory (20,000 fsyncs for this test) and writing
+    the 10,000 source files is disk work too: on a busy disk that measures
+    the disk, not the protocol."""
+    s3 = request.getfixturevalue("s3server") if backend == "s3" else None
+    base = request.getfixturevalue("tmp_path")
+    shm = None
+    if os.path.isdir("/dev/shm") and os.access("/dev/shm", os.W_OK):
+        shm = tempfile.mkdtemp(prefix="assetd-rsync-", dir="/dev/shm")
+        base = pathlib.Path(shm)
+    yield Loc(backend, s3, base)
+    if shm:
+        shutil.rmtree(shm, ignore_errors=True)
+
+
+def test_ten_thousand_small_files(fast_loc):
+    loc = fast_loc
+    src = loc.tmp / "src"
+    n = 10000
+    for d in range(100):
+        dd = src / ("d%02d" % d)
+        dd.mkdir(parents=True)
+        for i in range(n // 100):
+            (dd / ("f%03d.txt" % i)).write_bytes(b"%d/%d\n" % (d, i))
+    _, out, _ = loc.rsync("-a", "--stats", str(src) + "/", "x:attachments/many/",
+                          timeout=600)
+    assert stat_of(out, "Number of regular files transferred") == n
+    _, out, _ = loc.rsync("-a", "--stats", str(src) + "/", "x:attachments/many/",
+                          timeout=600)
+    assert stat_of(out, "Number of regular files transferred") == 0
+    got = loc.objects("many/")
+    assert len(got) == n
+    assert got["d42/f007.txt"] == b"42/7\n"
