@@ -28,10 +28,6 @@
 
 #include "backend.h"
 
-/* The S3 backend lives in store/s3.c. Until it is linked in, the symbol is
- * weak so that a build without it still links; s3:// opens then fail. */
-extern const struct store_backend store_s3_backend __attribute__((weak));
-
 #define STORE_SEGMENT_MAX 255
 #define STORE_COPY_BUF (256 * 1024)
 
@@ -392,8 +388,6 @@ static int parse_url(const char *url, struct store *st)
 		if (slash && !store_name_valid(slash + 1))
 			return STORE_EINVAL;
 		scheme = "s3";
-		if (&store_s3_backend == NULL)
-			return STORE_EINVAL; /* built without the S3 backend */
 		st->be = &store_s3_backend;
 	} else {
 		return STORE_EINVAL;

@@ -69,6 +69,10 @@ def clean_env(**extra):
         "AWS_DEFAULT_REGION": S3_REGION,
         "AWS_EC2_METADATA_DISABLED": "true",
         "AWS_SHARED_CREDENTIALS_FILE": "/nonexistent/assetd-tests",
+        # The test S3 server's delimiter listings miss prefixes that hold
+        # no object directly and come in filesystem order: the S3 backend
+        # then rolls prefixes up itself (see store/s3.c).
+        "ASSETD_S3_CLIENT_DELIMITER": "1",
     })
     env.update(extra)
     return env
