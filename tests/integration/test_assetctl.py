@@ -23,6 +23,10 @@ FIVE_REGIONS = [
      "s3://specify-cloud-rds-backups-br/asset-backups/"),
 ]
 
+# Backends for the tests that make and check clients' folders through the
+# store.
+FOLDER_BACKENDS = ["fs", "s3"]
+
 NOUNS = {
     "region": ["add", "list", "show", "set", "remove"],
     "client": ["add", "list", "show", "set", "disable", "enable", "remove"],
@@ -499,9 +503,10 @@ def test_newer_catalog_refused(ctl):
     assert "newer" in r.stderr and "99" in r.stderr
 
 
-def test_against_running_daemon_harness(make_daemon):
-    """The harness's own path: Daemon.ctl and add_client work on fs."""
-    d = make_daemon("fs")
+@pytest.mark.parametrize("kind", FOLDER_BACKENDS)
+def test_against_running_daemon_harness(make_daemon, kind):
+    """The harness's own path: Daemon.ctl and add_client work."""
+    d = make_daemon(kind)
     c = d.add_client("kufish", collections=("KU Fish",))
     assert c.location == d.assets + "kufish/"
     assert len(c.attachment_key) == 64
@@ -545,3 +550,36 @@ def test_json_escapes_every_string(ctl, tmp_path):
     ctl.ok("collection", "add", "kufish", "Ünïcode ✓ \\ \"")
     got = ctl.json("collection", "list")
     assert got[0]["name"] == "Ünïcode ✓ \\ \""
+
+
+def put_object(d, url, data):
+    if url.startswith("file://"):
+        os.makedirs(os.path.dirname(url[7:]), exist_ok=True)
+        with open(url[7:], "wb") as f:
+            f.write(data)
+    else:
+        bucket, key = d._split(url)
+        d.s3.boto3().put_object(Bucket=bucket, Key=key, Body=data)
+
+
+@pytest.mark.parametrize("kind", FOLDER_BACKENDS)
+def test_client_folder_on_backend(make_daemon, kind):
+    d = make_daemon(kind)
+    c = d.add_client("kufish", ssh_key=False)
+    assert c.location == d.assets + "kufish/"
+    if kind == "fs":
+        for sub in ("originals", "thumbnails"):
+            assert os.path.isdir(c.location[7:] + sub)
+    else:
+        assert d.backend_list(c.location) == ["originals/", "thumbnails/"]
+    # Only markers: the client counts as empty and may go.
+    d.ctl("client", "add", "empty", "--region", "test")
+    d.ctl("client", "remove", "empty")
+    put_object(d, c.location + "originals/ab/x.jpg", b"jpeg")
+    r = d.ctl("client", "remove", "kufish", check=False)
+    assert r.returncode == 1 and "still has files" in r.stderr
+    assert d.ctl("client", "show", "kufish", json_out=True)["name"] == \
+        "kufish"
+    d.ctl("client", "remove", "kufish", "--force")
+    assert d.backend_read(c.location + "originals/ab/x.jpg") == b"jpeg"
+    assert d.ctl("client", "list", json_out=True) == []
