@@ -19,7 +19,7 @@ SYSCONFDIR ?= /etc
 UNITDIR ?= /lib/systemd/system
 
 CC ?= cc
-PKGS = libssh libcurl libcrypto sqlite3 libarchive libmicrohttpd vips libexif
+PKGS = libssh libcurl libcrypto sqlite3 libarchive liblzma libzstd libmicrohttpd vips libexif
 VERSION := $(shell cat VERSION 2>/dev/null || echo 0.0.0)
 
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)

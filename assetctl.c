@@ -33,6 +33,7 @@
 #include "archives.h"
 #include "catalog.h"
 #include "conf.h"
+#include "log.h"
 #include "sshkey.h"
 #include "store.h"
 #include "sync.h"
@@ -1528,6 +1529,9 @@ int main(int argc, char **argv)
 		}
 		if (catalog_open(ctx.db_path, &ctx.cat, err, sizeof err) != 0)
 			return error("%s", err);
+		/* quiet like --only-show-errors: the store's info lines
+		 * (credentials found, ...) are for the daemon's log */
+		log_set_level(LOG_LVL_WARN);
 		int rc =
 		    en->run(ctx.cat, ctx.conf, ctx.json, argc - i, argv + i);
 		if (fflush(stdout) != 0 && rc == EXIT_OK)

@@ -3,9 +3,14 @@
  *
  * The client's location is listed (streamed, in key order) and each object
  * is read through a store_reader and handed to libarchive as one pax tar
- * entry; libarchive's xz or zstd filter compresses, and its write callback
+ * entry. libarchive writes the tar stream to our callback, which compresses
+ * it with liblzma's multi-threaded xz encoder (xz -6, one thread a core,
+ * like `tar -cJf` but parallel) or libzstd with its worker threads, and
  * feeds the compressed bytes to a store_writer at the archive location and
- * to a SHA-256. So the archive is never staged on local disk, memory is a
+ * to a SHA-256. (libarchive's own compression filters are not used: closing
+ * them, even after a failure, first compresses everything they buffered,
+ * tens of MiB for threaded xz, so an interrupted archive would take as long
+ * to stop as to finish; liblzma and libzstd can be dropped at once.) So the archive is never staged on local disk, memory is a
  * read buffer plus the compressor's, and the archive becomes visible only
  * when store_writer_commit() succeeds after the tar trailer: a failure or
  * an interruption anywhere leaves the old state and a "failed" row.
@@ -17,7 +22,10 @@
 
 #include <archive.h>
 #include <archive_entry.h>
+#include <lzma.h>
+#include <zstd.h>
 #include <errno.h>
+#include <locale.h>
 #include <openssl/evp.h>
 #include <stdarg.h>
 #include <stdlib.h>
@@ -40,6 +48,11 @@ int archives_format_valid(const char *format)
 
 struct maker {
 	struct archive *ar;
+	int zstd;               /* 1: zstd, 0: xz */
+	lzma_stream lz;         /* xz encoder (zstd == 0) */
+	int lz_ready;
+	ZSTD_CCtx *zc;          /* zstd encoder (zstd == 1) */
+	unsigned char *out;     /* compressed bytes on their way out */
 	struct store *src;      /* the client's location */
 	struct store_writer *w; /* the archive object */
 	EVP_MD_CTX *sha;
@@ -52,23 +65,97 @@ struct maker {
 	int64_t now;
 };
 
+#define OUT_BUF (1024 * 1024)
+
+/* Compressed bytes: to the archive object and the digest. */
+static int sink(struct maker *m, const void *buf, size_t len)
+{
+	if (len == 0)
+		return 0;
+	int rc = store_writer_write(m->w, buf, len);
+	if (rc != 0) {
+		m->rc = rc;
+		return rc;
+	}
+	EVP_DigestUpdate(m->sha, buf, len);
+	return 0;
+}
+
+static int stopped(struct maker *m)
+{
+	if (m->cancel && *m->cancel) {
+		if (m->rc == 0)
+			m->rc = STORE_ECANCELED;
+		return 1;
+	}
+	return 0;
+}
+
+/* Compress LEN bytes of tar stream (FINISH: end the stream). */
+static int compress_bytes(struct maker *m, const void *buf, size_t len,
+			  int finish)
+{
+	if (m->zstd) {
+		ZSTD_inBuffer in = { buf, len, 0 };
+		for (;;) {
+			ZSTD_outBuffer out = { m->out, OUT_BUF, 0 };
+			size_t left = ZSTD_compressStream2(
+				m->zc, &out, &in,
+				finish ? ZSTD_e_end : ZSTD_e_continue);
+			if (ZSTD_isError(left)) {
+				if (m->rc == 0)
+					m->rc = STORE_EIO;
+				return m->rc;
+			}
+			if (sink(m, m->out, out.pos) != 0)
+				return m->rc;
+			if (finish ? left == 0 : in.pos == in.size)
+				return 0;
+			if (stopped(m))
+				return m->rc;
+		}
+	}
+	m->lz.next_in = buf;
+	m->lz.avail_in = len;
+	for (;;) {
+		m->lz.next_out = m->out;
+		m->lz.avail_out = OUT_BUF;
+		lzma_ret r = lzma_code(&m->lz, finish ? LZMA_FINISH : LZMA_RUN);
+		if (sink(m, m->out, OUT_BUF - m->lz.avail_out) != 0)
+			return m->rc;
+		if (r == LZMA_STREAM_END)
+			return 0;
+		if (r != LZMA_OK) {
+			if (m->rc == 0)
+				m->rc = r == LZMA_MEM_ERROR ? STORE_ENOMEM
+							    : STORE_EIO;
+			return m->rc;
+		}
+		if (!finish && m->lz.avail_in == 0)
+			return 0;
+		/* LZMA_OK with input left: the threads were busy for the
+		 * whole timeout; look at the stop flag, then go on */
+		if (stopped(m))
+			return m->rc;
+	}
+}
+
+/* libarchive's output: the tar stream. */
 static la_ssize_t write_cb(struct archive *a, void *arg, const void *buf,
 			   size_t len)
 {
 	struct maker *m = arg;
-	if (m->cancel && *m->cancel) {
-		m->rc = STORE_ECANCELED;
-		archive_set_error(a, ECANCELED, "interrupted");
+	if (m->rc != 0 || stopped(m)) {
+		/* failing: the tar trailer written while freeing goes
+		 * nowhere */
+		archive_set_error(a, ECANCELED, "%s", store_strerror(m->rc));
 		return -1;
 	}
-	int rc = store_writer_write(m->w, buf, len);
-	if (rc != 0) {
-		m->rc = rc;
+	if (compress_bytes(m, buf, len, 0) != 0) {
 		archive_set_error(a, EIO, "writing the archive: %s",
-				  store_strerror(rc));
+				  store_strerror(m->rc));
 		return -1;
 	}
-	EVP_DigestUpdate(m->sha, buf, len);
 	return (la_ssize_t)len;
 }
 
@@ -114,6 +201,11 @@ static int emit_dirs(struct maker *m, const char *name)
 		d[i + 1] = '\0';
 		struct archive_entry *e = archive_entry_new();
 		archive_entry_set_pathname_utf8(e, d);
+		if (archive_entry_pathname(e) == NULL) {
+			archive_entry_free(e);
+			return fail(m, STORE_EINVAL,
+				    "%s: name cannot be converted", d);
+		}
 		archive_entry_set_filetype(e, AE_IFDIR);
 		archive_entry_set_perm(e, 0755);
 		archive_entry_set_mtime(e, m->now, 0);
@@ -147,6 +239,13 @@ static int add_object(void *arg, const struct store_entry *ent)
 			    store_strerror(rc));
 	struct archive_entry *e = archive_entry_new();
 	archive_entry_set_pathname_utf8(e, ent->name);
+	if (archive_entry_pathname(e) == NULL) {
+		/* no UTF-8 locale to convert through */
+		archive_entry_free(e);
+		store_reader_close(rd);
+		return fail(m, STORE_EINVAL, "%s: name cannot be converted",
+			    ent->name);
+	}
 	archive_entry_set_filetype(e, AE_IFREG);
 	archive_entry_set_perm(e, 0644);
 	archive_entry_set_size(e, (la_int64_t)st.size);
@@ -161,6 +260,12 @@ static int add_object(void *arg, const struct store_entry *ent)
 	uint64_t total = 0;
 	ssize_t n;
 	while ((n = store_reader_read(rd, m->buf, READ_BUF)) > 0) {
+		/* xz may hold a whole block (tens of MiB) before it gives
+		 * output, so look at the flag here too */
+		if (m->cancel && *m->cancel) {
+			store_reader_close(rd);
+			return fail(m, STORE_ECANCELED, "interrupted");
+		}
 		if (total + (uint64_t)n > st.size)
 			n = (ssize_t)(st.size - total);
 		la_ssize_t w = archive_write_data(m->ar, m->buf, (size_t)n);
@@ -186,29 +291,43 @@ static int add_object(void *arg, const struct store_entry *ent)
 
 static int setup_archive(struct maker *m, const char *format)
 {
-	char threads[24];
 	long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
-	snprintf(threads, sizeof threads, "%ld", ncpu > 0 ? ncpu : 1);
+	if (ncpu < 1)
+		ncpu = 1;
+	m->out = malloc(OUT_BUF);
+	if (!m->out)
+		return STORE_ENOMEM;
+	m->zstd = strcmp(format, "tar.zst") == 0;
+	if (m->zstd) {
+		m->zc = ZSTD_createCCtx();
+		if (!m->zc)
+			return STORE_ENOMEM;
+		ZSTD_CCtx_setParameter(m->zc, ZSTD_c_compressionLevel, 3);
+		ZSTD_CCtx_setParameter(m->zc, ZSTD_c_checksumFlag, 1);
+		/* refused by a single-threaded libzstd: then it runs on one */
+		ZSTD_CCtx_setParameter(m->zc, ZSTD_c_nbWorkers, (int)ncpu);
+	} else {
+		lzma_mt mt = { 0 };
+		lzma_stream init = LZMA_STREAM_INIT;
+		m->lz = init;
+		mt.threads = (uint32_t)ncpu;
+		mt.preset = 6;          /* xz's (and tar -cJf's) default */
+		mt.check = LZMA_CHECK_CRC64;
+		mt.block_size = 0;      /* xz's default: 3 x the dictionary */
+		mt.timeout = 250;       /* ms: lzma_code returns while the
+					   threads are busy, so a stop request
+					   is seen within a quarter second */
+		if (lzma_stream_encoder_mt(&m->lz, &mt) != LZMA_OK)
+			return STORE_ENOMEM;
+		m->lz_ready = 1;
+	}
 	m->ar = archive_write_new();
 	if (!m->ar)
 		return STORE_ENOMEM;
 	if (archive_write_set_format_pax_restricted(m->ar) != ARCHIVE_OK)
 		return STORE_EIO;
-	if (strcmp(format, "tar.zst") == 0) {
-		if (archive_write_add_filter_zstd(m->ar) != ARCHIVE_OK)
-			return STORE_EINVAL;
-		/* libarchive 3.6 has no zstd threads option; level 3 is
-		 * zstd's own default and already fast. */
-	} else {
-		if (archive_write_add_filter_xz(m->ar) != ARCHIVE_OK)
-			return STORE_EINVAL;
-		/* xz -6 like tar -cJf, on every core */
-		if (archive_write_set_filter_option(m->ar, "xz", "threads",
-						    threads) < ARCHIVE_WARN)
-			log_warn("archive_xz_threads", "error=%s",
-				 log_q(archive_error_string(m->ar)));
-	}
-	/* no padding of the compressed stream to 10 KiB blocks */
+	/* fewer, larger calls into the compressor; no padding at the end */
+	archive_write_set_bytes_per_block(m->ar, 64 * 1024);
 	archive_write_set_bytes_in_last_block(m->ar, 1);
 	return 0;
 }
@@ -230,6 +349,11 @@ int archives_write(struct store *src, struct store *dst, const char *name,
 	struct store_put_opts po = { 0 };
 	po.content_type = strcmp(format, "tar.xz") == 0 ? "application/x-xz"
 							: "application/zstd";
+	/* libarchive converts names through the thread's locale; object names
+	 * are UTF-8, so make this thread's LC_CTYPE UTF-8 while it writes
+	 * (uselocale is per thread: the rest of the process is untouched). */
+	locale_t utf8 = newlocale(LC_CTYPE_MASK, "C.UTF-8", (locale_t)0);
+	locale_t old_locale = utf8 ? uselocale(utf8) : (locale_t)0;
 	m.src = src;
 	m.cancel = cancel;
 	m.now = (int64_t)time(NULL);
@@ -268,6 +392,10 @@ int archives_write(struct store *src, struct store *dst, const char *name,
 			  archive_error_string(m.ar));
 		goto finish;
 	}
+	if (compress_bytes(&m, NULL, 0, 1) != 0) {
+		rc = fail(&m, m.rc, "finishing: %s", store_strerror(m.rc));
+		goto finish;
+	}
 	res->size = (int64_t)store_writer_size(m.w);
 	rc = store_writer_commit(m.w);
 	m.w = NULL;
@@ -287,15 +415,27 @@ finish:
 			archive_write_fail(m.ar);
 		archive_write_free(m.ar);
 	}
+	if (m.lz_ready)
+		lzma_end(&m.lz); /* stops the worker threads at once */
+	ZSTD_freeCCtx(m.zc);
+	free(m.out);
 	if (m.w)
 		store_writer_abort(m.w);
 	res->objects = m.objects;
 	if (rc != 0) {
 		res->size = 0;
-		snprintf(res->error, sizeof res->error, "%s",
-			 m.err[0] ? m.err : store_strerror(rc));
+		if (rc == STORE_ECANCELED || m.rc == STORE_ECANCELED)
+			snprintf(res->error, sizeof res->error,
+				 "interrupted: stopped before the end");
+		else
+			snprintf(res->error, sizeof res->error, "%s",
+				 m.err[0] ? m.err : store_strerror(rc));
 	}
 	EVP_MD_CTX_free(m.sha);
 	free(m.buf);
+	if (utf8) {
+		uselocale(old_locale);
+		freelocale(utf8);
+	}
 	return rc;
 }

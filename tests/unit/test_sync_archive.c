@@ -12,6 +12,7 @@
 #include <archive.h>
 #include <archive_entry.h>
 #include <dirent.h>
+#include <locale.h>
 #include <openssl/evp.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -39,6 +40,7 @@ static const struct {
 	{ "thumbnails/a_200.jpg", "thumb", 1600000200 },
 	{ "Coll-2/originals/c.png", "\x89PNG", 1600000300 },
 	{ "top.txt", "at the root", 1600000400 },
+	{ "with space/\xc3\xbc" "n\xc3\xaf" "code.txt", "UTF-8 name", 1600000500 },
 };
 #define NFILES (sizeof files / sizeof files[0])
 
@@ -124,7 +126,7 @@ static void check_archive(const char *path, int want_filter)
 	int seen[NFILES] = { 0 };
 	int dirs = 0;
 	while (archive_read_next_header(a, &e) == ARCHIVE_OK) {
-		const char *name = archive_entry_pathname(e);
+		const char *name = archive_entry_pathname_utf8(e);
 		if (archive_entry_filetype(e) == AE_IFDIR) {
 			dirs++;
 			continue;
@@ -146,8 +148,8 @@ static void check_archive(const char *path, int want_filter)
 	assert_int_equal(archive_filter_code(a, 0), want_filter);
 	for (size_t i = 0; i < NFILES; i++)
 		assert_int_equal(seen[i], 1);
-	/* Coll-2/, Coll-2/originals/, originals/, thumbnails/ */
-	assert_int_equal(dirs, 4);
+	/* Coll-2/, Coll-2/originals/, originals/, thumbnails/, with space/ */
+	assert_int_equal(dirs, 5);
 	archive_read_free(a);
 }
 
@@ -241,6 +243,8 @@ static void test_empty_client(void **state)
 
 int main(void)
 {
+	/* the reader converts names through the locale, like tar does */
+	setlocale(LC_ALL, "C.UTF-8");
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_tar_xz, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_tar_zst, setup, teardown),
