@@ -29,6 +29,7 @@ WARN = -Wall -Wextra -Werror -Wno-unused-parameter -Wshadow -Wformat=2
 HARDEN = -D_FORTIFY_SOURCE=3 -fstack-protector-strong -fPIE
 CFLAGS ?= -O2 -g
 ALL_CFLAGS = -std=c11 -D_GNU_SOURCE -DASSETD_VERSION='"$(VERSION)"' \
+	-DASSETD_SYSCONFDIR='"$(SYSCONFDIR)"' \
 	-Iinclude $(WARN) $(HARDEN) $(CFLAGS) $(PKG_CFLAGS) -pthread
 ALL_LDFLAGS = -pie -Wl,-z,relro,-z,now -pthread $(LDFLAGS)
 LIBS = $(PKG_LIBS) -lm
@@ -152,7 +153,9 @@ install: all
 	install -m 0644 man/assetd.8 man/assetctl.8 $(DESTDIR)$(MANDIR)/man8/
 	install -m 0644 man/assetd.conf.5 $(DESTDIR)$(MANDIR)/man5/
 	install -m 0644 etc/assetd.conf.sample $(DESTDIR)$(SYSCONFDIR)/assetd/
-	install -m 0644 etc/assetd.service $(DESTDIR)$(UNITDIR)/
+	sed 's|@SBINDIR@|$(SBINDIR)|g' etc/assetd.service \
+		>$(DESTDIR)$(UNITDIR)/assetd.service
+	chmod 0644 $(DESTDIR)$(UNITDIR)/assetd.service
 
 clean:
 	rm -rf build assetd assetctl

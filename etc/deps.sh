@@ -13,7 +13,7 @@ libsqlite3-dev libarchive-dev liblzma-dev libzstd-dev libmicrohttpd-dev libvips-
 openssh-client"
 test="$build libcmocka-dev python3 python3-pytest python3-paramiko
 python3-boto3 rsync curl xz-utils zstd nodejs sqlite3 libimage-exiftool-perl
-imagemagick libvips-tools clang libclang-rt-14-dev"
+imagemagick libvips-tools clang libclang-rt-14-dev groff-base man-db systemd"
 bench="$test openssh-server rclone awscli nginx-light wrk hyperfine tar"
 
 case "$kind" in

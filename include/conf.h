@@ -57,7 +57,8 @@ struct conf {
 	uint64_t max_upload_size;       /* MaxUploadSize bytes, 0 = no limit;
 					   accepts K/M/G/T suffixes */
 	int max_thumbnail_scale;        /* MaxThumbnailScale, 1024 */
-	int thumbnail_concurrency;      /* ThumbnailConcurrency, = cores */
+	int thumbnail_concurrency;      /* ThumbnailConcurrency, = cores
+					   (0 in a file = cores) */
 	char default_client[64];        /* DefaultClient, "" = none */
 	int static_files;               /* StaticFiles yes|no, no: getfileref
 					   and /static/ */
@@ -115,6 +116,11 @@ int conf_parse_line(struct conf *c, const char *line, char *err,
 
 /* Parse "host:port", "[v6]:port", "*:port" or "port". 0 or -1. */
 int conf_parse_listen(const char *s, struct conf_listen *out);
+
+/* The keywords of the table, in order: for tests that keep the sample file
+ * and the manual page in step with the parser. NULL past the end. */
+size_t conf_keyword_count(void);
+const char *conf_keyword_name(size_t i);
 
 /* Parse a size with optional K/M/G/T suffix (binary). 0 or -1. */
 int conf_parse_size(const char *s, uint64_t *out);

@@ -59,6 +59,17 @@ struct rsync_io {
 	void (*err)(void *arg, const char *text, size_t len);
 };
 
+/* One file of a virtual directory (see rsync_target.list). */
+struct rsync_ventry {
+	const char *name;       /* file name shown to the client (no '/') */
+	uint64_t size;
+	int64_t mtime;          /* unix seconds */
+	struct store *store;    /* where its bytes are; borrowed, must
+				   outlive the rsync_serve call */
+	const char *object;     /* its object name in that store */
+};
+typedef int (*rsync_ventry_cb)(void *cb_arg, const struct rsync_ventry *e);
+
 /* What a client path resolves to. */
 struct rsync_target {
 	struct store *store;    /* borrowed; must outlive the call */
@@ -68,6 +79,13 @@ struct rsync_target {
 				   object, or a name that does not exist
 				   yet (push into a new directory) */
 	int read_only;          /* 1: refuse pushes and deletions */
+	/* Optional, for a read-only virtual directory whose files live in
+	 * several stores (the client's /backups, from the catalog): when set,
+	 * the path names that directory, store and prefix are ignored, and
+	 * list() calls CB once per file (returning CB's non-zero value stops
+	 * it). Pushes into it are refused. */
+	int (*list)(void *list_arg, rsync_ventry_cb cb, void *cb_arg);
+	void *list_arg;
 };
 
 /* Map PATH, as the client wrote it (relative to its home, or absolute),

@@ -24,6 +24,7 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "schedule.h"
 
 enum conf_kind {
 	K_STR,          /* string into char[size] */
@@ -34,6 +35,7 @@ enum conf_kind {
 	K_LISTEN,       /* repeatable struct conf_listen */
 	K_PATHLIST,     /* repeatable host key path */
 	K_FORMAT,       /* archive format: tar.xz|tar.zst */
+	K_SCHEDULE,     /* crontab(5) schedule, or off|none = "" */
 };
 
 struct conf_keyword {
@@ -67,7 +69,7 @@ static const struct conf_keyword conf_keywords[] = {
 	BOOL("RequireKeyForGet", require_key_for_get),
 	{ "MaxUploadSize", K_SIZE, F(max_upload_size), 0, 0, 0, 0 },
 	INT("MaxThumbnailScale", max_thumbnail_scale, 16, 16384),
-	INT("ThumbnailConcurrency", thumbnail_concurrency, 1, 256),
+	INT("ThumbnailConcurrency", thumbnail_concurrency, 0, 256),
 	STR("DefaultClient", default_client),
 	BOOL("StaticFiles", static_files),
 	STR("TLSCertificate", tls_certificate),
@@ -81,8 +83,9 @@ static const struct conf_keyword conf_keywords[] = {
 	INT("PerSourceMaxStartups", max_startups_per_source, 1, 100000),
 	INT("IdleTimeout", idle_timeout, 0, 7 * 86400),
 	STR("SpoolDir", spool_dir),
-	STR("SyncSchedule", sync_schedule),
-	STR("ArchiveSchedule", archive_schedule),
+	{ "SyncSchedule", K_SCHEDULE, F(sync_schedule), S(sync_schedule), 0, 0, 0 },
+	{ "ArchiveSchedule", K_SCHEDULE, F(archive_schedule), S(archive_schedule),
+	  0, 0, 0 },
 	INT("ArchiveKeep", archive_keep, 1, 10000),
 	STR("ArchiveLocation", archive_location),
 	{ "ArchiveFormat", K_FORMAT, F(archive_format), S(archive_format), 0, 0, 0 },
@@ -92,6 +95,17 @@ static const struct conf_keyword conf_keywords[] = {
 };
 
 #define N_KEYWORDS (sizeof conf_keywords / sizeof conf_keywords[0])
+_Static_assert(N_KEYWORDS <= 64, "conf_seen_repeat has one bit per keyword");
+
+size_t conf_keyword_count(void)
+{
+	return N_KEYWORDS;
+}
+
+const char *conf_keyword_name(size_t i)
+{
+	return i < N_KEYWORDS ? conf_keywords[i].name : NULL;
+}
 
 static void set_err(char *err, size_t errlen, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
@@ -104,6 +118,13 @@ static void set_err(char *err, size_t errlen, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(err, errlen, fmt, ap);
 	va_end(ap);
+}
+
+/* The ThumbnailConcurrency default, also what "0" means in a file. */
+static int conf_cores(void)
+{
+	long cores = sysconf(_SC_NPROCESSORS_ONLN);
+	return cores > 0 ? (int)(cores > 256 ? 256 : cores) : 2;
 }
 
 void conf_defaults(struct conf *c)
@@ -120,8 +141,7 @@ void conf_defaults(struct conf *c)
 	c->n_admin = 1;
 	c->time_tolerance = 150;
 	c->max_thumbnail_scale = 1024;
-	long cores = sysconf(_SC_NPROCESSORS_ONLN);
-	c->thumbnail_concurrency = cores > 0 ? (int)cores : 2;
+	c->thumbnail_concurrency = conf_cores();
 	c->http_threads = 8;
 	c->http_max_connections = 1024;
 	c->http_timeout = 60;
@@ -292,7 +312,7 @@ static int split_line(const char *line, char *kw, size_t kwlen, char *val,
 
 /* Repeatable keywords: the first use in a file replaces the defaults. The
  * seen-mask lives in the conf's spare state, tracked per parse run. */
-static __thread unsigned conf_seen_repeat;
+static __thread unsigned long long conf_seen_repeat;
 
 int conf_parse_line(struct conf *c, const char *line, char *err, size_t errlen)
 {
@@ -364,11 +384,30 @@ int conf_parse_line(struct conf *c, const char *line, char *err, size_t errlen)
 		}
 		memcpy(field, val, strlen(val) + 1);
 		return 0;
+	case K_SCHEDULE: {
+		if (strcasecmp(val, "off") == 0 || strcasecmp(val, "none") == 0) {
+			field[0] = '\0';
+			return 0;
+		}
+		struct schedule sched;
+		char why[200];
+		if (strlen(val) >= k->size) {
+			set_err(err, errlen, "%s: value too long", k->name);
+			return -1;
+		}
+		if (schedule_parse(val, &sched, why, sizeof why) < 0) {
+			set_err(err, errlen, "%s: '%s' is not a schedule: %s",
+				k->name, val, why);
+			return -1;
+		}
+		memcpy(field, val, strlen(val) + 1);
+		return 0;
+	}
 	case K_LISTEN:
 	case K_PATHLIST: {
 		int *n = (int *)((char *)c + k->count_offset);
-		if (!(conf_seen_repeat & (1u << idx))) {
-			conf_seen_repeat |= 1u << idx;
+		if (!(conf_seen_repeat & (1ull << idx))) {
+			conf_seen_repeat |= 1ull << idx;
 			*n = 0;
 		}
 		if (*n >= k->max) {
@@ -423,6 +462,8 @@ int conf_finish(struct conf *c, char *err, size_t errlen)
 		if (n < 0 || (size_t)n >= sizeof c->spool_dir)
 			goto toolong;
 	}
+	if (c->thumbnail_concurrency == 0)
+		c->thumbnail_concurrency = conf_cores();
 	if (c->tls_certificate[0] && !c->tls_key[0]) {
 		set_err(err, errlen, "TLSCertificate is set but TLSKey is not");
 		return -1;

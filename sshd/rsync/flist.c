@@ -56,6 +56,7 @@ void rs_flist_free(struct rs_flist *fl)
 	size_t i;
 	for (i = 0; i < fl->used; i++) {
 		free(fl->files[i]->name);
+		free(fl->files[i]->obj);
 		free(fl->files[i]);
 	}
 	free(fl->files);

@@ -14,6 +14,8 @@
  * verified anyway, so a pushed tree is known without any HEAD at all.
  * (Multipart objects get another ETag form and are learnt by one HEAD on
  * their next check.) The cache is bounded: past its size it starts over.
+ * What misses (a fresh process, objects written by others) is looked up
+ * a directory at a time, with HEADs in parallel (MT_THREADS at once).
  */
 #include <pthread.h>
 #include <stdio.h>
@@ -24,6 +26,7 @@
 
 #define MT_BUCKETS 65536
 #define MT_MAX_ENTRIES 1000000
+#define MT_THREADS 16
 
 struct mt_entry {
 	struct mt_entry *next;
@@ -134,4 +137,116 @@ int rs_mtime_lookup(struct store *st, const char *name, uint64_t size,
 	if (ss.size == size && ss.etag[0])
 		rs_mtime_remember(st, name, ss.size, ss.etag, ss.mtime);
 	return 0;
+}
+
+struct mt_batch {
+	struct store *st;
+	struct rs_mtime_req *reqs;
+	size_t n;
+	size_t next;            /* next request to take, under lock */
+	pthread_mutex_t lock;
+};
+
+static void *mt_worker(void *arg)
+{
+	struct mt_batch *b = arg;
+
+	for (;;) {
+		size_t i;
+		pthread_mutex_lock(&b->lock);
+		i = b->next++;
+		pthread_mutex_unlock(&b->lock);
+		if (i >= b->n)
+			return NULL;
+		b->reqs[i].rc = rs_mtime_lookup(b->st, b->reqs[i].name,
+						b->reqs[i].size,
+						b->reqs[i].etag,
+						&b->reqs[i].mtime);
+	}
+}
+
+/* 1 and *MTIME if the cache knows it. */
+static int mt_cached(struct store *st, const char *name, uint64_t size,
+		     const char *etag, int64_t *mtime)
+{
+	const char *url = store_url(st);
+	uint32_t b = mt_hash(url, name) % MT_BUCKETS;
+	struct mt_entry *e;
+	int hit = 0;
+
+	if (!etag || !*etag)
+		return 0;
+	pthread_mutex_lock(&mt_lock);
+	for (e = mt_table[b]; e; e = e->next) {
+		if (key_eq(e, url, name) && e->size == size &&
+		    strcmp(e->etag, etag) == 0) {
+			*mtime = e->mtime;
+			hit = 1;
+			break;
+		}
+	}
+	pthread_mutex_unlock(&mt_lock);
+	return hit;
+}
+
+void rs_mtime_lookup_many(struct store *st, struct rs_mtime_req *reqs,
+			  size_t n)
+{
+	struct rs_mtime_req **miss;
+	struct mt_batch b;
+	pthread_t th[MT_THREADS];
+	size_t i, nmiss = 0, nth = 0;
+
+	for (i = 0; i < n; i++) {
+		reqs[i].rc = 0;
+		if (!mt_cached(st, reqs[i].name, reqs[i].size, reqs[i].etag,
+			       &reqs[i].mtime))
+			nmiss++;
+		else
+			reqs[i].rc = 1; /* marks a hit until the end */
+	}
+	if (nmiss == 0)
+		goto done;
+	miss = malloc(nmiss * sizeof *miss);
+	b.reqs = malloc(nmiss * sizeof *b.reqs);
+	if (!miss || !b.reqs) {
+		free(miss);
+		free(b.reqs);
+		for (i = 0; i < n; i++)
+			if (reqs[i].rc != 1)
+				reqs[i].rc = rs_mtime_lookup(st, reqs[i].name,
+							     reqs[i].size,
+							     reqs[i].etag,
+							     &reqs[i].mtime);
+		goto done;
+	}
+	nmiss = 0;
+	for (i = 0; i < n; i++)
+		if (reqs[i].rc != 1) {
+			miss[nmiss] = &reqs[i];
+			b.reqs[nmiss++] = reqs[i];
+		}
+	b.st = st;
+	b.n = nmiss;
+	b.next = 0;
+	pthread_mutex_init(&b.lock, NULL);
+	for (i = 0; i < MT_THREADS && i < nmiss; i++) {
+		if (pthread_create(&th[nth], NULL, mt_worker, &b) == 0)
+			nth++;
+	}
+	if (nth == 0)
+		mt_worker(&b);
+	for (i = 0; i < nth; i++)
+		pthread_join(th[i], NULL);
+	pthread_mutex_destroy(&b.lock);
+	for (i = 0; i < nmiss; i++) {
+		miss[i]->mtime = b.reqs[i].mtime;
+		miss[i]->rc = b.reqs[i].rc;
+	}
+	free(miss);
+	free(b.reqs);
+done:
+	for (i = 0; i < n; i++)
+		if (reqs[i].rc == 1)
+			reqs[i].rc = 0;
 }

@@ -75,6 +75,7 @@ struct push {
 	int redo_count;
 	int errors;             /* files that failed: exit 23 */
 	unsigned char *wbuf;
+	struct rs_commits *commits; /* background commits, or NULL */
 };
 
 /* ---- names -------------------------------------------------------------- */
@@ -177,6 +178,65 @@ static int cmp_dent(const void *a, const void *b)
 		      ((const struct dent *)b)->name);
 }
 
+/* Where the listing lacks the client's mtimes (S3), fetch those of the
+ * files the client is sending, for the whole directory at once. */
+static void resolve_mtimes(struct push *p, const char *name,
+			   const char *prefix)
+{
+	struct rs_mtime_req *reqs;
+	char **objs;
+	size_t *idx;
+	size_t i, n = 0;
+
+	for (i = 0; i < p->ndents; i++)
+		if (!p->dents[i].is_dir && !p->dents[i].mtime_is_client)
+			n++;
+	if (n == 0)
+		return;
+	reqs = calloc(n, sizeof *reqs);
+	objs = calloc(n, sizeof *objs);
+	idx = calloc(n, sizeof *idx);
+	if (!reqs || !objs || !idx)
+		goto out;
+	n = 0;
+	for (i = 0; i < p->ndents; i++) {
+		struct dent *d = &p->dents[i];
+		char rel[RS_MAX_PATH];
+		if (d->is_dir || d->mtime_is_client)
+			continue;
+		if (strcmp(name, ".") == 0)
+			snprintf(rel, sizeof rel, "%s", d->name);
+		else if ((size_t)snprintf(rel, sizeof rel, "%s/%s", name,
+					  d->name) >= sizeof rel)
+			continue;
+		if (!in_flist(p, rel))
+			continue;
+		if (asprintf(&objs[n], "%s%s", prefix, d->name) < 0) {
+			objs[n] = NULL;
+			continue;
+		}
+		reqs[n].name = objs[n];
+		reqs[n].size = d->size;
+		reqs[n].etag = d->etag;
+		idx[n] = i;
+		n++;
+	}
+	rs_mtime_lookup_many(p->s->target.store, reqs, n);
+	for (i = 0; i < n; i++) {
+		if (reqs[i].rc == 0) {
+			p->dents[idx[i]].mtime = reqs[i].mtime;
+			p->dents[idx[i]].mtime_is_client = 1;
+		}
+	}
+out:
+	if (objs)
+		for (i = 0; i < n; i++)
+			free(objs[i]);
+	free(objs);
+	free(reqs);
+	free(idx);
+}
+
 /* List the destination of flist directory NAME (object OBJ). */
 static int load_dir(struct push *p, const char *name, const char *obj)
 {
@@ -201,6 +261,7 @@ static int load_dir(struct push *p, const char *name, const char *obj)
 	qsort(p->dents, p->ndents, sizeof *p->dents, cmp_dent);
 	snprintf(p->curdir, sizeof p->curdir, "%s", name);
 	p->curdir_valid = 1;
+	resolve_mtimes(p, name, prefix);
 	return 0;
 }
 
@@ -546,6 +607,13 @@ static int receive_file(struct push *p, const struct pend *q)
 			store_writer_abort(w);
 		return 1;
 	}
+	if (w && p->commits) {
+		char etag[2 * RS_SUM_LENGTH + 1];
+		hex(got, RS_SUM_LENGTH, etag);
+		if (rs_commits_submit(p->commits, w, (uint64_t)f->size, q->ndx,
+				      s->target.store, obj, etag, po.mtime) == 0)
+			w = NULL;
+	}
 	if (w) {
 		rc = store_writer_commit(w);
 		if (rc < 0) {
@@ -580,6 +648,26 @@ static void on_index(void *arg, int tag, int32_t ndx)
 			return;
 		}
 	}
+}
+
+static void commit_failed(void *arg, int32_t ndx, int rc)
+{
+	struct push *p = arg;
+	struct rs_sess *s = p->s;
+	const char *name = ndx >= 0 && (size_t)ndx < s->flist.used
+				   ? s->flist.files[ndx]->name : "?";
+	rs_printf(&s->conn, RS_MSG_ERROR_XFER, "rsync: [receiver] commit of "
+		  "\"%s\" failed: %s (assetd)\n", name, store_strerror(rc));
+	p->errors++;
+	s->flist.files[ndx]->done = 0;
+	if (s->stats && s->stats->files_transferred > 0)
+		s->stats->files_transferred--;
+}
+
+static void collect_commits(struct push *p, int wait_all)
+{
+	if (p->commits)
+		rs_commits_collect(p->commits, wait_all, commit_failed, p);
 }
 
 /* Read the answer to the oldest request. 0, or an rsync code. */
@@ -652,6 +740,7 @@ static int recv_one(struct push *p)
 	}
 	if (rc == 0)
 		s->flist.files[q.ndx]->done = 1;
+	collect_commits(p, 0);
 	return rc;
 }
 
@@ -833,7 +922,7 @@ static int gen_file(struct push *p, size_t i)
 		if (s->opts.ignore_existing)
 			return 0;
 		mtime = d->mtime;
-		if (!d->mtime_is_client &&
+		if (!d->mtime_is_client && (int64_t)d->size == f->size &&
 		    rs_mtime_lookup(s->target.store, obj, d->size, d->etag,
 				    &mtime) < 0)
 			mtime = d->mtime;
@@ -949,6 +1038,8 @@ static int drain(struct push *p)
 		if (rc)
 			return rc;
 	}
+	/* a phase ends with every file of it in the store */
+	collect_commits(p, 1);
 	return 0;
 }
 
@@ -1034,6 +1125,7 @@ int rs_run_receiver(struct rs_sess *s)
 	qsort(p->names, p->nnames, sizeof *p->names, cmp_str);
 	c->on_index_msg = on_index;
 	c->on_index_arg = p;
+	p->commits = rs_commits_start();
 
 	rc = prepare_dest(p);
 	if (rc)
@@ -1125,10 +1217,13 @@ int rs_run_receiver(struct rs_sess *s)
 	}
 	if (s->stats)
 		s->stats->files_deleted = p->del_files + p->del_dirs;
+	collect_commits(p, 1);
 	rc = p->errors ? RSYNC_EPARTIAL : 0;
 out:
 	c->on_index_msg = NULL;
 	if (p) {
+		/* whatever was verified and handed over gets committed */
+		rs_commits_stop(p->commits);
 		free_dents(p);
 		free(p->dents);
 		free(p->names);

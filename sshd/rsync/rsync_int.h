@@ -273,6 +273,8 @@ struct rs_file {
 	uint8_t done;           /* receiver: committed or skipped */
 	uint8_t sent;           /* receiver: already tried once (redo) */
 	unsigned char sum[RS_SUM_LENGTH]; /* --checksum file sum */
+	struct store *st;       /* virtual-directory entries: their store */
+	char *obj;              /* ... and object name (owned); else NULL */
 };
 
 struct rs_flist {
@@ -345,6 +347,22 @@ int rs_send_delta(struct rs_sess *s, struct store_reader *r, int64_t size,
 		  struct rs_sums *sums);
 void rs_sums_free(struct rs_sums *sums);
 
+/* Background commits of verified files (commit.c). */
+struct rs_commits;
+struct rs_commits *rs_commits_start(void);
+/* Hand over W (blocks while the pool is full). -1 if out of memory (W is
+ * then still the caller's). */
+int rs_commits_submit(struct rs_commits *c, struct store_writer *w,
+		      uint64_t size, int32_t ndx, struct store *st,
+		      const char *obj, const char *etag, int64_t mtime);
+/* Report finished commits that failed (REPORT per failure); with
+ * WAIT_ALL first wait for every one handed over. Returns the failures. */
+int rs_commits_collect(struct rs_commits *c, int wait_all,
+		       void (*report)(void *arg, int32_t ndx, int rc),
+		       void *arg);
+/* Commit and wait for everything handed over, then end the threads. */
+void rs_commits_stop(struct rs_commits *c);
+
 int rs_run_sender(struct rs_sess *s);   /* sender.c: pull */
 int rs_run_receiver(struct rs_sess *s); /* receiver.c: push */
 
@@ -355,5 +373,18 @@ int rs_mtime_lookup(struct store *st, const char *name, uint64_t size,
 		    const char *etag, int64_t *mtime);
 void rs_mtime_remember(struct store *st, const char *name, uint64_t size,
 		       const char *etag, int64_t mtime);
+
+/* Many lookups at once: cache hits answered at once, misses HEADed by a
+ * few threads in parallel. Each request's RC is 0 (MTIME set) or a
+ * store_error. */
+struct rs_mtime_req {
+	const char *name;
+	uint64_t size;
+	const char *etag;
+	int64_t mtime;
+	int rc;
+};
+void rs_mtime_lookup_many(struct store *st, struct rs_mtime_req *reqs,
+			  size_t n);
 
 #endif

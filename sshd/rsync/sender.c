@@ -39,8 +39,18 @@ struct pending_dir {
 	char *name;             /* name in the file list ("." or "a/b") */
 };
 
+/* An entry whose client mtime is still to be looked up (S3). */
+struct need_mtime {
+	size_t file;            /* index in the file list */
+	char *obj;
+	uint64_t size;
+	char etag[STORE_ETAG_MAX];
+};
+
 struct walk {
 	struct rs_sess *s;
+	struct need_mtime *need;
+	size_t nneed, capneed;
 	struct pending_dir *stack;
 	size_t used, cap;
 	const char *obj_dir;    /* the directory being listed */
@@ -70,16 +80,55 @@ static int push_dir(struct walk *w, const char *obj, const char *name)
 	return 0;
 }
 
-/* The client's mtime of a listed object. */
-static int64_t entry_mtime(struct rs_sess *s, const struct store_entry *e)
+/* Remember that file FILE needs its client mtime (looked up per
+ * directory, in parallel, once its listing is done). */
+static int defer_mtime(struct walk *w, size_t file, const struct store_entry *e)
 {
-	int64_t m;
+	struct need_mtime *n;
 
-	if (e->mtime_is_client || e->is_dir)
-		return e->mtime;
-	if (rs_mtime_lookup(s->target.store, e->name, e->size, e->etag, &m) == 0)
-		return m;
-	return e->mtime;
+	if (w->nneed == w->capneed) {
+		size_t cap = w->capneed ? w->capneed * 2 : 64;
+		n = realloc(w->need, cap * sizeof *n);
+		if (!n)
+			return -1;
+		w->need = n;
+		w->capneed = cap;
+	}
+	n = &w->need[w->nneed];
+	n->file = file;
+	n->size = e->size;
+	snprintf(n->etag, sizeof n->etag, "%s", e->etag ? e->etag : "");
+	n->obj = strdup(e->name);
+	if (!n->obj)
+		return -1;
+	w->nneed++;
+	return 0;
+}
+
+static void resolve_deferred(struct walk *w)
+{
+	struct rs_mtime_req *reqs;
+	size_t i;
+
+	if (w->nneed == 0)
+		return;
+	reqs = calloc(w->nneed, sizeof *reqs);
+	if (reqs) {
+		for (i = 0; i < w->nneed; i++) {
+			reqs[i].name = w->need[i].obj;
+			reqs[i].size = w->need[i].size;
+			reqs[i].etag = w->need[i].etag;
+		}
+		rs_mtime_lookup_many(w->s->target.store, reqs, w->nneed);
+		for (i = 0; i < w->nneed; i++)
+			if (reqs[i].rc == 0)
+				w->s->flist.files[w->need[i].file]->mtime =
+					reqs[i].mtime;
+		free(reqs);
+	}
+	for (i = 0; i < w->nneed; i++)
+		free(w->need[i].obj);
+	w->nneed = 0;
 }
 
 static int list_cb(void *arg, const struct store_entry *e)
@@ -120,7 +169,9 @@ static int list_cb(void *arg, const struct store_entry *e)
 	if (s->opts.min_size >= 0 && (int64_t)e->size < s->opts.min_size)
 		return 0;
 	if (rs_flist_add(&s->flist, name, RS_FT_REG, (int64_t)e->size,
-			 entry_mtime(s, e), MODE_FILE) < 0)
+			 e->mtime, MODE_FILE) < 0)
+		return -1;
+	if (!e->mtime_is_client && defer_mtime(w, s->flist.used - 1, e) < 0)
 		return -1;
 	return 0;
 }
@@ -138,9 +189,75 @@ static int list_dir(struct walk *w, const char *obj, const char *name)
 	w->obj_dir_len = strlen(prefix);
 	w->list_dir = name;
 	rc = store_list(w->s->target.store, prefix, '/', NULL, list_cb, w);
+	resolve_deferred(w);
 	if (rc == -1)
 		return STORE_ENOMEM;
 	return rc < 0 ? rc : 0;
+}
+
+struct vctx {
+	struct rs_sess *s;
+	const char *top;        /* "." or the directory's own name */
+	int err;
+};
+
+static int vlist_cb(void *arg, const struct rsync_ventry *e)
+{
+	struct vctx *v = arg;
+	struct rs_sess *s = v->s;
+	struct rs_file *f;
+	char name[RS_MAX_PATH];
+
+	if (!e->name || !*e->name || strchr(e->name, '/') || !e->store ||
+	    !e->object)
+		return 0;
+	if (strcmp(v->top, ".") == 0)
+		snprintf(name, sizeof name, "%s", e->name);
+	else if ((size_t)snprintf(name, sizeof name, "%s/%s", v->top,
+				  e->name) >= sizeof name)
+		return 0;
+	if (!rs_name_safe(name) || rs_filter_excluded(&s->filters, name, 0, 0))
+		return 0;
+	if (rs_flist_add(&s->flist, name, RS_FT_REG, (int64_t)e->size,
+			 e->mtime, MODE_FILE) < 0) {
+		v->err = RSYNC_EMALLOC;
+		return 1;
+	}
+	f = s->flist.files[s->flist.used - 1];
+	f->st = e->store;
+	f->obj = strdup(e->object);
+	if (!f->obj) {
+		v->err = RSYNC_EMALLOC;
+		return 1;
+	}
+	return 0;
+}
+
+/* The list of a virtual directory (target.list). */
+static int build_virtual_list(struct rs_sess *s, int contents_only,
+			      const char *base)
+{
+	struct vctx v;
+	char top[RS_MAX_PATH];
+
+	if (!s->opts.recurse && !s->opts.xfer_dirs) {
+		rs_printf(&s->conn, RS_MSG_INFO, "skipping directory %s\n",
+			  contents_only ? "." : base);
+		return 0;
+	}
+	snprintf(top, sizeof top, "%s", contents_only ? "." : base);
+	if (rs_flist_add(&s->flist, top, RS_FT_DIR, 0, 0, MODE_DIR) < 0)
+		return RSYNC_EMALLOC;
+	s->flist.files[s->flist.used - 1]->top_dir = 1;
+	v.s = s;
+	v.top = top;
+	v.err = 0;
+	if (s->target.list(s->target.list_arg, vlist_cb, &v) < 0 && !v.err) {
+		rs_printf(&s->conn, RS_MSG_ERROR, "rsync: [sender] opendir "
+			  "\"%s\" failed (assetd)\n", s->opts.args[0]);
+		s->conn.io_error |= RS_IOERR_GENERAL;
+	}
+	return v.err;
 }
 
 /* Build the list for the one source path. Returns 0 or an rsync code. */
@@ -156,6 +273,24 @@ static int build_list(struct rs_sess *s)
 	const char *base;
 
 	memset(&st, 0, sizeof st);
+	if (s->target.list) {
+		const char *end;
+		char nb[RS_MAX_PATH];
+		size_t n;
+		contents_only = alen == 0 || arg[alen - 1] == '/' ||
+				strcmp(arg, ".") == 0 ||
+				(alen >= 2 && strcmp(arg + alen - 2, "/.") == 0);
+		/* the directory's own name: the last word of the path */
+		snprintf(nb, sizeof nb, "%s", arg);
+		n = strlen(nb);
+		while (n > 0 && (nb[n - 1] == '/' || nb[n - 1] == '.'))
+			nb[--n] = '\0';
+		end = strrchr(nb, '/');
+		base = end ? end + 1 : nb;
+		if (!*base)
+			base = ".";
+		return build_virtual_list(s, contents_only, base);
+	}
 	if (*obj == '\0') {
 		st.is_dir = 1;
 	} else {
@@ -224,6 +359,7 @@ static int build_list(struct rs_sess *s)
 		free(w.stack[w.used].name);
 	}
 	free(w.stack);
+	free(w.need);
 	return rc;
 }
 
@@ -235,6 +371,10 @@ static int object_name(struct rs_sess *s, const struct rs_file *f, char *out,
 	const char *name = f->name;
 	int n;
 
+	if (f->obj) {
+		n = snprintf(out, cap, "%s", f->obj);
+		return n < 0 || (size_t)n >= cap ? -1 : 0;
+	}
 	if (s->flist.used > 0 && s->flist.files[0]->type != RS_FT_DIR) {
 		/* a single-object list: the entry is the object itself */
 		n = snprintf(out, cap, "%s", obj);
@@ -381,8 +521,8 @@ static int send_one(struct rs_sess *s, struct request *q)
 	}
 	rc = object_name(s, f, obj, sizeof obj);
 	if (rc == 0)
-		rc = store_reader_open(s->target.store, obj, 0, UINT64_MAX, &r,
-				       NULL);
+		rc = store_reader_open(f->st ? f->st : s->target.store, obj, 0,
+				       UINT64_MAX, &r, NULL);
 	if (rc < 0) {
 		rs_printf(c, rc == STORE_ENOENT ? RS_MSG_WARNING : RS_MSG_ERROR_XFER,
 			  rc == STORE_ENOENT
@@ -433,7 +573,8 @@ int rs_run_sender(struct rs_sess *s)
 			if (f->type != RS_FT_REG)
 				continue;
 			if (object_name(s, f, obj, sizeof obj) < 0 ||
-			    rs_object_md5(s->target.store, obj, f->sum) < 0)
+			    rs_object_md5(f->st ? f->st : s->target.store, obj,
+					  f->sum) < 0)
 				memset(f->sum, 0, sizeof f->sum);
 		}
 	}

@@ -207,7 +207,11 @@ static int run(struct rs_sess *s, int argc, char **argv)
 			 s->opts.args[0], err[0] ? err : "no such directory");
 		return fatal(s, RSYNC_EFILESELECT, line);
 	}
-	if (!s->opts.sender && s->target.read_only) {
+	if (!s->target.list && !s->target.store)
+		return fatal(s, RSYNC_EFILESELECT,
+			     "rsync: on remote machine: no location for this "
+			     "path\n");
+	if (!s->opts.sender && (s->target.read_only || s->target.list)) {
 		char line[1200];
 		snprintf(line, sizeof line, "rsync: [receiver] \"%s\" is "
 			 "read-only on this server: Permission denied (13)\n",

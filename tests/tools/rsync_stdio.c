@@ -77,6 +77,36 @@ static void io_err(void *arg, const char *text, size_t len)
 	}
 }
 
+/* The backups folder as a virtual directory, the way the SSH side serves
+ * the catalog's archives: one entry per object at its top level. */
+struct vl {
+	struct store *st;
+	rsync_ventry_cb cb;
+	void *cb_arg;
+};
+
+static int vl_entry(void *arg, const struct store_entry *e)
+{
+	struct vl *v = arg;
+	struct rsync_ventry ve;
+
+	if (e->is_dir)
+		return 0;
+	ve.name = e->name;
+	ve.size = e->size;
+	ve.mtime = e->mtime;
+	ve.store = v->st;
+	ve.object = e->name;
+	return v->cb(v->cb_arg, &ve);
+}
+
+static int list_backups(void *arg, rsync_ventry_cb cb, void *cb_arg)
+{
+	struct vl v = {arg, cb, cb_arg};
+	int rc = store_list(v.st, "", '/', NULL, vl_entry, &v);
+	return rc < 0 ? -1 : 0;
+}
+
 static int resolve(void *arg, const char *path, struct rsync_target *out,
 		   char *err, size_t errlen)
 {
@@ -110,6 +140,10 @@ static int resolve(void *arg, const char *path, struct rsync_target *out,
 	} else if (strcmp(p, "backups") == 0 && r->backups) {
 		out->store = r->backups;
 		out->read_only = 1;
+		if (!*rest) {
+			out->list = list_backups;
+			out->list_arg = r->backups;
+		}
 	} else {
 		snprintf(err, errlen, "No such file or directory (2)");
 		return -1;

@@ -109,6 +109,9 @@ static void test_errors_name_file_and_line(void **state)
 	expect_error("DataDir\n", ":1: DataDir needs a value");
 	expect_error("ArchiveFormat zip\n", ":1: ArchiveFormat");
 	expect_error("TLSCertificate /x.pem\n", "TLSKey is not");
+	expect_error("DataDir x\n\nSyncSchedule 0 25 * * *\n",
+		     ":3: SyncSchedule: '0 25 * * *' is not a schedule");
+	expect_error("ArchiveSchedule weekly\n", ":1: ArchiveSchedule");
 }
 
 static void test_missing_file(void **state)
@@ -164,6 +167,96 @@ static void test_repeat_limit(void **state)
 	assert_non_null(strstr(err, "at most"));
 }
 
+/* etc/assetd.conf.sample lists every keyword of the parser, commented out
+ * with its default ("#Keyword value") or alone when it has none; applying
+ * all those lines must give exactly the built-in defaults. The unit tests
+ * run from the top of the source tree. */
+static void test_sample_lists_every_keyword_with_its_default(void **state)
+{
+	FILE *f = fopen("etc/assetd.conf.sample", "r");
+	assert_non_null(f);
+	size_t n = conf_keyword_count();
+	assert_true(n > 30);
+	int *seen = calloc(n, sizeof *seen);
+	assert_non_null(seen);
+	static char uncommented[16384];
+	size_t used = 0;
+	char line[1200];
+	while (fgets(line, sizeof line, f)) {
+		if (line[0] != '#')
+			continue;
+		for (size_t i = 0; i < n; i++) {
+			const char *kw = conf_keyword_name(i);
+			size_t kl = strlen(kw);
+			if (strncmp(line + 1, kw, kl) != 0 ||
+			    (line[1 + kl] != ' ' && line[1 + kl] != '\n'))
+				continue;
+			seen[i]++;
+			if (line[1 + kl] != ' ')
+				continue; /* no default */
+			size_t ll = strlen(line + 1);
+			assert_true(used + ll < sizeof uncommented);
+			memcpy(uncommented + used, line + 1, ll + 1);
+			used += ll;
+		}
+	}
+	fclose(f);
+	for (size_t i = 0; i < n; i++)
+		if (!seen[i])
+			fail_msg("keyword %s is missing from the sample",
+				 conf_keyword_name(i));
+	free(seen);
+	assert_null(conf_keyword_name(n));
+
+	struct conf fromfile, defaults;
+	char err[256] = "";
+	conf_defaults(&fromfile);
+	conf_defaults(&defaults);
+	const char *path = write_tmp(uncommented);
+	char saved[64];
+	snprintf(saved, sizeof saved, "%s", path);
+	int rc = conf_load(saved, &fromfile, err, sizeof err);
+	unlink(saved);
+	if (rc < 0)
+		fail_msg("the sample's defaults do not parse: %s", err);
+	assert_int_equal(conf_finish(&defaults, err, sizeof err), 0);
+	assert_int_equal(memcmp(&fromfile, &defaults, sizeof defaults), 0);
+}
+
+static void test_schedules(void **state)
+{
+	struct conf c;
+	char err[256];
+	conf_defaults(&c);
+	assert_int_equal(conf_parse_line(&c, "SyncSchedule 0 3 * * *", err,
+					 sizeof err), 0);
+	assert_string_equal(c.sync_schedule, "0 3 * * *");
+	assert_int_equal(conf_parse_line(&c, "archiveschedule \"@weekly\"", err,
+					 sizeof err), 0);
+	assert_string_equal(c.archive_schedule, "@weekly");
+	assert_int_equal(conf_parse_line(&c, "SyncSchedule off", err,
+					 sizeof err), 0);
+	assert_string_equal(c.sync_schedule, "");
+}
+
+static void test_thumbnail_concurrency_zero_means_cores(void **state)
+{
+	struct conf c;
+	char err[256];
+	conf_defaults(&c);
+	int cores = c.thumbnail_concurrency;
+	assert_true(cores >= 1);
+	assert_int_equal(conf_parse_line(&c, "ThumbnailConcurrency 0", err,
+					 sizeof err), 0);
+	assert_int_equal(c.thumbnail_concurrency, 0);
+	assert_int_equal(conf_finish(&c, err, sizeof err), 0);
+	assert_int_equal(c.thumbnail_concurrency, cores);
+	assert_int_equal(conf_parse_line(&c, "ThumbnailConcurrency 3", err,
+					 sizeof err), 0);
+	assert_int_equal(conf_finish(&c, err, sizeof err), 0);
+	assert_int_equal(c.thumbnail_concurrency, 3);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -173,6 +266,9 @@ int main(void)
 		cmocka_unit_test(test_missing_file),
 		cmocka_unit_test(test_sizes_and_listen),
 		cmocka_unit_test(test_repeat_limit),
+		cmocka_unit_test(test_sample_lists_every_keyword_with_its_default),
+		cmocka_unit_test(test_thumbnail_concurrency_zero_means_cores),
+		cmocka_unit_test(test_schedules),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
