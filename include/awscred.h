@@ -15,7 +15,8 @@
  *     AWS_EC2_METADATA_SERVICE_ENDPOINT, default http://169.254.169.254.
  *
  * A source is resolved on first use and cached; only instance-role
- * credentials are fetched again. Thread-safe.
+ * credentials are fetched again, and those are kept once per process
+ * (shared by every location). Thread-safe.
  */
 #ifndef ASSETD_AWSCRED_H
 #define ASSETD_AWSCRED_H

@@ -324,6 +324,40 @@ out:
 	return rc;
 }
 
+/* Instance-role credentials are the instance's, not a location's: one
+ * process-wide copy, so a thousand client locations make one IMDS fetch
+ * per refresh, not a thousand. */
+static pthread_mutex_t imds_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct awscred imds_cache;
+
+/* Current instance-role credentials, fetched again when they are within
+ * REFRESH_MARGIN of expiry (or FORCE). 0 or -1. */
+static int imds_get(struct awscred *out, int force)
+{
+	int64_t now = (int64_t)time(NULL);
+	int rc = 0;
+	pthread_mutex_lock(&imds_lock);
+	if (force || !imds_cache.access_key[0] ||
+	    (imds_cache.expires && imds_cache.expires - now < REFRESH_MARGIN)) {
+		struct awscred fresh;
+		if (imds_fetch(&fresh) == 0) {
+			imds_cache = fresh;
+			log_info("s3_credentials", "source=imds fetched=1");
+		} else if (!imds_cache.access_key[0] ||
+			   (imds_cache.expires && imds_cache.expires <= now)) {
+			rc = -1;
+		} else {
+			log_warn("s3_credentials",
+				 "source=imds error=\"refresh failed\"");
+		}
+		OPENSSL_cleanse(&fresh, sizeof fresh);
+	}
+	if (rc == 0)
+		*out = imds_cache;
+	pthread_mutex_unlock(&imds_lock);
+	return rc;
+}
+
 /* ---- the chain ---------------------------------------------------------- */
 
 static int imds_disabled(void)
@@ -366,7 +400,7 @@ static int resolve(struct awscred_source *s)
 		s->kind = SRC_STATIC;
 		return 0;
 	}
-	if (!imds_disabled() && imds_fetch(&s->cred) == 0) {
+	if (!imds_disabled() && imds_get(&s->cred, 0) == 0) {
 		s->kind = SRC_IMDS;
 		return 0;
 	}
@@ -391,19 +425,11 @@ int awscred_get(struct awscred_source *s, struct awscred *out)
 		}
 	} else if (s->kind == SRC_IMDS && s->cred.expires &&
 		   s->cred.expires - now < REFRESH_MARGIN) {
-		struct awscred fresh;
-		if (imds_fetch(&fresh) == 0) {
-			s->cred = fresh;
-			log_info("s3_credentials", "source=imds refreshed=1");
-		} else if (s->cred.expires <= now) {
+		if (imds_get(&s->cred, 0) < 0) {
 			log_error("s3_credentials",
 				  "source=imds error=\"expired, refresh failed\"");
 			rc = STORE_EAUTH;
-		} else {
-			log_warn("s3_credentials",
-				 "source=imds error=\"refresh failed\"");
 		}
-		OPENSSL_cleanse(&fresh, sizeof fresh);
 	}
 	if (rc == 0)
 		*out = s->cred;

@@ -550,8 +550,7 @@ static int transient(const struct s3_resp *r)
 	return strcmp(r->code, "SlowDown") == 0 ||
 	       strcmp(r->code, "RequestTimeout") == 0 ||
 	       strcmp(r->code, "InternalError") == 0 ||
-	       strcmp(r->code, "ServiceUnavailable") == 0 ||
-	       strcmp(r->code, "RequestTimeTooSkewed") == 0;
+	       strcmp(r->code, "ServiceUnavailable") == 0;
 }
 
 /* Map a final failure to a store_error. */
@@ -1088,7 +1087,7 @@ static int meta_headers(struct s3_req *req, const char *ctype, int64_t mtime,
 static int abort_upload(struct s3 *s3, const char *key, const char *upload_id);
 static int complete_upload(struct s3 *s3, const char *key,
 			   const char *upload_id, char (*etags)[STORE_ETAG_MAX],
-			   int nparts);
+			   int nparts, int if_none_match);
 static int create_upload(struct s3 *s3, const char *key, const char *ctype,
 			 int64_t mtime, char *upload_id, size_t cap);
 
@@ -1188,7 +1187,7 @@ static int copy_key(struct s3 *src, const char *skey, struct s3 *dst,
 			}
 			if (rc == 0)
 				rc = complete_upload(dst, dkey, uid, etags,
-						     nparts);
+						     nparts, 0);
 			else if (uid[0])
 				abort_upload(dst, dkey, uid);
 			free(etags);
@@ -1659,9 +1658,11 @@ static int abort_upload(struct s3 *s3, const char *key, const char *upload_id)
 	return rc;
 }
 
+/* IF_NONE_MATCH: create only if KEY does not exist (S3 conditional write,
+ * answered 412 -> STORE_EEXIST when it does). */
 static int complete_upload(struct s3 *s3, const char *key,
 			   const char *upload_id, char (*etags)[STORE_ETAG_MAX],
-			   int nparts)
+			   int nparts, int if_none_match)
 {
 	size_t cap = (size_t)nparts * (STORE_ETAG_MAX + 64) + 128;
 	char *x = malloc(cap);
@@ -1684,6 +1685,8 @@ static int complete_upload(struct s3 *s3, const char *key,
 			      .result_root = "CompleteMultipartUploadResult" };
 	req.hdr[req.n_hdr++] =
 		(struct sigv4_header){ "content-type", "application/xml" };
+	if (if_none_match)
+		req.hdr[req.n_hdr++] = (struct sigv4_header){ "if-none-match", "*" };
 	struct s3_resp resp;
 	int rc = s3_do(s3, &req, &resp, ERROR_BODY_MAX);
 	if (rc == STORE_ENOENT && strcmp(resp.code, "NoSuchUpload") == 0) {
@@ -1981,8 +1984,10 @@ static int s3_writer_commit(struct store_writer *base)
 	struct s3_writer *w = (struct s3_writer *)base;
 	int rc;
 	if (w->exclusive) {
-		/* Checked again: the window since open may be long. (S3 has
-		 * no portable create-if-absent; If-None-Match is recent.) */
+		/* Checked again: the window since open may be long. On AWS
+		 * the write itself is conditional too (If-None-Match: *), which
+		 * closes the race; S3-compatible servers may not know that
+		 * header, so there the check is all there is. */
 		struct store_stat ss;
 		rc = s3_stat(w->st, w->name, &ss);
 		if (rc == 0)
@@ -1999,6 +2004,9 @@ static int s3_writer_commit(struct store_writer *base)
 		md5_base64(w->fill ? w->fill : "", w->fill_len, md5);
 		req.hdr[req.n_hdr++] =
 			(struct sigv4_header){ "content-md5", md5 };
+		if (w->exclusive && !w->s3->custom_endpoint)
+			req.hdr[req.n_hdr++] =
+				(struct sigv4_header){ "if-none-match", "*" };
 		struct s3_resp resp;
 		rc = s3_do(w->s3, &req, &resp, ERROR_BODY_MAX);
 		resp_free(&resp);
@@ -2016,7 +2024,8 @@ static int s3_writer_commit(struct store_writer *base)
 	if (rc < 0)
 		goto fail;
 	stop_uploader(w);
-	rc = complete_upload(w->s3, w->key, w->upload_id, w->etags, w->nparts);
+	rc = complete_upload(w->s3, w->key, w->upload_id, w->etags, w->nparts,
+			     w->exclusive && !w->s3->custom_endpoint);
 	if (rc < 0)
 		goto fail;
 	writer_free(w);

@@ -270,6 +270,7 @@ static int build_list(struct rs_sess *s)
 	size_t alen = strlen(arg);
 	int contents_only, rc;
 	char top[RS_MAX_PATH];
+	char argbase[RS_MAX_PATH];
 	const char *base;
 
 	memset(&st, 0, sizeof st);
@@ -312,10 +313,28 @@ static int build_list(struct rs_sess *s)
 	contents_only = alen == 0 || arg[alen - 1] == '/' ||
 			strcmp(arg, ".") == 0 ||
 			(alen >= 2 && strcmp(arg + alen - 2, "/.") == 0);
-	base = strrchr(obj, '/');
-	base = base ? base + 1 : obj;
-	if (!*base)
-		base = ".";
+	/* Entries are named after what the client asked for (its last path
+	 * word), which need not be the object's name (an alias): the client
+	 * refuses names it did not request. */
+	{
+		char nb[RS_MAX_PATH];
+		size_t n;
+		const char *end;
+		snprintf(nb, sizeof nb, "%s", arg);
+		n = strlen(nb);
+		while (n > 0 && nb[n - 1] == '/')
+			nb[--n] = '\0';
+		while (n >= 2 && strcmp(nb + n - 2, "/.") == 0) {
+			nb[n -= 2] = '\0';
+			while (n > 0 && nb[n - 1] == '/')
+				nb[--n] = '\0';
+		}
+		end = strrchr(nb, '/');
+		snprintf(argbase, sizeof argbase, "%s", end ? end + 1 : nb);
+		if (!argbase[0] || strcmp(argbase, "..") == 0)
+			snprintf(argbase, sizeof argbase, ".");
+		base = argbase;
+	}
 
 	if (!st.is_dir) {
 		int64_t m = st.mtime;
@@ -607,6 +626,11 @@ int rs_run_sender(struct rs_sess *s)
 			continue;
 		}
 		if (!(q->iflags & RS_ITEM_TRANSFER)) {
+			echo_request(c, q);
+			continue;
+		}
+		if (s->opts.dry_run) {
+			/* -n: the client sends no block sums, wants no data */
 			echo_request(c, q);
 			continue;
 		}

@@ -395,3 +395,21 @@ def test_ten_thousand_small_files(fast_loc):
     back = read_tree(dst)
     assert len(back) == n
     assert back["d42/f004.txt"] == b"42/4\n"
+
+
+def test_dry_run_changes_nothing(loc, tmp_path):
+    src = tmp_path / "src"
+    files = make_tree(src)
+    _, out, _ = loc.rsync("-avn", str(src) + "/", "x:attachments/n/")
+    assert "a/b/two.tif" in out
+    assert loc.names("n/") == set()
+    loc.rsync("-a", str(src) + "/", "x:attachments/n/")
+    os.remove(str(src / "top.txt"))
+    _, out, _ = loc.rsync("-avn", "--delete", str(src) + "/",
+                          "x:attachments/n/")
+    assert "deleting top.txt" in out
+    assert loc.names("n/") == set(files)
+    dst = tmp_path / "dst"
+    _, out, _ = loc.rsync("-avn", "x:attachments/n/", str(dst) + "/")
+    assert "a/one.jpg" in out
+    assert not dst.exists()

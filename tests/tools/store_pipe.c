@@ -70,6 +70,7 @@ static int cmd_put(struct store *st, const char *name, uint64_t hint,
 			want = (size_t)(cut - total);
 		ssize_t n = want ? read(0, buf, want) : 0;
 		if (n < 0) {
+			free(buf);
 			store_writer_abort(w);
 			return fail(STORE_EIO);
 		}
@@ -77,6 +78,7 @@ static int cmd_put(struct store *st, const char *name, uint64_t hint,
 			break;
 		rc = store_writer_write(w, buf, (size_t)n);
 		if (rc < 0) {
+			free(buf);
 			store_writer_abort(w);
 			return fail(rc);
 		}
@@ -100,16 +102,14 @@ static int cmd_get(struct store *st, const char *name, uint64_t off,
 	char *buf = malloc(BUF);
 	for (;;) {
 		ssize_t n = store_reader_read(r, buf, BUF);
-		if (n < 0) {
+		if (n < 0 || (n > 0 && fwrite(buf, 1, (size_t)n, stdout) !=
+						(size_t)n)) {
+			free(buf);
 			store_reader_close(r);
-			return fail((int)n);
+			return fail(n < 0 ? (int)n : STORE_EIO);
 		}
 		if (n == 0)
 			break;
-		if (fwrite(buf, 1, (size_t)n, stdout) != (size_t)n) {
-			store_reader_close(r);
-			return fail(STORE_EIO);
-		}
 	}
 	free(buf);
 	store_reader_close(r);

@@ -9,9 +9,24 @@ import urllib.parse
 
 import pytest
 
+from conftest import wait_port
 from media import (convert, image_info, jpeg_with_exif, pdf_bytes, pixel,
                    png_bytes)
 from specify_client import SpecifyClient, make_token
+
+
+def start_http(d):
+    """Start D and wait for its HTTP listener only: these tests need no
+    other front end."""
+    d.start(wait=False)
+    wait_port(d.http_port, 20, d.proc)
+    return d
+
+
+@pytest.fixture
+def daemon(make_daemon, backend):
+    """A started daemon on BACKEND (HTTP only), with no clients yet."""
+    return start_http(make_daemon(backend))
 
 
 def spec_for(daemon, client, coll, prefixed=False):
@@ -37,8 +52,10 @@ def curl(*args):
     return status, hdrs, body
 
 
-def stored(client, sub="originals"):
-    return [n for n in client.list(sub + "/")]
+def files(client, sub):
+    """Object names under SUB/, without S3 directory markers."""
+    return sorted(n for n in client.list(sub + "/")
+                  if n and not n.endswith("/"))
 
 
 # ---- discovery and tokens ---------------------------------------------
@@ -83,9 +100,10 @@ def test_xml_timestamp_and_base(daemon):
     assert st == 200 and body
 
 
-def test_public_url(make_daemon, backend):
-    d = make_daemon(backend, "PublicURL https://assets.example.org/sp/\n")
-    d.start()
+def test_public_url(make_daemon):
+    # not a storage behaviour: the fs backend is enough
+    d = make_daemon("fs", "PublicURL https://assets.example.org/sp/\n")
+    start_http(d)
     d.add_client("ku", ssh_key=False)
     st, _, body = curl(d.http + "/web_asset_store.xml")
     assert b"<![CDATA[https://assets.example.org/sp/fileget]]>" in body
@@ -187,6 +205,18 @@ def test_specify7_flow(daemon, tmp_path):
     got = c.download_all(names + [c.new_name(".jpg")])
     assert sorted(got) == sorted(names)
 
+    # an upload to an existing name replaces it
+    other = names[1]
+    assert c.upload(b"replaced", other).status == 200
+    assert ku.read("originals/" + other) == b"replaced"
+    # delete as multipart/form-data (a browser FormData) works too
+    ctype, chunks = c.multipart([("filename", other), ("coll", "KU Fish"),
+                                 ("token", c.token(other))], None)
+    r = c.request("POST", c.urls["delete"], body=b"".join(chunks),
+                  headers={"Content-Type": ctype})
+    assert (r.status, r.body) == (200, b"Ok.")
+    assert other not in files(ku, "originals")
+
     r = c.delete(name)
     assert (r.status, r.body) == (200, b"Ok.")
     assert not [n for n in ku.list("") if root in n]
@@ -207,16 +237,16 @@ def test_specify6_names_and_thumbnail_uploads(daemon, tmp_path):
         assert (r.status, r.body) == (200, b"Ignoring thumbnail upload!")
         assert c.thumbnail(n, 123).status == 200
         assert c.thumbnail(n, 600).status == 200
-    th = sorted(ku.list("thumbnails/"))
+    th = files(ku, "thumbnails")
     assert th == ["sp6-1234.att_123.jpg", "sp6-1234.att_600.jpg",
                   "sp6-12345.att_123.jpg", "sp6-12345.att_600.jpg"]
     # a thumbnail upload with a bad token is refused all the same
     r = c.upload(img, "sp6-9.att.jpg", type_="T", token="0" * 32 + ":1")
     assert r.status == 403
     assert c.delete(a).status == 200
-    assert sorted(ku.list("thumbnails/")) == ["sp6-12345.att_123.jpg",
-                                             "sp6-12345.att_600.jpg"]
-    assert ku.list("originals/") == [b]
+    assert files(ku, "thumbnails") == ["sp6-12345.att_123.jpg",
+                                       "sp6-12345.att_600.jpg"]
+    assert files(ku, "originals") == [b]
 
 
 # ---- refusals ------------------------------------------------------------
@@ -284,7 +314,7 @@ def test_upload_refusals_leave_nothing(daemon, tmp_path):
 
 def test_max_upload_size(make_daemon, backend):
     d = make_daemon(backend, "MaxUploadSize 64K\n")
-    d.start()
+    start_http(d)
     ku = d.add_client("ku", collections=("Herp",), ssh_key=False)
     c = spec_for(d, ku, "Herp")
     name = c.new_name(".bin")
@@ -318,7 +348,7 @@ def test_slow_upload_keeps_its_token(make_daemon, backend):
     """The token is judged against the request's start: an upload that
     takes longer than TimeTolerance still succeeds."""
     d = make_daemon(backend, "TimeTolerance 2\n")
-    d.start()
+    start_http(d)
     ku = d.add_client("ku", collections=("Herp",), ssh_key=False)
     c = spec_for(d, ku, "Herp")
     name = c.new_name(".bin")
@@ -335,7 +365,7 @@ def test_slow_upload_keeps_its_token(make_daemon, backend):
 
 def test_clients_kept_apart(make_daemon, backend):
     d = make_daemon(backend, "RequireKeyForGet yes\n")
-    d.start()
+    start_http(d)
     a = d.add_client("museum-a", collections=("Herpetology",), ssh_key=False)
     b = d.add_client("museum-b", collections=("Herpetology",), ssh_key=False)
     ca = spec_for(d, a, "Herpetology", prefixed=True)
@@ -370,7 +400,7 @@ def test_clients_kept_apart(make_daemon, backend):
 
 def test_default_client_and_subfolders(make_daemon, backend):
     d = make_daemon(backend, "DefaultClient legacy\n")
-    d.start()
+    start_http(d)
     legacy = d.add_client("legacy", collections=(), ssh_key=False)
     other = d.add_client("other", collections=(), ssh_key=False)
     d.ctl("collection", "add", "other", "Botany", "--subfolder", "botany")
@@ -501,7 +531,7 @@ def test_exif(daemon, tmp_path):
 
 def test_static_files_off_and_on(make_daemon, backend):
     d = make_daemon(backend)
-    d.start()
+    start_http(d)
     ku = d.add_client("ku", collections=("Herp",), ssh_key=False)
     c = spec_for(d, ku, "Herp")
     n = c.new_name(".txt")
@@ -513,7 +543,7 @@ def test_static_files_off_and_on(make_daemon, backend):
     d.stop()
     with open(d.conf_path, "a") as f:
         f.write("StaticFiles yes\n")
-    d.start()
+    start_http(d)
     st, _, body = curl(d.http + "/getfileref?coll=Herp&type=O&filename=" + n)
     assert st == 200
     assert body.decode() == "%s/static/Herp/originals/%s" % (d.http, n)
@@ -521,7 +551,7 @@ def test_static_files_off_and_on(make_daemon, backend):
     assert (st, body) == (200, b"static")
 
 
-def test_tls_and_reload(make_daemon, backend, tmp_path):
+def test_tls_and_reload(make_daemon, tmp_path):
     """TLSCertificate/TLSKey: HTTPS without a proxy; a SIGHUP re-reads the
     files and new connections get the new certificate."""
     import signal
@@ -540,9 +570,9 @@ def test_tls_and_reload(make_daemon, backend, tmp_path):
     for s, d in ((crt1, live_crt), (key1, live_key)):
         with open(s, "rb") as f, open(d, "wb") as g:
             g.write(f.read())
-    d = make_daemon(backend, "TLSCertificate %s\nTLSKey %s\n" % (live_crt,
+    d = make_daemon("fs", "TLSCertificate %s\nTLSKey %s\n" % (live_crt,
                                                                  live_key))
-    d.start()
+    start_http(d)
     d.add_client("ku", collections=("Herp",), ssh_key=False)
 
     def peer_cn():

@@ -1,0 +1,102 @@
+"""Helpers for the SSH-side tests: run OpenSSH's sftp/scp/ssh against a
+daemon, open paramiko sessions, make test files."""
+import os
+import subprocess
+
+import paramiko
+
+
+def sftp_batch(daemon, client, commands, check=True, timeout=60, extra=()):
+    """Run `sftp -b -` with COMMANDS (a list of lines). Returns the
+    CompletedProcess (text)."""
+    argv = ["sftp", "-b", "-", "-P", str(daemon.ssh_port)] + \
+        client.ssh_opts() + list(extra) + ["%s@127.0.0.1" % client.name]
+    r = subprocess.run(argv, input="\n".join(commands) + "\n",
+                       capture_output=True, text=True, timeout=timeout)
+    if check and r.returncode != 0:
+        raise AssertionError("sftp failed (%d): %s\n%s" % (
+            r.returncode, r.stdout, r.stderr))
+    return r
+
+
+def scp(daemon, client, args, legacy=False, check=True, timeout=60):
+    """Run scp with ARGS, where remote paths are written "R:path"."""
+    argv = ["scp", "-q", "-P", str(daemon.ssh_port)] + client.ssh_opts()
+    if legacy:
+        argv.append("-O")
+    for a in args:
+        if a.startswith("R:"):
+            a = "%s@127.0.0.1:%s" % (client.name, a[2:])
+        argv.append(a)
+    r = subprocess.run(argv, capture_output=True, text=True, timeout=timeout)
+    if check and r.returncode != 0:
+        raise AssertionError("scp %s failed (%d): %s %s" % (
+            args, r.returncode, r.stdout, r.stderr))
+    return r
+
+
+def ssh(daemon, client, command=None, key=None, user=None, opts=(),
+        timeout=30, input=None):
+    """Run `ssh host [command]`; returns the CompletedProcess (bytes)."""
+    argv = ["ssh", "-p", str(daemon.ssh_port)]
+    o = client.ssh_opts()
+    if key:
+        o[1] = key
+    argv += o + list(opts) + ["-T", "%s@127.0.0.1" % (user or client.name)]
+    if command is not None:
+        argv.append(command)
+    return subprocess.run(argv, capture_output=True, timeout=timeout,
+                          input=input)
+
+
+def paramiko_sftp(daemon, client, key_path=None, user=None):
+    """An open paramiko SFTPClient (and its transport) for CLIENT."""
+    key = paramiko.Ed25519Key.from_private_key_file(key_path or client.key_path)
+    t = paramiko.Transport(("127.0.0.1", daemon.ssh_port))
+    t.connect(username=user or client.name, pkey=key)
+    return paramiko.SFTPClient.from_transport(t), t
+
+
+def make_file(path, size, seed=0):
+    """A file of SIZE pseudo-random bytes (deterministic per SEED)."""
+    import random
+    rnd = random.Random(seed)
+    data = bytes(rnd.getrandbits(8) for _ in range(min(size, 65536)))
+    out = bytearray()
+    while len(out) < size:
+        out += data
+    out = bytes(out[:size])
+    # make every 64 KiB block different, so misplaced blocks are caught
+    blocks = bytearray(out)
+    for i in range(0, size, 65536):
+        blocks[i:i + 8] = (i // 65536).to_bytes(8, "big")[:min(8, size - i)]
+    out = bytes(blocks)
+    with open(path, "wb") as f:
+        f.write(out)
+    return out
+
+
+def visible(client, rel=""):
+    """Object names under the client's location, without directory markers
+    (names ending in '/')."""
+    return [n for n in client.list(rel) if not n.endswith("/")]
+
+
+_names = iter(range(1, 1000000))
+
+
+def shared_daemon(request, tmp_path_factory, s3server, conf_extra=""):
+    """One started daemon per test module and backend (a daemon costs
+    seconds to set up: host keys, catalog, bucket). Tests share it, each
+    with clients of its own (new_client)."""
+    from conftest import Daemon
+    backend = request.param
+    d = Daemon(tmp_path_factory.mktemp("sshd-" + backend), backend,
+               s3server if backend == "s3" else None, conf_extra)
+    d.start()
+    return d
+
+
+def new_client(d, prefix="c"):
+    """A client with a name no other test of the module uses."""
+    return d.add_client("%s%d" % (prefix, next(_names)))
