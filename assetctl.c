@@ -1297,15 +1297,38 @@ struct ext_noun {
 	int (*run)(struct catalog *cat, const struct conf *cf, int json,
 		   int argc, char **argv);
 	const char *help;
+	/* What --help prints at any level below the noun, without opening
+	 * the catalog (help must work before there is one). */
+	const char *usage;
 };
 
 static const struct ext_noun ext_nouns[] = {
-    {"sync", sync_cli, "snapshot sync: REGION, or SRC DST (--help)"},
+    {"sync", sync_cli, "snapshot sync: REGION, or SRC DST (--help)",
+     "usage: assetctl sync REGION [OPTIONS]\n"
+     "       assetctl sync SRC-URL DST-URL [OPTIONS]\n"
+     "\n"
+     "Copy what is missing or differs from a region's assets to its\n"
+     "snapshot location (or from SRC to DST); delete nothing unless asked.\n"
+     "Recorded in 'assetctl runs'.\n"
+     "\n"
+     "Options:\n"
+     "  --size-only        compare by size (default)\n"
+     "  --checksum         compare by content\n"
+     "  --delete           delete what the source no longer has\n"
+     "  --dry-run          only report\n"
+     "  --concurrency N    parallel copies\n"
+     "  -v, -q             more or less output\n"},
     {"archive", archives_cli,
      "client archives: create, list, show, "
-     "remove, prune"},
-    {"runs", sync_runs_cli, "recent syncs and archives, with outcome"},
-    {NULL, NULL, NULL},
+     "remove, prune",
+     "usage: assetctl archive create CLIENT|--all [--format tar.xz|tar.zst]\n"
+     "       assetctl archive list [CLIENT]\n"
+     "       assetctl archive show ID\n"
+     "       assetctl archive remove ID\n"
+     "       assetctl archive prune [CLIENT] [--keep N] [--dry-run]\n"},
+    {"runs", sync_runs_cli, "recent syncs and archives, with outcome",
+     "usage: assetctl runs [--kind sync|archive] [--limit N | --all]\n"},
+    {NULL, NULL, NULL, NULL},
 };
 
 /* ---- help -----------------------------------------------------------------
@@ -1519,6 +1542,13 @@ int main(int argc, char **argv)
 	for (const struct ext_noun *en = ext_nouns; en->name; en++) {
 		if (strcmp(en->name, argv[i]) != 0)
 			continue;
+		for (int k = i + 1; k < argc && strcmp(argv[k], "--"); k++) {
+			if (strcmp(argv[k], "--help") == 0 ||
+			    strcmp(argv[k], "-h") == 0) {
+				fputs(en->usage, stdout);
+				return EXIT_OK;
+			}
+		}
 		static struct conf defaults;
 		char err[512];
 		if (find_catalog(&ctx, conf_path, db_path))

@@ -111,6 +111,13 @@ def test_help_at_every_level(ctl):
     for opt in ("--region", "--location", "--attachment-key", "--quota-bytes",
                 "--quota-objects", "--no-check", "--endpoint"):
         assert opt in r.stdout
+    # The backup nouns parse their own verbs; --help works for them too,
+    # with no catalog anywhere.
+    for args in (["sync", "--help"], ["archive", "--help"],
+                 ["archive", "create", "--help"], ["runs", "--help"]):
+        r = ctl.run(*args, db=False, cwd="/")
+        assert r.returncode == 0, (args, r.stderr)
+        assert r.stdout.startswith("usage: assetctl " + args[0])
     r = ctl.run("-V", db=False)
     assert r.returncode == 0 and r.stdout.startswith("assetctl ")
 
