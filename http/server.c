@@ -100,8 +100,11 @@ unsigned http_status_of(int err)
 	case STORE_ENOENT:
 	case STORE_ENOTDIR:
 	case STORE_EISDIR: return 404;
-	case STORE_EACCES:
-	case STORE_EAUTH: return 403;
+	case STORE_EACCES: return 403;
+	/* The daemon's own storage credentials were refused: a server fault,
+	 * not the client's. A 403 here would read as "invalid token" to
+	 * Specify (and send it resyncing its clock) instead of an error. */
+	case STORE_EAUTH: return 500;
 	case STORE_EINVAL: return 400;
 	case STORE_ENOSPC: return 507;
 	case STORE_ETOOBIG: return 413;

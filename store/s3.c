@@ -976,10 +976,12 @@ static int list_page(struct s3 *s3, const char *prefix, char delim,
 			/* S3 sends byte order; some servers send their
 			 * filesystem's order. Sorting a sorted page is
 			 * cheap; reporting out of order is a bug. */
-			qsort(l->objects, l->n_objects, sizeof *l->objects,
-			      obj_cmp);
-			qsort(l->prefixes, l->n_prefixes, sizeof *l->prefixes,
-			      str_cmp);
+			if (l->n_objects > 1)
+				qsort(l->objects, l->n_objects,
+				      sizeof *l->objects, obj_cmp);
+			if (l->n_prefixes > 1)
+				qsort(l->prefixes, l->n_prefixes,
+				      sizeof *l->prefixes, str_cmp);
 		}
 		resp_free(&resp);
 	}
