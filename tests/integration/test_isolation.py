@@ -87,6 +87,13 @@ def world(request, tmp_path_factory, s3server):
     d.attachment_key = KEY_GLOBAL
     d.write_conf()
     d.start()
+    try:
+        yield _populate(d, backend, tmp_path_factory)
+    finally:
+        d.stop()            # even when the set-up below fails
+
+
+def _populate(d, backend, tmp_path_factory):
     w = World()
     w.d = d
     w.tokens = []           # every token sent, to search the log for
@@ -126,8 +133,7 @@ def world(request, tmp_path_factory, s3server):
     w.b_before = _tree(w.b)
     assert "originals/" + w.nb in w.b_before
     w.all_before = set(_everything(d))
-    yield w
-    d.stop()
+    return w
 
 
 def _spec(w, client, prefixed, coll=COLL, key=None):
@@ -576,6 +582,18 @@ def test_scp_clients_aimed_at_b_and_outside(world, tmp_path):
                 assert dst.read_bytes() != b"canary"
             else:
                 assert r.returncode != 0
+    # an existing file of B's and a missing one: the same error, both modes
+    miss = str(uuid.uuid4()) + ".jpg"
+    for legacy in (True, False):
+        for pat in ("../%s/originals/%s", "/../%s/originals/%s"):
+            errs = []
+            for name in (nb, miss):
+                r = scp(w.d, w.a, ["R:" + pat % (b, name),
+                                   str(tmp_path / "d")], legacy=legacy,
+                        check=False)
+                assert r.returncode != 0
+                errs.append(r.stderr.replace(name, "X"))
+            assert errs[0] == errs[1], (legacy, errs)
     _check_untouched(w)
 
 
@@ -683,10 +701,19 @@ def test_planted_symlinks_fs(world, tmp_path):
             if not rel.startswith("originals/"):
                 continue
             name = rel[len("originals/"):]
-            ops = _http_ops(w, base, name)
-            for op in ("fileget", "thumb", "getmetadata"):
-                assert ops[op][1] not in b_bytes, (rel, op)
-                assert ops[op][0] != 200 or op == "getmetadata", (rel, op)
+            for op, typ, extra in (("fileget", "O", {}),
+                                   ("thumb", "T", {"scale": "123"})):
+                r = _get(w, base, "/fileget", coll=COLL, type=typ,
+                         filename=name, token=_tok(w, name), **extra)
+                assert r.status in (403, 404), (rel, op, r)
+                assert r.body not in b_bytes, (rel, op)
+            r = _get(w, base, "/getmetadata", coll=COLL, filename=name,
+                     token=_tok(w, name))
+            assert r.status in (403, 404), (rel, "getmetadata", r)
+            # an upload over the link does not write through it
+            r = _upload(w, base, name, b"through the link")
+            assert r.status != 200 or not os.path.islink(
+                os.path.join(a_dir, rel)), (rel, r)
         sf, t = paramiko_sftp(w.d, w.a)
         try:
             for rel in links:
@@ -734,6 +761,10 @@ def test_planted_symlinks_fs(world, tmp_path):
                             str(empty) + "/", "%s@127.0.0.1:attachments/%s"
                             % (w.a.name, rel)], capture_output=True,
                            timeout=60)
+        # last, deleting over HTTP removes at most the link, never its target
+        for rel in links:
+            if rel.startswith("originals/"):
+                _delete(w, base, rel[len("originals/"):])
         assert (outside / "secret.txt").read_bytes() == b"outside secret"
         assert sorted(os.listdir(outside)) == ["secret.txt"]
     finally:
