@@ -31,6 +31,7 @@
 #include <unistd.h>
 
 #include "archives.h"
+#include "bucket.h"
 #include "catalog.h"
 #include "conf.h"
 #include "log.h"
@@ -690,6 +691,7 @@ static const struct opt client_set_opts[] = {
     {"--endpoint", "URL", "S3 endpoint of the client's own bucket"},
     {"--s3-region", "NAME", "S3 region of the client's own bucket"},
     {"--profile", "NAME", "credentials profile"},
+    {"--no-check", NULL, "do not check a new --location first"},
     {NULL, NULL, NULL},
 };
 
@@ -728,6 +730,21 @@ static int client_fill(struct catalog_client *c, const struct args *a)
 	return 0;
 }
 
+/* The bucket check of a location given with --location (a client's own
+ * bucket, or any folder named by hand): refuse an unusable one. */
+static int check_location(struct ctx *ctx, const struct catalog_client *c)
+{
+	int rc = bucket_client_usable(ctx->cat, c, stderr);
+	if (rc == 1)
+		return 0;
+	if (rc < 0)
+		return error("cannot check %s: %s (--no-check skips this)",
+			     c->location, store_strerror(rc));
+	return error("%s is not usable (see above; 'assetctl bucket check' "
+		     "tells more, --no-check skips this)",
+		     c->location);
+}
+
 static int client_add(struct ctx *ctx, const struct args *a)
 {
 	static struct catalog_client c;
@@ -741,7 +758,9 @@ static int client_add(struct ctx *ctx, const struct args *a)
 	int generated = c.attachment_key[0] == '\0';
 	if (catalog_client_add(ctx->cat, &c) != 0)
 		return cat_error();
-	if (!opt(a, "--no-check") && prepare_location(&c) != 0) {
+	if (!opt(a, "--no-check") &&
+	    (prepare_location(&c) != 0 ||
+	     (opt(a, "--location") && check_location(ctx, &c) != 0))) {
 		/* Take the row back: a client whose folder cannot be made
 		 * would only fail later, at its first upload. */
 		if (catalog_client_remove(ctx->cat, c.name) != 0)
@@ -901,6 +920,15 @@ static int client_set(struct ctx *ctx, const struct args *a)
 	    catalog_attachment_key_generate(c.attachment_key,
 					    sizeof c.attachment_key) != 0)
 		return cat_error();
+	/* A new folder is made ready (as client add does) and checked
+	 * before the client is pointed at it. */
+	if (opt(a, "--location") && !opt(a, "--no-check") &&
+	    strcmp(old_location, c.location) != 0 &&
+	    (strncmp(c.location, "file:///", 8) == 0 ||
+	     strncmp(c.location, "s3://", 5) == 0) && /* else the catalog
+							 says what is wrong */
+	    (prepare_location(&c) != 0 || check_location(ctx, &c) != 0))
+		return EXIT_ERR;
 	if (catalog_client_update(ctx->cat, &c) != 0)
 		return cat_error();
 	printf("client %s changed\n", c.name);
@@ -1328,6 +1356,11 @@ static const struct ext_noun ext_nouns[] = {
      "       assetctl archive prune [CLIENT] [--keep N] [--dry-run]\n"},
     {"runs", sync_runs_cli, "recent syncs and archives, with outcome",
      "usage: assetctl runs [--kind sync|archive] [--limit N | --all]\n"},
+    {"bucket", bucket_cli, "client-owned buckets: policy, check",
+     "usage: assetctl bucket policy s3://BUCKET[/PREFIX/] [--principal ARN] "
+     "[--read-only]\n"
+     "       assetctl bucket check LOCATION | --client NAME "
+     "[--collection DIR]... [--fix] [--json]\n"},
     {NULL, NULL, NULL, NULL},
 };
 

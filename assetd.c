@@ -47,6 +47,7 @@
 #include "conf.h"
 #include "http.h"
 #include "log.h"
+#include "schedule.h"
 #include "sshd.h"
 #include "tenant.h"
 
@@ -76,6 +77,7 @@ struct daemon {
 	char conf_source[CONF_PATH_MAX]; /* the file read, "" = built-in */
 	struct catalog *cat;
 	struct tenant_cache *tc;
+	struct schedule_runner *sched; /* SyncSchedule / ArchiveSchedule */
 	struct http_server *http;
 	struct sshd_server *sshd;
 	struct admin_server *admin;     /* /metrics and /healthz */
@@ -444,6 +446,10 @@ static int daemon_start(struct daemon *d)
 		return -1;
 	if (admin_start(c, d->cat, &d->admin) < 0)
 		return -1;
+	if (schedule_runner_start(d->cat, c, &d->sched, err, sizeof err) < 0) {
+		log_error("start_failed", "what=schedule error=%s", log_q(err));
+		return -1;
+	}
 	if (c->pid_file[0]) {
 		if ((rc = pidfile_write(c->pid_file)) < 0) {
 			log_error("start_failed", "what=PidFile path=%s error=%s",
@@ -685,6 +691,9 @@ static int daemon_loop(struct daemon *d)
  * start failed half way. */
 static void daemon_release(struct daemon *d)
 {
+	/* first: a running backup job is told to stop and is recorded */
+	schedule_runner_stop(d->sched);
+	d->sched = NULL;
 	if (d->sshd)
 		sshd_stop(d->sshd, 0);
 	if (d->http)

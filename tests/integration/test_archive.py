@@ -185,3 +185,89 @@ def test_stopped_midway_leaves_no_archive(make_daemon, backend, s3server,
     # and a new run still works
     a = create(d, "kufish", "--format", "tar.zst")
     assert a["state"] == "done" and a["objects"] == len(FILES) + 3
+
+
+def ssh_fetch(d, c, remote, dest, tool):
+    """Fetch REMOTE (a path in C's virtual tree) to DEST with TOOL."""
+    port = str(d.ssh_port)
+    opts = c.ssh_opts()
+    env = dict(d.env)
+    if tool == "sftp":
+        batch = dest + ".batch"
+        with open(batch, "w") as f:
+            f.write("get %s %s\n" % (remote, dest))
+        argv = ["sftp", "-P", port] + opts + ["-b", batch,
+                                              "%s@127.0.0.1" % c.name]
+    elif tool in ("scp", "scp -O"):
+        argv = ["scp"] + (["-O"] if tool == "scp -O" else []) + \
+            ["-P", port] + opts + ["%s@127.0.0.1:%s" % (c.name, remote), dest]
+    else:
+        argv = ["rsync", "-e", " ".join(["ssh", "-p", port] + opts),
+                "%s@127.0.0.1:%s" % (c.name, remote), dest]
+    return subprocess.run(argv, capture_output=True, env=env, timeout=120)
+
+
+def test_fetch_over_ssh(make_daemon, backend, s3server, tmp_path):
+    d = make_daemon(backend)
+    if backend == "s3":
+        d.ctl("region", "set", "test", "--snapshot",
+              "s3://%s/snap/" % s3server.create_bucket())
+    c = d.add_client("kufish")
+    other = d.add_client("other")
+    loc = Loc(c.location, s3server if backend == "s3" else None)
+    for n, (data, mtime) in FILES.items():
+        loc.put(n, data, mtime)
+    a = create(d, "kufish")
+    want = d.backend_read(a["location"])
+    name = a["location"].rsplit("/", 1)[1]
+    d.start()
+    for tool in ("sftp", "scp", "scp -O", "rsync"):
+        dest = str(tmp_path / ("got-" + tool.replace(" ", "")))
+        r = ssh_fetch(d, c, "/backups/" + name, dest, tool)
+        assert r.returncode == 0, (tool, r.stderr)
+        with open(dest, "rb") as f:
+            assert f.read() == want, tool
+    # the old name of the weekly tarball
+    dest = str(tmp_path / "old-name.tar.xz")
+    r = ssh_fetch(d, c, "/kufish-assets.tar.xz", dest, "scp")
+    assert r.returncode == 0, r.stderr
+    with open(dest, "rb") as f:
+        assert f.read() == want
+    # another client sees none of it
+    r = ssh_fetch(d, other, "/backups/" + name, str(tmp_path / "x"), "scp")
+    assert r.returncode != 0
+    assert not os.path.exists(str(tmp_path / "x"))
+
+
+def test_daemon_runs_scheduled_jobs(make_daemon, tmp_path):
+    """Both schedules due every minute: within about a minute the daemon
+    has synced the region and archived the client, logged and recorded."""
+    d = make_daemon("fs", conf_extra="SyncSchedule * * * * *\n"
+                    "ArchiveSchedule * * * * *\nArchiveKeep 1\n")
+    snap = Loc.new("fs", tmp_path, None, "snap")
+    d.ctl("region", "set", "test", "--snapshot", snap.url)
+    c = d.add_client("kufish", ssh_key=False)
+    loc = Loc(c.location)
+    for n, (data, mtime) in FILES.items():
+        loc.put(n, data, mtime)
+    d.start()
+    deadline = time.time() + 90
+    kinds = set()
+    while time.time() < deadline and kinds != {"sync", "archive"}:
+        time.sleep(1)
+        kinds = {r["kind"] for r in d.ctl("runs", json_out=True)
+                 if r["state"] == "done"}
+    assert kinds == {"sync", "archive"}, d.ctl("runs").stdout
+    arch = d.ctl("archive", "list", "kufish", json_out=True)
+    assert arch[0]["state"] == "done"
+    assert arch[0]["objects"] == len(FILES)
+    assert snap.get("kufish/originals/a.jpg") == FILES["originals/a.jpg"][0]
+    log = d.log()
+    assert "event=sync_done region=test" in log
+    assert "event=archive_done client=kufish" in log
+    assert "event=schedule_start kind=sync" in log
+    # a bad schedule is refused with the keyword and the field named
+    d.stop()
+    with pytest.raises(AssertionError) as e:
+        make_daemon("fs", conf_extra="SyncSchedule 61 * * * *\n")
+    assert "SyncSchedule" in str(e.value) and "minute" in str(e.value)

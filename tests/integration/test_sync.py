@@ -195,5 +195,8 @@ def test_interrupted_sync_converges(make_daemon, backend, s3server, tmp_path):
         assert dst.get(name) == src.get(name)
     r = d.ctl("sync", "test")
     s = summary(r.stdout)
-    assert s["copied"] == n - partial and s["skipped"] == partial
+    # (a server-side copy in flight when the client was killed may still
+    # land after the count above: at least PARTIAL are skipped)
+    assert s["copied"] + s["skipped"] == n
+    assert partial <= s["skipped"] < n and s["failed"] == 0
     assert dst.contents() == src.contents()
