@@ -1077,7 +1077,7 @@ static int fs_copy(struct store *src, const char *from, struct store *dst,
 				continue;
 			}
 		} else {
-			if (!buf && !(buf = malloc(FS_COPY_CHUNK))) {
+			if (!buf && !(buf = aligned_alloc(4096, FS_COPY_CHUNK))) {
 				rc = STORE_ENOMEM;
 				break;
 			}
