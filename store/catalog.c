@@ -41,7 +41,7 @@
 
 /* How long one attempt waits for another writer, and how many attempts. */
 #define BUSY_TIMEOUT_MS 5000
-#define BUSY_ATTEMPTS	6
+#define BUSY_ATTEMPTS	8
 
 /* ---- schema ----------------------------------------------------------- */
 
@@ -332,6 +332,16 @@ static sqlite3_stmt *stmt(struct catalog *cat, enum stmt_id id)
  * the busy timeout. Only a statement that has produced nothing yet is
  * retried (restarting one midway would repeat rows), and only outside a
  * transaction (inside one we hold the write lock already). */
+/* SQLite answers some lock conflicts (switching a fresh file to WAL while
+ * another process creates it, a deadlock-avoiding upgrade) with SQLITE_BUSY
+ * at once, without calling the busy handler: wait a little before retrying,
+ * longer each time (5, 10, 20, ... ms). */
+static void busy_pause(int attempt)
+{
+	struct timespec ts = { 0, (long)(5L << (attempt < 8 ? attempt : 8)) * 1000000L };
+	nanosleep(&ts, NULL);
+}
+
 static int step(struct catalog *cat, sqlite3_stmt *s)
 {
 	int fresh = !sqlite3_stmt_busy(s);
@@ -341,6 +351,7 @@ static int step(struct catalog *cat, sqlite3_stmt *s)
 		if (!is_busy(rc) || !fresh || !sqlite3_get_autocommit(cat->db))
 			return rc;
 		sqlite3_reset(s);
+		busy_pause(i);
 	}
 	return rc;
 }
@@ -353,6 +364,7 @@ static int exec_retry(struct catalog *cat, const char *sql)
 		rc = sqlite3_exec(cat->db, sql, NULL, NULL, NULL);
 		if (!is_busy(rc))
 			break;
+		busy_pause(i);
 	}
 	return rc;
 }
