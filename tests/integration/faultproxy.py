@@ -252,3 +252,17 @@ class FaultProxy:
         head += "Connection: keep-alive\r\n\r\n"
         c.sendall(head.encode("latin-1") + (b"" if method == "HEAD"
                                             else data))
+
+
+class ProxiedS3:
+    """The test S3 server as a daemon sees it through PROXY: give it to
+    conftest's Daemon in place of the s3server fixture. Only the endpoint
+    differs; everything else (buckets, reading objects back) goes to the
+    real server."""
+
+    def __init__(self, real, proxy):
+        self.real = real
+        self.endpoint = proxy.endpoint
+
+    def __getattr__(self, name):
+        return getattr(self.real, name)

@@ -29,7 +29,7 @@ import time
 import pytest
 
 from conftest import Daemon
-from faultproxy import FaultProxy
+from faultproxy import FaultProxy, ProxiedS3
 from specify_client import make_token
 from sshtools import make_file
 
@@ -60,17 +60,6 @@ FAULTS = {
                                  BIG, "either"),
 }
 FRONTENDS = ["http", "sftp", "scp", "scp_legacy", "rsync"]
-
-
-class ProxiedS3:
-    """The test S3 server as the daemon sees it: through the proxy."""
-
-    def __init__(self, real, proxy):
-        self.real = real
-        self.endpoint = proxy.endpoint
-
-    def __getattr__(self, name):
-        return getattr(self.real, name)
 
 
 @pytest.fixture(scope="module")
