@@ -128,6 +128,10 @@ struct s3 {
 	int client_delimiter;           /* roll up prefixes ourselves */
 	int max_keys;                   /* ListObjectsV2 page size */
 	struct awscred_source *cred;
+	/* how the location was opened, for the upload journal */
+	char endpoint_url[300];         /* custom endpoint, "" for AWS */
+	char profile[128];
+	int path_style;                 /* as resolved: 1 or 0 */
 };
 
 /* ---- the process-wide curl state ----------------------------------------- */
@@ -772,6 +776,9 @@ static int set_endpoint(struct s3 *s3, const struct store_opts *opts)
 		snprintf(s3->endpoint_id, sizeof s3->endpoint_id,
 			 "aws|%s", s3->region);
 	}
+	s3->path_style = path_style != 0;
+	if (ep && *ep)
+		snprintf(s3->endpoint_url, sizeof s3->endpoint_url, "%s", ep);
 	if (path_style)
 		snprintf(s3->path_base, sizeof s3->path_base, "/%s", s3->bucket);
 	else
@@ -818,6 +825,9 @@ static int s3_open(struct store *st, const char *url_rest,
 	if (set_endpoint(s3, opts) < 0)
 		goto inval;
 	if (opts->profile && *opts->profile) {
+		if (strlen(opts->profile) >= sizeof s3->profile)
+			goto inval;
+		snprintf(s3->profile, sizeof s3->profile, "%s", opts->profile);
 		size_t el = strlen(s3->endpoint_id);
 		snprintf(s3->endpoint_id + el, sizeof s3->endpoint_id - el,
 			 "|%s", opts->profile);
@@ -1613,6 +1623,8 @@ struct s3_writer {
 	int busy;               /* a job is queued or being sent */
 	int quit;
 	int err;                /* first failure of the uploader */
+	int journal_fd;         /* locked journal entry, or -1 */
+	char journal_path[PATH_MAX];
 };
 
 static int create_upload(struct s3 *s3, const char *key, const char *ctype,
@@ -1643,7 +1655,8 @@ static int upload_query(char *q, size_t cap, int part, const char *upload_id)
 	return 0;
 }
 
-static int abort_upload(struct s3 *s3, const char *key, const char *upload_id)
+static int abort_upload_code(struct s3 *s3, const char *key,
+			     const char *upload_id, char *code, size_t codelen)
 {
 	char q[1700];
 	if (upload_query(q, sizeof q, 0, upload_id) < 0)
@@ -1656,8 +1669,51 @@ static int abort_upload(struct s3 *s3, const char *key, const char *upload_id)
 		 * removes them; say so. 405: the server has no abort. */
 		log_warn("s3_abort_failed", "key=%s status=%ld code=%s",
 			 log_q(key), resp.status, log_q(resp.code));
+	if (code)
+		snprintf(code, codelen, "%s", resp.code);
 	resp_free(&resp);
 	return rc;
+}
+
+static int abort_upload(struct s3 *s3, const char *key, const char *upload_id)
+{
+	return abort_upload_code(s3, key, upload_id, NULL, 0);
+}
+
+int store_s3_abort_upload(struct store *st, const char *key,
+			  const char *upload_id, char *code, size_t codelen)
+{
+	if (!st || st->be != &store_s3_backend)
+		return STORE_EINVAL;
+	return abort_upload_code(st->impl, key, upload_id, code, codelen);
+}
+
+/* Journal the writer's new upload (see store/upjournal.c). */
+static void journal_begin(struct s3_writer *w)
+{
+	struct s3 *s3 = w->s3;
+	struct store_journal_entry e = {
+		.bucket = s3->bucket, .endpoint = s3->endpoint_url,
+		.region = s3->region, .profile = s3->profile,
+		.path_style = s3->path_style, .key = w->key,
+		.upload_id = w->upload_id,
+	};
+	w->journal_fd = store_journal_begin(&e, w->journal_path,
+					    sizeof w->journal_path);
+}
+
+/* The upload is settled: forget it, unless KEEP (an abort that failed for
+ * a transient reason): the entry then stays, unlocked once closed, for
+ * the next start's recovery to try again. */
+static void journal_end(struct s3_writer *w, int keep)
+{
+	if (w->journal_fd < 0)
+		return;
+	if (keep)
+		close(w->journal_fd);
+	else
+		store_journal_end(w->journal_fd, w->journal_path);
+	w->journal_fd = -1;
 }
 
 /* IF_NONE_MATCH: create only if KEY does not exist (S3 conditional write,
@@ -1793,6 +1849,7 @@ static int start_multipart(struct s3_writer *w)
 			       sizeof w->upload_id);
 	if (rc < 0)
 		return rc;
+	journal_begin(w);
 	pthread_mutex_init(&w->mu, NULL);
 	pthread_cond_init(&w->cv, NULL);
 	if (pthread_create(&w->thread, NULL, uploader, w) != 0) {
@@ -1860,6 +1917,7 @@ static void stop_uploader(struct s3_writer *w)
 static void writer_free(struct s3_writer *w)
 {
 	stop_uploader(w);
+	journal_end(w, 0);
 	free(w->fill);
 	free(w->job);
 	free(w->etags);
@@ -1877,6 +1935,7 @@ static int s3_writer_open(struct store *st, const char *name,
 	if (!w)
 		return STORE_ENOMEM;
 	w->base.be = &store_s3_backend;
+	w->journal_fd = -1;
 	w->st = st;
 	w->s3 = s3;
 	if (full_key(s3, name, w->key, sizeof w->key) < 0) {
@@ -1976,8 +2035,11 @@ static void s3_writer_abort(struct store_writer *base)
 	if (!w)
 		return;
 	stop_uploader(w);
-	if (w->upload_id[0])
-		abort_upload(w->s3, w->key, w->upload_id);
+	if (w->upload_id[0]) {
+		int rc = abort_upload(w->s3, w->key, w->upload_id);
+		journal_end(w, rc == STORE_EUNAVAIL || rc == STORE_ETHROTTLED ||
+				       rc == STORE_EAUTH);
+	}
 	writer_free(w);
 }
 
