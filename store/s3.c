@@ -48,7 +48,9 @@
  * confirmation, then CompleteMultipartUpload, whose body must be a
  * CompleteMultipartUploadResult. Any failure aborts the upload
  * (AbortMultipartUpload; a server without it, such as the test server's
- * 405, is tolerated and logged).
+ * 405, is tolerated and logged). Each multipart upload is journalled from
+ * its creation to its completion or abort (store/upjournal.c), so that one
+ * a killed process left is aborted at the daemon's next start.
  *
  * Directories are "name/" marker objects plus common prefixes. Listings
  * merge a page's Contents and CommonPrefixes in byte order, skip the listed
@@ -65,6 +67,8 @@
  * ASSETD_S3_CLIENT_DELIMITER=1 for servers whose delimiter listings are
  * incomplete (the test server's miss prefixes holding no object directly):
  * prefixes are then rolled up here, at one request per subdirectory.
+ * ASSETD_S3_CONNECT_TO (curl's CONNECT_TO form, read once per process)
+ * routes AWS names to a loopback server in the TLS tests.
  */
 #include "awscred.h"
 #include "backend.h"
@@ -143,6 +147,7 @@ static pthread_mutex_t pool_lock = PTHREAD_MUTEX_INITIALIZER;
 static CURL *pool[POOL_MAX];
 static int pool_n;
 static char ca_bundle[1024];
+static struct curl_slist *connect_to;   /* ASSETD_S3_CONNECT_TO, tests */
 
 static void share_lock(CURL *h, curl_lock_data d, curl_lock_access a, void *u)
 {
@@ -173,6 +178,14 @@ static void curl_setup(void)
 	const char *ca = getenv("AWS_CA_BUNDLE");
 	if (ca && *ca)
 		snprintf(ca_bundle, sizeof ca_bundle, "%s", ca);
+	/* Test knob: "HOST:PORT:CONNECT-HOST:CONNECT-PORT" (curl's
+	 * CURLOPT_CONNECT_TO; an empty HOST or PORT matches any), so that
+	 * AWS names (bucket.s3.REGION.amazonaws.com:443) reach a loopback
+	 * server while the Host header, SNI and certificate check keep the
+	 * real name. */
+	const char *ct = getenv("ASSETD_S3_CONNECT_TO");
+	if (ct && *ct)
+		connect_to = curl_slist_append(NULL, ct);
 }
 
 static CURL *easy_get(void)
@@ -512,6 +525,8 @@ static int setup_request(struct s3 *s3, CURL *c, const struct s3_req *req,
 		curl_easy_setopt(c, CURLOPT_SHARE, curl_share);
 	if (ca_bundle[0])
 		curl_easy_setopt(c, CURLOPT_CAINFO, ca_bundle);
+	if (connect_to)
+		curl_easy_setopt(c, CURLOPT_CONNECT_TO, connect_to);
 	if (strcmp(req->method, "HEAD") == 0)
 		curl_easy_setopt(c, CURLOPT_NOBODY, 1L);
 	else if (strcmp(req->method, "GET") != 0)
@@ -557,6 +572,28 @@ static int transient(const struct s3_resp *r)
 	       strcmp(r->code, "ServiceUnavailable") == 0;
 }
 
+/* The endpoint's certificate failed verification (or the CA bundle could
+ * not be read): no retry helps, and the admin needs to know why. */
+static int tls_untrusted(CURLcode rc)
+{
+	return rc == CURLE_PEER_FAILED_VERIFICATION ||
+	       rc == CURLE_SSL_CACERT_BADFILE ||
+	       rc == CURLE_SSL_CERTPROBLEM;
+}
+
+/* Say why an HTTPS endpoint was refused, once per failed request. */
+static void log_tls(const struct s3 *s3, CURLcode rc)
+{
+	if (tls_untrusted(rc))
+		log_error("s3_tls_untrusted",
+			  "host=%s ca_bundle=%s error=%s hint=%s",
+			  log_q(s3->host),
+			  log_q(ca_bundle[0] ? ca_bundle : "(system)"),
+			  log_q(curl_easy_strerror(rc)),
+			  log_q("the endpoint's certificate is not trusted: "
+				"set AWS_CA_BUNDLE to its CA"));
+}
+
 /* Map a final failure to a store_error. */
 static int map_error(const struct s3_resp *r)
 {
@@ -565,6 +602,8 @@ static int map_error(const struct s3_resp *r)
 			return STORE_ENOMEM;
 		if (r->body_overflow)
 			return STORE_EIO;
+		if (tls_untrusted(r->curl_rc))
+			return STORE_EUNAVAIL; /* not retried; logged */
 		return transient(r) ? STORE_EUNAVAIL : STORE_EIO;
 	}
 	if (r->status == 503 || strcmp(r->code, "SlowDown") == 0)
@@ -708,6 +747,7 @@ static int s3_do(struct s3 *s3, const struct s3_req *req, struct s3_resp *resp,
 			  attempt, again);
 		if (!again) {
 			int err = map_error(resp);
+			log_tls(s3, resp->curl_rc);
 			if (transient(resp))
 				log_warn("s3_failed",
 					 "method=%s key=%s status=%ld code=%s "
@@ -1466,6 +1506,7 @@ static int reader_begin(struct s3_reader *r)
 			return 1; /* range beyond the end */
 		if (r->resp.curl_rc == CURLE_OK && st == 412)
 			return STORE_EIO; /* changed under a resumed read */
+		log_tls(r->s3, r->resp.curl_rc);
 		return map_error(&r->resp);
 	}
 }
@@ -2493,8 +2534,9 @@ static int s3_statfs(struct store *st, uint64_t *total, uint64_t *avail)
 static int s3_cleanup(struct store *st, int min_age)
 {
 	/* Nothing is written outside its final key except multipart parts,
-	 * which our writers abort; leftovers from a crash are for a bucket
-	 * lifecycle rule (AbortIncompleteMultipartUpload). */
+	 * which our writers abort; those a crash left are aborted from the
+	 * upload journal (store_upload_recover), and anything else is for a
+	 * bucket lifecycle rule (AbortIncompleteMultipartUpload). */
 	return 0;
 }
 
