@@ -144,7 +144,8 @@ static int writer_open(struct upload *u, uint64_t hint)
 		u->w = NULL;
 		log_error("upload_store", "op=open name=%s error=%s",
 			  log_q(u->obj), log_q(store_strerror(rc)));
-		set_fail(u, (int)http_status_of(rc), "Storage error.\n");
+		set_fail(u, (int)http_status_of(rc),
+			 http_store_error_text(rc));
 		return -1;
 	}
 	return 0;
@@ -179,7 +180,8 @@ static int file_data(struct upload *u, const char *d, size_t n)
 		if (rc != 0) {
 			log_error("upload_store", "op=write name=%s error=%s",
 				  log_q(u->obj), log_q(store_strerror(rc)));
-			set_fail(u, (int)http_status_of(rc), "Storage error.\n");
+			set_fail(u, (int)http_status_of(rc),
+			 http_store_error_text(rc));
 		}
 		return 0;
 	}
@@ -192,7 +194,10 @@ static int file_data(struct upload *u, const char *d, size_t n)
 				log_error("upload_spool", "error=%s",
 					  log_q(strerror(errno)));
 				set_fail(u, errno == ENOSPC ? 507 : 500,
-					 "Cannot spool the upload.\n");
+					 errno == ENOSPC
+						 ? "Cannot spool the upload: "
+						   "no space left.\n"
+						 : "Cannot spool the upload.\n");
 				return 0;
 			}
 			o += (size_t)w;
@@ -400,7 +405,9 @@ static int spool_to_store(struct upload *u)
 			log_error("upload_store", "op=write name=%s error=%s",
 				  log_q(u->obj), log_q(store_strerror(rc)));
 			free(buf);
-			return (int)http_status_of(rc);
+			set_fail(u, (int)http_status_of(rc),
+				 http_store_error_text(rc));
+			return u->fail;
 		}
 	}
 	free(buf);
@@ -431,7 +438,8 @@ enum MHD_Result http_upload_end(struct http_req *rq)
 		if (rc != 0) {
 			log_error("upload_store", "op=commit name=%s error=%s",
 				  log_q(u->obj), log_q(store_strerror(rc)));
-			set_fail(u, (int)http_status_of(rc), "Storage error.\n");
+			set_fail(u, (int)http_status_of(rc),
+			 http_store_error_text(rc));
 		}
 	}
 	drop(u);
