@@ -57,6 +57,13 @@ struct rsync_io {
 	 * started multiplexing; afterwards errors travel in-band). May be
 	 * NULL: the text is then dropped. */
 	void (*err)(void *arg, const char *text, size_t len);
+	/* What a push did to the store, once per object: OP "write",
+	 * "delete", "mkdir" or "rmdir" on object name OBJECT of the target
+	 * store, with its store result RC (0 = done) and, for a write, the
+	 * file's size. For the caller's metrics and audit log. May be NULL;
+	 * called on the serving thread. */
+	void (*event)(void *arg, const char *op, const char *object, int rc,
+		      uint64_t bytes);
 };
 
 /* One file of a virtual directory (see rsync_target.list). */

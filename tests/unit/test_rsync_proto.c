@@ -42,7 +42,7 @@ static int mem_write(void *arg, const void *buf, size_t len)
 }
 
 static struct mem g_mem;
-static struct rsync_io g_io = {&g_mem, mem_read, mem_write, NULL};
+static struct rsync_io g_io = {&g_mem, mem_read, mem_write, NULL, NULL};
 
 static struct rs_conn *fresh(void)
 {
