@@ -445,6 +445,15 @@ static int daemon_start(struct daemon *d)
 		}
 	}
 	metrics_gauge_set("assetd_start_time_seconds", (double)time(NULL), NULL);
+	{
+		/* S3 multipart uploads in flight are journalled, so that the
+		 * next start can abort those a crash left (see
+		 * store/upjournal.c; the scheduler's recovery thread). */
+		char jdir[CONF_PATH_MAX + 16];
+		if (store_upload_journal_dir(c->catalog, jdir, sizeof jdir) < 0 ||
+		    store_upload_journal(jdir) < 0)
+			log_warn("s3_journal_off", "dir=%s", log_q(jdir));
+	}
 	if (tenant_cache_new(d->cat, TENANT_TTL_SECONDS, &d->tc) < 0) {
 		log_error("start_failed", "what=tenant_cache");
 		return -1;
@@ -570,6 +579,11 @@ static void daemon_reload(struct daemon *d)
 	    strcmp(next.audit_dir, "off") != 0 &&
 	    audit_open(next.audit_dir, next.audit_retention_days) < 0) {
 		log_error("reload_failed", "what=AuditRetentionDays");
+		failed = 1;
+	}
+	if (schedule_runner_reload(d->sched, &next, err, sizeof err) < 0) {
+		log_error("reload_failed", "what=schedule error=%s",
+			  log_q(err));
 		failed = 1;
 	}
 	d->conf = next;

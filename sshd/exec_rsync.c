@@ -145,6 +145,8 @@ static int resolve(void *arg, const char *path, struct rsync_target *out,
 		out->store = s->store;
 		snprintf(out->prefix, sizeof out->prefix, "%s", vp.name);
 		out->read_only = 0;
+		out->event = io_event;
+		out->event_arg = x;
 		return 0;
 	case VFS_BACKUP:
 	case VFS_LATEST:
@@ -184,7 +186,7 @@ int sshd_rsync_serve(struct sshd_session *s, const char *command)
 	memset(&x, 0, sizeof x);
 	memset(&st, 0, sizeof st);
 	x.s = s;
-	struct rsync_io io = { &x, io_read, io_write, io_err, io_event };
+	struct rsync_io io = { &x, io_read, io_write, io_err };
 	sshd_transfer(s, 1);
 	int rc = rsync_serve(command, &io, resolve, &x, &st);
 	sshd_transfer(s, -1);
