@@ -41,6 +41,13 @@ class OpenSSH:
             f.write("PermitRootLogin prohibit-password\nPidFile %s/sshd.pid\n" % self.dir)
             f.write("Subsystem sftp /usr/lib/openssh/sftp-server\n")
             f.write("MaxStartups 1000:30:1000\nMaxSessions 1000\n")
+            # sshd runs every command and subsystem through the user's
+            # shell. bash, started by sshd, sources ~/.bashrc, and the
+            # bench user's (root's) may do slow work unrelated to OpenSSH
+            # (seen: a version manager's init, ~0.3 s per login, charged to
+            # every rsync run and sftp session). With SHLVL already 1, bash
+            # counts itself nested and skips it, as for a stock account.
+            f.write("SetEnv SHLVL=1\n")
             if cipher:
                 f.write("Ciphers %s\n" % cipher)
         self.proc = subprocess.Popen(["/usr/sbin/sshd", "-D", "-e", "-f", self.conf],
