@@ -63,6 +63,9 @@
  * ASSETD_S3_PART_SIZE, ASSETD_S3_MULTIPART_THRESHOLD, ASSETD_S3_COPY_THRESHOLD
  * (bytes; real S3 needs parts of at least 5 MiB but the test server does
  * not), ASSETD_S3_RETRY_BASE_MS (first backoff, default 200),
+ * ASSETD_S3_MAX_TRIES and ASSETD_S3_TIMEOUT (tries per request, default 5,
+ * and stall timeout in seconds, default 60, where the caller's store_opts
+ * leave them 0, as the daemon's do: fault tests shorten them),
  * ASSETD_S3_MAX_KEYS (listing page size, default and at most 1,000), and
  * ASSETD_S3_CLIENT_DELIMITER=1 for servers whose delimiter listings are
  * incomplete (the test server's miss prefixes holding no object directly):
@@ -934,8 +937,16 @@ static int s3_open(struct store *st, const char *url_rest,
 		snprintf(s3->endpoint_id + el, sizeof s3->endpoint_id - el,
 			 "|%s", opts->profile);
 	}
-	s3->max_tries = opts->max_retries > 0 ? opts->max_retries : 5;
-	s3->timeout = opts->timeout_seconds > 0 ? opts->timeout_seconds : 60;
+	s3->max_tries = opts->max_retries > 0
+				? opts->max_retries
+				: (int)env_u64("ASSETD_S3_MAX_TRIES", 5);
+	s3->timeout = opts->timeout_seconds > 0
+			      ? opts->timeout_seconds
+			      : (long)env_u64("ASSETD_S3_TIMEOUT", 60);
+	if (s3->max_tries > 100)
+		s3->max_tries = 100;
+	if (s3->timeout > 3600)
+		s3->timeout = 3600;
 	s3->part_size = env_u64("ASSETD_S3_PART_SIZE", DEFAULT_PART_SIZE);
 	if (s3->part_size > MAX_PART_SIZE)
 		s3->part_size = MAX_PART_SIZE;
