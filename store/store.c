@@ -631,9 +631,10 @@ int store_writer_open(struct store *st, const char *name,
 	char *mname = NULL;
 	int rc;
 	if (st->meter.account) {
+		/* An object that cannot be sized counts as new (the quota is
+		 * charged more, never less); if the backend cannot write
+		 * either, its own open or commit says why. */
 		old = object_size(st, name, &rc);
-		if (rc < 0)
-			return rc;
 		rc = meter_room(st, old, &limit);
 		if (rc == 0 && o.size_exact && o.size_hint > limit)
 			rc = STORE_EQUOTA;
@@ -769,9 +770,7 @@ int store_delete(struct store *st, const char *name)
 	if (!st->meter.account)
 		return st->be->delete_object(st, name);
 	int rc;
-	int64_t old = object_size(st, name, &rc);
-	if (rc < 0)
-		return rc;
+	int64_t old = object_size(st, name, &rc); /* -1 if unknown */
 	rc = st->be->delete_object(st, name);
 	if (rc == 0 && old >= 0)
 		meter_account(st, name, -1, -old, 0);
@@ -935,13 +934,9 @@ static int copy_metered(struct store *src, const char *from,
 {
 	int rc;
 	int64_t size = object_size(src, from, &rc);
-	if (rc < 0)
-		return rc;
 	if (size < 0)
 		return src->be->copy(src, from, dst, to); /* its own error */
-	int64_t old = object_size(dst, to, &rc);
-	if (rc < 0)
-		return rc;
+	int64_t old = object_size(dst, to, &rc); /* -1: counts as new */
 	int64_t dobj = old < 0 ? 1 : 0;
 	int64_t dbytes = size - (old > 0 ? old : 0);
 	rc = meter_account(dst, to, dobj, dbytes, 1);
