@@ -196,6 +196,32 @@ int store_writer_commit(struct store_writer *w);
 /* Discard everything written; frees W. Nothing becomes visible. */
 void store_writer_abort(struct store_writer *w);
 
+/* ---- staged writes: the name is known only at the end -------------- */
+
+/* Begin writing an object whose final name, and even final location, is
+ * decided only after its bytes have arrived (an HTTP upload whose fields
+ * follow the file). The bytes stream into a hidden temp object of ST as
+ * they come: fs, a temp file at the location's root; S3, the first part
+ * buffer in memory, then a multipart upload to the temp key
+ * "<location>" STORE_TMP_PREFIX "<16 hex>". OPTS->exclusive is not
+ * supported (STORE_EINVAL); a NULL content type is taken from the final
+ * name. Finish with store_writer_commit_as() or store_writer_abort();
+ * store_writer_commit() refuses a staged writer. */
+int store_writer_open_staged(struct store *st,
+			     const struct store_put_opts *opts,
+			     struct store_writer **out);
+
+/* Commit a staged writer as NAME of DST (the staging store or another
+ * one), atomically, replacing any old object; frees W. fs: rename(2) into
+ * place (a streamed copy when DST is on another filesystem or backend).
+ * S3: an object that fit in one part is PUT straight to its final key (no
+ * temp object ever exists); a larger one completes its temp object, is
+ * copied server-side (CopyObject, UploadPartCopy above 5 GiB; streamed
+ * when DST is on another endpoint or backend) and the temp is deleted. On
+ * failure nothing new is visible at NAME and the temp is removed. */
+int store_writer_commit_as(struct store_writer *w, struct store *dst,
+			   const char *name);
+
 /* Convenience: write a whole small object from memory. */
 int store_put(struct store *st, const char *name, const void *buf,
 	      size_t len, const struct store_put_opts *opts);
@@ -256,9 +282,25 @@ int store_copy(struct store *src, const char *from, struct store *dst,
  * reported as large constants unless a quota applies (the caller does). */
 int store_statfs(struct store *st, uint64_t *total, uint64_t *avail);
 
-/* Remove leftovers of interrupted writes (fs temp files older than
- * MIN_AGE seconds). Called at start-up. Returns the number removed. */
+/* Remove leftovers of interrupted writes older than MIN_AGE seconds: fs
+ * temp files anywhere below the location (a live writer's file is as old
+ * as its last write); S3 staged temp objects at the location's root.
+ * Unfinished S3 multipart uploads are invisible and are left to the
+ * bucket's lifecycle rule (AbortIncompleteMultipartUpload). Called at
+ * start-up. Returns the number removed. */
 int store_cleanup(struct store *st, int min_age);
+
+/* Temp objects. Every temp object a writer makes has a last segment that
+ * begins with STORE_TMP_PREFIX. A name with such a segment is reserved on
+ * both backends: never listed, never addressable (stat, read and delete
+ * answer STORE_ENOENT; writes, mkdir and rename onto it STORE_EINVAL), and
+ * removed by store_cleanup(). */
+#define STORE_TMP_PREFIX ".assetd-tmp."
+
+/* 1 if any segment of NAME (a name, a key or a path below a location)
+ * begins with STORE_TMP_PREFIX: the one rule every listing and check of
+ * the project applies to temp objects. */
+int store_name_is_temp(const char *name);
 
 /* The Content-Type for a name's extension ("image/jpeg"), or
  * "application/octet-stream". Static string. */
