@@ -252,6 +252,141 @@ int http_check_token(struct http_req *rq, const char *key, const char *token,
 	return 403;
 }
 
+/* ---- where a file that comes before its fields is staged ------------ */
+
+struct stage_census {
+	int clients;                    /* enabled clients */
+	char only[CATALOG_NAME_MAX];    /* the one client, when clients == 1 */
+	struct {
+		char name[CATALOG_NAME_MAX];
+		int n;
+	} regions[16];                  /* enabled clients per region */
+	int n_regions;
+};
+
+static int census_client(void *arg, const struct catalog_client *c)
+{
+	struct stage_census *cs = arg;
+	if (c->disabled)
+		return 0;
+	if (cs->clients++ == 0)
+		snprintf(cs->only, sizeof cs->only, "%s", c->name);
+	if (!c->region[0])
+		return 0;
+	for (int i = 0; i < cs->n_regions; i++)
+		if (strcmp(cs->regions[i].name, c->region) == 0) {
+			cs->regions[i].n++;
+			return 0;
+		}
+	if (cs->n_regions < (int)(sizeof cs->regions / sizeof cs->regions[0])) {
+		snprintf(cs->regions[cs->n_regions].name,
+			 sizeof cs->regions[0].name, "%s", c->region);
+		cs->regions[cs->n_regions++].n = 1;
+	}
+	return 0;
+}
+
+/* The region's assets location, opened once and kept (under srv->lock)
+ * until the server stops. */
+static int region_store(struct http_server *srv, const char *url,
+			struct store **out)
+{
+	int rc = 0;
+	pthread_mutex_lock(&srv->lock);
+	for (int i = 0; i < srv->n_stage; i++)
+		if (strcmp(store_url(srv->stage[i]), url) == 0) {
+			*out = srv->stage[i];
+			pthread_mutex_unlock(&srv->lock);
+			return 0;
+		}
+	if (srv->n_stage == HTTP_STAGE_MAX)
+		rc = -1;
+	else
+		rc = tenant_open_location(srv->cat, url, out);
+	if (rc == 0)
+		srv->stage[srv->n_stage++] = *out;
+	pthread_mutex_unlock(&srv->lock);
+	return rc;
+}
+
+int http_stage_store(struct http_req *rq, struct store **out)
+{
+	struct http_server *srv = rq->srv;
+	struct catalog_client cl;
+	const char *name = NULL;
+	struct stage_census *cs = NULL;
+	int st = 0;
+
+	if (rq->prefixed)
+		name = rq->client;
+	else if (rq->set.default_client[0])
+		name = rq->set.default_client;
+	if (name == NULL) {
+		cs = calloc(1, sizeof *cs);
+		if (cs == NULL)
+			return 503;
+		if (catalog_client_list(srv->cat, census_client, cs) < 0) {
+			free(cs);
+			return 503;
+		}
+		if (cs->clients == 0) {
+			free(cs);
+			log_info("http_refused", "reason=%s",
+				 log_q("no client to upload to"));
+			return 404;
+		}
+		if (cs->clients == 1)
+			name = cs->only;
+	}
+	if (name) {
+		char nm[CATALOG_NAME_MAX];
+		snprintf(nm, sizeof nm, "%s", name);
+		name = nm;
+		free(cs);
+		int rc = tenant_get(srv->tc, name, &cl, out);
+		if (rc == CATALOG_ENOENT) {
+			log_info("http_refused", "reason=unknown_client client=%s",
+				 log_q(name));
+			return 404;
+		}
+		if (rc != 0)
+			return 503;
+		if (cl.disabled) {
+			log_info("http_refused", "reason=client_disabled client=%s",
+				 log_q(name));
+			return 403;
+		}
+		return 0;
+	}
+	/* Several clients and the collection comes after the file: stage in
+	 * the assets location of the region that holds most of them, so that
+	 * the commit is a rename (fs) or a server-side copy (S3) for every
+	 * client in that region, and a copy within the endpoint for most
+	 * others. */
+	int best = -1;
+	for (int i = 0; i < cs->n_regions; i++)
+		if (best < 0 || cs->regions[i].n > cs->regions[best].n ||
+		    (cs->regions[i].n == cs->regions[best].n &&
+		     strcmp(cs->regions[i].name, cs->regions[best].name) < 0))
+			best = i;
+	struct catalog_region *rg = calloc(1, sizeof *rg);
+	if (rg == NULL) {
+		free(cs);
+		return 503;
+	}
+	if (best >= 0 &&
+	    catalog_region_get(srv->cat, cs->regions[best].name, rg) == 0 &&
+	    rg->assets[0] && region_store(srv, rg->assets, out) == 0)
+		st = 0;
+	else if (tenant_get(srv->tc, cs->only, &cl, out) == 0)
+		st = 0; /* no region: the first client's location */
+	else
+		st = 503;
+	free(rg);
+	free(cs);
+	return st;
+}
+
 /* ---- small routes --------------------------------------------------- */
 
 static enum MHD_Result route_root(struct http_req *rq)
@@ -805,6 +940,85 @@ static void mkdir_p(const char *path)
 	mkdir(tmp, 0700);
 }
 
+/* ---- the start-up sweep of temp objects ------------------------------ */
+
+/* Temp objects older than this (seconds since their last write) are what a
+ * crash or a kill left; a live writer touches its temp at every write.
+ * ASSETD_TEMP_MIN_AGE overrides it (the tests use 0). */
+#define SWEEP_MIN_AGE 3600
+
+struct sweep_list {
+	char (*urls)[CATALOG_URL_MAX];
+	char (*clients)[CATALOG_NAME_MAX];
+	int n_urls, n_clients;
+};
+
+static int sweep_add_region(void *arg, const struct catalog_region *r)
+{
+	struct sweep_list *sl = arg;
+	void *p = realloc(sl->urls, (size_t)(sl->n_urls + 1) * sizeof *sl->urls);
+	if (p == NULL)
+		return 1;
+	sl->urls = p;
+	snprintf(sl->urls[sl->n_urls++], CATALOG_URL_MAX, "%s", r->assets);
+	return 0;
+}
+
+static int sweep_add_client(void *arg, const struct catalog_client *c)
+{
+	struct sweep_list *sl = arg;
+	void *p = realloc(sl->clients,
+			  (size_t)(sl->n_clients + 1) * sizeof *sl->clients);
+	if (p == NULL)
+		return 1;
+	sl->clients = p;
+	snprintf(sl->clients[sl->n_clients++], CATALOG_NAME_MAX, "%s", c->name);
+	return 0;
+}
+
+static void sweep_one(struct store *st, int min_age, int *total)
+{
+	int n = store_cleanup(st, min_age);
+	if (n > 0)
+		*total += n;
+	else if (n < 0)
+		log_warn("temp_sweep", "location=%s error=%s",
+			 log_q(store_url(st)), log_q(store_strerror(n)));
+}
+
+/* Remove what interrupted uploads left in every region's assets location
+ * (where unprefixed uploads are staged) and every client's location: fs
+ * temp files anywhere below, S3 staged temp objects at the root. Runs in
+ * the background so that serving starts at once. */
+static void *sweep_main(void *arg)
+{
+	struct http_server *srv = arg;
+	struct sweep_list sl = { NULL, NULL, 0, 0 };
+	const char *env = getenv("ASSETD_TEMP_MIN_AGE");
+	int min_age = env ? atoi(env) : SWEEP_MIN_AGE, total = 0;
+	if (min_age < 0)
+		min_age = 0;
+	catalog_region_list(srv->cat, sweep_add_region, &sl);
+	catalog_client_list(srv->cat, sweep_add_client, &sl);
+	for (int i = 0; i < sl.n_urls && !srv->stopping; i++) {
+		struct store *st;
+		if (!sl.urls[i][0] || region_store(srv, sl.urls[i], &st) != 0)
+			continue;
+		sweep_one(st, min_age, &total);
+	}
+	for (int i = 0; i < sl.n_clients && !srv->stopping; i++) {
+		struct catalog_client c;
+		struct store *st;
+		if (tenant_get(srv->tc, sl.clients[i], &c, &st) == 0)
+			sweep_one(st, min_age, &total);
+	}
+	log_info("temp_sweep", "locations=%d removed=%d min_age=%d",
+		 sl.n_urls + sl.n_clients, total, min_age);
+	free(sl.urls);
+	free(sl.clients);
+	return NULL;
+}
+
 /* ---- the public face ------------------------------------------------ */
 
 int http_start(const struct conf *conf, struct catalog *cat,
@@ -850,6 +1064,8 @@ int http_start(const struct conf *conf, struct catalog *cat,
 			 log_q(l->addr.host[0] ? l->addr.host : "*"), l->port,
 			 srv->tls_cert != NULL);
 	}
+	if (pthread_create(&srv->sweeper, NULL, sweep_main, srv) == 0)
+		srv->sweeper_started = 1;
 	*out = srv;
 	return 0;
 fail:
@@ -978,6 +1194,8 @@ void http_stop(struct http_server *srv, int grace_seconds)
 		usleep(50 * 1000);
 	}
 	srv->stopping = 1;
+	if (srv->sweeper_started)
+		pthread_join(srv->sweeper, NULL);
 	for (int i = 0; i < srv->n_ls; i++) {
 		if (srv->ls[i].mhd)
 			MHD_stop_daemon(srv->ls[i].mhd);
@@ -994,6 +1212,8 @@ void http_stop(struct http_server *srv, int grace_seconds)
 	pthread_mutex_destroy(&srv->lock);
 	pthread_mutex_destroy(&srv->tlock);
 	pthread_cond_destroy(&srv->tcond);
+	for (int i = 0; i < srv->n_stage; i++)
+		store_close(srv->stage[i]);
 	for (struct http_old_pem *o = srv->old_pem, *nx; o; o = nx) {
 		nx = o->next;
 		free(o->cert);
