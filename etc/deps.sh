@@ -9,12 +9,13 @@ here=$(cd "$(dirname "$0")" && pwd)
 kind=${1:-build}
 
 build="make gcc pkg-config libssh-dev libcurl4-openssl-dev libssl-dev
-libsqlite3-dev libarchive-dev liblzma-dev libzstd-dev libmicrohttpd-dev libvips-dev libexif-dev
+libsqlite3-dev libarchive-dev liblzma-dev libzstd-dev zlib1g-dev libmicrohttpd-dev libvips-dev libexif-dev
 openssh-client"
 test="$build libcmocka-dev python3 python3-pytest python3-paramiko
 python3-boto3 rsync curl xz-utils zstd nodejs sqlite3 libimage-exiftool-perl
 imagemagick libvips-tools clang libclang-rt-14-dev groff-base man-db systemd"
-bench="$test openssh-server rclone awscli nginx-light wrk hyperfine tar time"
+bench="$test openssh-server rclone awscli nginx-light wrk hyperfine tar time
+python3-cryptography linux-perf valgrind"
 
 case "$kind" in
 build) want=$build ;;

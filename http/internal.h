@@ -87,8 +87,6 @@ struct http_server {
 	struct store *stage[HTTP_STAGE_MAX]; /* regions' assets locations
 					   opened for staging uploads */
 	int n_stage;
-	pthread_t sweeper;              /* the start-up sweep of temp objects */
-	int sweeper_started;
 
 	/* thumbnails */
 	pthread_mutex_t tlock;

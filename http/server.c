@@ -940,85 +940,6 @@ static void mkdir_p(const char *path)
 	mkdir(tmp, 0700);
 }
 
-/* ---- the start-up sweep of temp objects ------------------------------ */
-
-/* Temp objects older than this (seconds since their last write) are what a
- * crash or a kill left; a live writer touches its temp at every write.
- * ASSETD_TEMP_MIN_AGE overrides it (the tests use 0). */
-#define SWEEP_MIN_AGE 3600
-
-struct sweep_list {
-	char (*urls)[CATALOG_URL_MAX];
-	char (*clients)[CATALOG_NAME_MAX];
-	int n_urls, n_clients;
-};
-
-static int sweep_add_region(void *arg, const struct catalog_region *r)
-{
-	struct sweep_list *sl = arg;
-	void *p = realloc(sl->urls, (size_t)(sl->n_urls + 1) * sizeof *sl->urls);
-	if (p == NULL)
-		return 1;
-	sl->urls = p;
-	snprintf(sl->urls[sl->n_urls++], CATALOG_URL_MAX, "%s", r->assets);
-	return 0;
-}
-
-static int sweep_add_client(void *arg, const struct catalog_client *c)
-{
-	struct sweep_list *sl = arg;
-	void *p = realloc(sl->clients,
-			  (size_t)(sl->n_clients + 1) * sizeof *sl->clients);
-	if (p == NULL)
-		return 1;
-	sl->clients = p;
-	snprintf(sl->clients[sl->n_clients++], CATALOG_NAME_MAX, "%s", c->name);
-	return 0;
-}
-
-static void sweep_one(struct store *st, int min_age, int *total)
-{
-	int n = store_cleanup(st, min_age);
-	if (n > 0)
-		*total += n;
-	else if (n < 0)
-		log_warn("temp_sweep", "location=%s error=%s",
-			 log_q(store_url(st)), log_q(store_strerror(n)));
-}
-
-/* Remove what interrupted uploads left in every region's assets location
- * (where unprefixed uploads are staged) and every client's location: fs
- * temp files anywhere below, S3 staged temp objects at the root. Runs in
- * the background so that serving starts at once. */
-static void *sweep_main(void *arg)
-{
-	struct http_server *srv = arg;
-	struct sweep_list sl = { NULL, NULL, 0, 0 };
-	const char *env = getenv("ASSETD_TEMP_MIN_AGE");
-	int min_age = env ? atoi(env) : SWEEP_MIN_AGE, total = 0;
-	if (min_age < 0)
-		min_age = 0;
-	catalog_region_list(srv->cat, sweep_add_region, &sl);
-	catalog_client_list(srv->cat, sweep_add_client, &sl);
-	for (int i = 0; i < sl.n_urls && !srv->stopping; i++) {
-		struct store *st;
-		if (!sl.urls[i][0] || region_store(srv, sl.urls[i], &st) != 0)
-			continue;
-		sweep_one(st, min_age, &total);
-	}
-	for (int i = 0; i < sl.n_clients && !srv->stopping; i++) {
-		struct catalog_client c;
-		struct store *st;
-		if (tenant_get(srv->tc, sl.clients[i], &c, &st) == 0)
-			sweep_one(st, min_age, &total);
-	}
-	log_info("temp_sweep", "locations=%d removed=%d min_age=%d",
-		 sl.n_urls + sl.n_clients, total, min_age);
-	free(sl.urls);
-	free(sl.clients);
-	return NULL;
-}
-
 /* ---- the public face ------------------------------------------------ */
 
 int http_start(const struct conf *conf, struct catalog *cat,
@@ -1064,8 +985,6 @@ int http_start(const struct conf *conf, struct catalog *cat,
 			 log_q(l->addr.host[0] ? l->addr.host : "*"), l->port,
 			 srv->tls_cert != NULL);
 	}
-	if (pthread_create(&srv->sweeper, NULL, sweep_main, srv) == 0)
-		srv->sweeper_started = 1;
 	*out = srv;
 	return 0;
 fail:
@@ -1194,8 +1113,6 @@ void http_stop(struct http_server *srv, int grace_seconds)
 		usleep(50 * 1000);
 	}
 	srv->stopping = 1;
-	if (srv->sweeper_started)
-		pthread_join(srv->sweeper, NULL);
 	for (int i = 0; i < srv->n_ls; i++) {
 		if (srv->ls[i].mhd)
 			MHD_stop_daemon(srv->ls[i].mhd);

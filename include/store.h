@@ -282,12 +282,15 @@ int store_copy(struct store *src, const char *from, struct store *dst,
  * reported as large constants unless a quota applies (the caller does). */
 int store_statfs(struct store *st, uint64_t *total, uint64_t *avail);
 
-/* Remove leftovers of interrupted writes older than MIN_AGE seconds: fs
- * temp files anywhere below the location (a live writer's file is as old
- * as its last write); S3 staged temp objects at the location's root.
- * Unfinished S3 multipart uploads are invisible and are left to the
- * bucket's lifecycle rule (AbortIncompleteMultipartUpload). Called at
- * start-up. Returns the number removed. */
+/* Remove leftovers of interrupted writes: fs temp files anywhere below
+ * the location older than MIN_AGE seconds whose writer is gone (a live
+ * writer holds a lock on its temp file, so 0 is safe while other writers
+ * run); S3 staged temp objects at the location's root (see
+ * store_writer_open_staged) older than MIN_AGE and at least a day
+ * (nothing can lock an S3 object, and a live commit_as may be copying
+ * one; ASSETD_S3_TEMP_MIN_AGE overrides the day, for tests). Called by
+ * the daemon at start-up on every location. Returns the number removed.
+ * Unfinished multipart uploads: see store_upload_recover(). */
 int store_cleanup(struct store *st, int min_age);
 
 /* Temp objects. Every temp object a writer makes has a last segment that
@@ -301,6 +304,30 @@ int store_cleanup(struct store *st, int min_age);
  * begins with STORE_TMP_PREFIX: the one rule every listing and check of
  * the project applies to temp objects. */
 int store_name_is_temp(const char *name);
+
+/* ---- recovery after a crash ----------------------------------------- */
+
+/* Journal the S3 multipart uploads this process starts in DIR (created,
+ * mode 0700, at the first upload; NULL turns the journal off, the
+ * default): one
+ * small locked file per upload in flight, removed once it is completed or
+ * aborted. Call once at start, before any writer opens. Both the daemon
+ * and assetctl journal to the same directory. See store/upjournal.c. */
+int store_upload_journal(const char *dir);
+
+/* The journal directory that goes with a catalog: "DIR/s3-uploads" for
+ * the catalog "DIR/assetd.db". Returns 0 or STORE_EINVAL if too long. */
+int store_upload_journal_dir(const char *catalog_path, char *out,
+			     size_t outlen);
+
+/* Abort (AbortMultipartUpload) every journalled upload whose process has
+ * died, and remove its entry; entries of live processes are left alone,
+ * and one whose endpoint cannot be reached now stays for the next run.
+ * Stops early when *CANCEL (may be NULL) becomes non-zero. Returns the
+ * number of entries settled, or a store_error. Uploads left by a process
+ * that never journalled are for the bucket's lifecycle rule
+ * (AbortIncompleteMultipartUpload). */
+int store_upload_recover(const char *dir, volatile int *cancel);
 
 /* The Content-Type for a name's extension ("image/jpeg"), or
  * "application/octet-stream". Static string. */

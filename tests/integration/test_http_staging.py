@@ -159,7 +159,8 @@ def test_startup_sweeps_left_temps(make_daemon, backend):
             d.s3.boto3().put_object(Bucket=d.bucket, Key="assets/" + n,
                                     Body=b"partial")
     assert sorted(raw(d)) == sorted(left + [keep])
-    start(d, ASSETD_TEMP_MIN_AGE=0)
-    assert wait_log(d, "event=temp_sweep")
+    # S3 staged temps are kept a day (nothing can lock them); 0 here
+    start(d, ASSETD_S3_TEMP_MIN_AGE=0)
+    assert wait_log(d, "event=recovered")
     assert raw(d) == [keep]
     assert ku.read("originals/kept.bin") == b"partial"
