@@ -125,20 +125,36 @@ static int check_fields(struct upload *u)
 					   : "Unavailable.\n");
 		return u->fail;
 	}
+	int name_ok = http_object_name(u->sc, "originals", st->buf, u->obj,
+				       sizeof u->obj) == 0;
+	/* From here the client is known: the request is audited. */
+	if (!u->thumbnail)
+		http_audit_set(rq, "write", u->sc, name_ok ? u->obj : st->buf,
+			       -1);
 	s = http_check_token(rq, u->sc->key, tk->seen ? tk->buf : NULL,
 			     st->buf, st->len);
 	if (s) {
 		set_fail(u, s, "Invalid token.\n");
 		return u->fail;
 	}
-	if (http_object_name(u->sc, "originals", st->buf, u->obj,
-			     sizeof u->obj) != 0) {
+	if (!name_ok) {
 		set_fail(u, 400, "Name too long.\n");
 		return u->fail;
 	}
 	return 0;
 }
 
+/* A store error's reply: the status from http_status_of() and words a
+ * person reading Specify's error can act on. */
+static void store_fail(struct upload *u, int rc)
+{
+	set_fail(u, (int)http_status_of(rc),
+		 rc == STORE_EQUOTA ? "Quota exceeded: the collection's "
+				      "storage quota is used up.\n"
+				    : "Storage error.\n");
+}
+
+/* HINT is the body's length: a little more than the file. */
 static int writer_open(struct upload *u, uint64_t hint)
 {
 	struct store_put_opts po;
@@ -149,7 +165,7 @@ static int writer_open(struct upload *u, uint64_t hint)
 		u->w = NULL;
 		log_error("upload_store", "op=open name=%s error=%s",
 			  log_q(u->obj), log_q(store_strerror(rc)));
-		set_fail(u, (int)http_status_of(rc), "Storage error.\n");
+		store_fail(u, rc);
 		return -1;
 	}
 	return 0;
@@ -187,7 +203,7 @@ static void file_begin(struct upload *u)
 		u->w = NULL;
 		log_error("upload_store", "op=stage location=%s error=%s",
 			  log_q(store_url(stage)), log_q(store_strerror(rc)));
-		set_fail(u, (int)http_status_of(rc), "Storage error.\n");
+		store_fail(u, rc);
 		return;
 	}
 	u->staged = 1;
@@ -203,7 +219,7 @@ static int file_data(struct upload *u, const char *d, size_t n)
 		if (rc != 0) {
 			log_error("upload_store", "op=write name=%s error=%s",
 				  log_q(u->obj), log_q(store_strerror(rc)));
-			set_fail(u, (int)http_status_of(rc), "Storage error.\n");
+			store_fail(u, rc);
 		}
 		return 0;
 	}
@@ -398,7 +414,7 @@ enum MHD_Result http_upload_end(struct http_req *rq)
 		if (rc != 0) {
 			log_error("upload_store", "op=commit name=%s error=%s",
 				  log_q(u->obj), log_q(store_strerror(rc)));
-			set_fail(u, (int)http_status_of(rc), "Storage error.\n");
+			store_fail(u, rc);
 		}
 	}
 	drop(u);
@@ -407,6 +423,7 @@ enum MHD_Result http_upload_end(struct http_req *rq)
 	log_info("upload", "client=%s name=%s bytes=%llu",
 		 log_q(u->sc->client.name), log_q(u->obj),
 		 (unsigned long long)u->file_bytes);
+	rq->audit_bytes = (int64_t)u->file_bytes;
 	return http_reply_text(rq, 200, "Ok.");
 }
 

@@ -76,6 +76,7 @@
 #include "awscred.h"
 #include "backend.h"
 #include "log.h"
+#include "metrics.h"
 #include "s3xml.h"
 #include "sigv4.h"
 #include "store.h"
@@ -648,6 +649,63 @@ static void resp_free(struct s3_resp *r)
 	r->body = NULL;
 }
 
+/* ---- metrics ---------------------------------------------------------------- */
+
+/* The S3 API name of REQ, for the metrics labels. */
+static const char *op_name(const struct s3_req *req)
+{
+	const char *q = req->query ? req->query : "";
+	int copy = 0;
+	for (int i = 0; i < req->n_hdr; i++)
+		if (strcmp(req->hdr[i].name, "x-amz-copy-source") == 0)
+			copy = 1;
+	switch (req->method[0]) {
+	case 'G':
+		return req->key ? "GetObject" : "ListObjectsV2";
+	case 'H':
+		return req->key ? "HeadObject" : "HeadBucket";
+	case 'P':
+		if (strcmp(req->method, "POST") == 0)
+			return strcmp(q, "uploads") == 0 ? "CreateMultipartUpload"
+			       : strncmp(q, "uploadId=", 9) == 0
+				       ? "CompleteMultipartUpload"
+			       : strncmp(q, "delete", 6) == 0 ? "DeleteObjects"
+							       : "Post";
+		if (strstr(q, "partNumber="))
+			return copy ? "UploadPartCopy" : "UploadPart";
+		return copy ? "CopyObject" : "PutObject";
+	case 'D':
+		return strstr(q, "uploadId=") ? "AbortMultipartUpload"
+					      : "DeleteObject";
+	}
+	return "Other";
+}
+
+static double seconds_since(const struct timespec *t0)
+{
+	struct timespec t1;
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	return (double)(t1.tv_sec - t0->tv_sec) +
+	       (double)(t1.tv_nsec - t0->tv_nsec) / 1e9;
+}
+
+/* Count one attempt of OP: its HTTP status (or "error" when no reply came),
+ * its latency since T0, and whether it will be retried. */
+static void count_request(const char *op, long status, CURLcode curl_rc,
+			  const struct timespec *t0, int retried)
+{
+	char st[24];
+	if (curl_rc != CURLE_OK || status <= 0)
+		snprintf(st, sizeof st, "error");
+	else
+		snprintf(st, sizeof st, "%ld", status);
+	metrics_add("assetd_s3_requests_total", 1, METRICS_L(op, st));
+	metrics_observe("assetd_s3_request_seconds", seconds_since(t0),
+			METRICS_L(op));
+	if (retried)
+		metrics_add("assetd_s3_retries_total", 1, METRICS_L(op));
+}
+
 /* One attempt. */
 static int perform_once(struct s3 *s3, const struct s3_req *req,
 			const char *payload_hash, struct s3_resp *resp)
@@ -700,8 +758,11 @@ static int s3_do(struct s3 *s3, const struct s3_req *req, struct s3_resp *resp,
 		}
 	}
 	memset(resp, 0, sizeof *resp);
+	const char *op = op_name(req);
 	for (int attempt = 1;; attempt++) {
 		resp_reset(resp, body_cap ? body_cap : ERROR_BODY_MAX);
+		struct timespec t0;
+		clock_gettime(CLOCK_MONOTONIC, &t0);
 		int rc = perform_once(s3, req, ph, resp);
 		if (rc < 0)
 			return rc;
@@ -739,9 +800,10 @@ static int s3_do(struct s3 *s3, const struct s3_req *req, struct s3_resp *resp,
 					 etag);
 			}
 		}
+		int again = !ok && transient(resp) && attempt < s3->max_tries;
+		count_request(op, resp->status, resp->curl_rc, &t0, again);
 		if (ok)
 			return 0;
-		int again = transient(resp) && attempt < s3->max_tries;
 		log_event(again ? LOG_LVL_INFO : LOG_LVL_DEBUG, "s3_request",
 			  "method=%s key=%s status=%ld curl=%d code=%s try=%d "
 			  "retry=%d",
@@ -1092,6 +1154,22 @@ static int s3_stat(struct store *st, const char *name, struct store_stat *out)
 	if (head_key(s3, dk, &ms) == 0)
 		out->mtime = ms.mtime;
 	return 0;
+}
+
+/* One HEAD: the size of an object, without s3_stat's directory probe (a
+ * metered writer asks this of every name it is about to write). */
+static int s3_object_size(struct store *st, const char *name, uint64_t *out)
+{
+	struct s3 *s3 = st->impl;
+	char key[KEY_MAX];
+	struct store_stat ss;
+	if (full_key(s3, name, key, sizeof key) < 0)
+		return STORE_EINVAL;
+	memset(&ss, 0, sizeof ss);
+	int rc = head_key(s3, key, &ss);
+	if (rc == 0)
+		*out = ss.size;
+	return rc;
 }
 
 /* ---- copy -------------------------------------------------------------------- */
@@ -1489,15 +1567,20 @@ static void reader_pump(struct s3_reader *r, int want_headers)
 static int reader_begin(struct s3_reader *r)
 {
 	for (int attempt = 1;; attempt++) {
+		struct timespec t0;
+		clock_gettime(CLOCK_MONOTONIC, &t0);
 		int rc = reader_start(r);
 		if (rc < 0)
 			return rc;
 		reader_pump(r, 1);
 		long st = r->resp.status;
 		/* Headers of a 2xx: the body's fate is read's business (it
-		 * may even be complete already, or cut and resumed). */
-		if (r->headers_done && st >= 200 && st < 300)
+		 * may even be complete already, or cut and resumed). The
+		 * latency counted is the time to the headers. */
+		if (r->headers_done && st >= 200 && st < 300) {
+			count_request("GetObject", st, CURLE_OK, &t0, 0);
 			return 0;
+		}
 		r->resp.curl_rc = r->done ? r->result : CURLE_OK;
 		/* An error: let the transfer finish to get the body. */
 		while (!r->done)
@@ -1509,6 +1592,8 @@ static int reader_begin(struct s3_reader *r)
 					  r->resp.message,
 					  sizeof r->resp.message);
 		reader_stop(r);
+		count_request("GetObject", st, r->resp.curl_rc, &t0,
+			      transient(&r->resp) && attempt < r->s3->max_tries);
 		if (transient(&r->resp) && attempt < r->s3->max_tries) {
 			sleep_ms(backoff_ms(r->s3, attempt));
 			continue;
@@ -2742,6 +2827,7 @@ const struct store_backend store_s3_backend = {
 	.open = s3_open,
 	.close = s3_close,
 	.stat = s3_stat,
+	.object_size = s3_object_size,
 	.set_mtime = s3_set_mtime,
 	.reader_open = s3_reader_open,
 	.reader_read = s3_reader_read,
