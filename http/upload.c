@@ -151,7 +151,7 @@ static void store_fail(struct upload *u, int rc)
 	set_fail(u, (int)http_status_of(rc),
 		 rc == STORE_EQUOTA ? "Quota exceeded: the collection's "
 				      "storage quota is used up.\n"
-				    : "Storage error.\n");
+				    : http_store_error_text(rc));
 }
 
 /* HINT is the body's length: a little more than the file. */
