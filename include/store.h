@@ -42,6 +42,8 @@ enum store_error {
 	STORE_EAUTH = -13,      /* no usable credentials, or signature refused */
 	STORE_ETOOBIG = -14,    /* beyond a backend limit (S3's 5 TiB) */
 	STORE_ECANCELED = -15,  /* aborted by the caller */
+	STORE_EQUOTA = -16,     /* the client's quota (bytes or objects)
+				   would be exceeded: nothing was stored */
 };
 
 /* A short human text for a store_error ("no such file", ...). Static. */
@@ -168,6 +170,10 @@ struct store_put_opts {
 	uint64_t size_hint;     /* expected total size, 0 = unknown; lets S3
 				   pick a part size that fits 10,000 parts */
 	int exclusive;          /* 1: fail with STORE_EEXIST if NAME exists */
+	int size_exact;         /* 1: size_hint is exactly the size to come
+				   (scp's and rsync's announced sizes), so a
+				   metered store refuses at open, with
+				   STORE_EQUOTA, what cannot fit */
 };
 
 struct store_writer;
@@ -195,6 +201,32 @@ int store_writer_commit(struct store_writer *w);
 
 /* Discard everything written; frees W. Nothing becomes visible. */
 void store_writer_abort(struct store_writer *w);
+
+/* ---- staged writes: the name is known only at the end -------------- */
+
+/* Begin writing an object whose final name, and even final location, is
+ * decided only after its bytes have arrived (an HTTP upload whose fields
+ * follow the file). The bytes stream into a hidden temp object of ST as
+ * they come: fs, a temp file at the location's root; S3, the first part
+ * buffer in memory, then a multipart upload to the temp key
+ * "<location>" STORE_TMP_PREFIX "<16 hex>". OPTS->exclusive is not
+ * supported (STORE_EINVAL); a NULL content type is taken from the final
+ * name. Finish with store_writer_commit_as() or store_writer_abort();
+ * store_writer_commit() refuses a staged writer. */
+int store_writer_open_staged(struct store *st,
+			     const struct store_put_opts *opts,
+			     struct store_writer **out);
+
+/* Commit a staged writer as NAME of DST (the staging store or another
+ * one), atomically, replacing any old object; frees W. fs: rename(2) into
+ * place (a streamed copy when DST is on another filesystem or backend).
+ * S3: an object that fit in one part is PUT straight to its final key (no
+ * temp object ever exists); a larger one completes its temp object, is
+ * copied server-side (CopyObject, UploadPartCopy above 5 GiB; streamed
+ * when DST is on another endpoint or backend) and the temp is deleted. On
+ * failure nothing new is visible at NAME and the temp is removed. */
+int store_writer_commit_as(struct store_writer *w, struct store *dst,
+			   const char *name);
 
 /* Convenience: write a whole small object from memory. */
 int store_put(struct store *st, const char *name, const void *buf,
@@ -253,15 +285,77 @@ int store_copy(struct store *src, const char *from, struct store *dst,
 	       const char *to);
 
 /* Space figures for statvfs: total and free bytes; for S3 both are
- * reported as large constants unless a quota applies (the caller does). */
+ * reported as large constants. On a metered store with a byte quota the
+ * quota is the total and what remains of it is free. */
 int store_statfs(struct store *st, uint64_t *total, uint64_t *avail);
 
-/* Remove leftovers of interrupted writes: fs temp files older than
- * MIN_AGE seconds whose writer is gone (a live writer holds a lock on its
- * temp file, so 0 is safe while other writers run). Called by the daemon
- * at start-up on every fs location. Returns the number removed. S3 has
- * nothing to clean here: see store_upload_recover(). */
+/* ---- usage and quotas ------------------------------------------------ */
+
+/* A store opened for a client (tenant_get) carries a meter: every object
+ * committed, replaced, deleted, renamed or copied through this interface
+ * is accounted (objects, bytes, under the object's top-level folder), and
+ * a quota is enforced before anything becomes visible:
+ *  - store_writer_open() refuses with STORE_EQUOTA when a new object would
+ *    exceed the object quota, or when opts->size_exact is set and the
+ *    announced size cannot fit in what remains of the byte quota;
+ *  - store_writer_write() fails with STORE_EQUOTA as soon as the bytes
+ *    written exceed what remained at open (plus the replaced object);
+ *  - store_writer_commit() reserves the change in the catalog in one
+ *    transaction (two writers racing to cross the quota cannot both pass)
+ *    and aborts the write with STORE_EQUOTA if it no longer fits;
+ *  - store_copy() into a metered store is checked the same way.
+ * Replacing an object costs only the difference in size; deletes and
+ * renames never need room. Stores without a meter (assetctl's, snapshot
+ * and archive locations) account nothing. */
+
+struct store_usage {
+	int64_t objects;        /* objects stored (directory markers aside) */
+	int64_t bytes;          /* their total size */
+	int64_t quota_objects;  /* 0 = none */
+	int64_t quota_bytes;    /* 0 = none */
+};
+
+struct store_meter {
+	/* Account OBJECTS and BYTES (either may be negative) under object
+	 * NAME. With CHECK set, refuse with STORE_EQUOTA, changing nothing,
+	 * if an increase would take usage above a quota. 0 or a store_error.
+	 * May be called from any thread. */
+	int (*account)(void *arg, const char *name, int64_t objects,
+		       int64_t bytes, int check);
+	/* The client's current usage and quotas. */
+	int (*usage)(void *arg, struct store_usage *out);
+	void *arg;              /* outlives the store */
+};
+
+/* Give ST a meter (copied), or none with M NULL. Set once, before the
+ * store is shared between threads. */
+void store_set_meter(struct store *st, const struct store_meter *m);
+
+/* The usage and quotas behind ST's meter. STORE_EINVAL if it has none. */
+int store_usage(struct store *st, struct store_usage *out);
+
+/* Remove leftovers of interrupted writes: fs temp files anywhere below
+ * the location older than MIN_AGE seconds whose writer is gone (a live
+ * writer holds a lock on its temp file, so 0 is safe while other writers
+ * run); S3 staged temp objects at the location's root (see
+ * store_writer_open_staged) older than MIN_AGE and at least a day
+ * (nothing can lock an S3 object, and a live commit_as may be copying
+ * one; ASSETD_S3_TEMP_MIN_AGE overrides the day, for tests). Called by
+ * the daemon at start-up on every location. Returns the number removed.
+ * Unfinished multipart uploads: see store_upload_recover(). */
 int store_cleanup(struct store *st, int min_age);
+
+/* Temp objects. Every temp object a writer makes has a last segment that
+ * begins with STORE_TMP_PREFIX. A name with such a segment is reserved on
+ * both backends: never listed, never addressable (stat, read and delete
+ * answer STORE_ENOENT; writes, mkdir and rename onto it STORE_EINVAL), and
+ * removed by store_cleanup(). */
+#define STORE_TMP_PREFIX ".assetd-tmp."
+
+/* 1 if any segment of NAME (a name, a key or a path below a location)
+ * begins with STORE_TMP_PREFIX: the one rule every listing and check of
+ * the project applies to temp objects. */
+int store_name_is_temp(const char *name);
 
 /* ---- recovery after a crash ----------------------------------------- */
 

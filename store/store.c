@@ -22,6 +22,7 @@
 
 #include <errno.h>
 #include <limits.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -52,6 +53,7 @@ const char *store_strerror(int err)
 	case STORE_EAUTH: return "storage credentials refused or missing";
 	case STORE_ETOOBIG: return "object too large for the storage";
 	case STORE_ECANCELED: return "canceled";
+	case STORE_EQUOTA: return "quota exceeded";
 	default: return "unknown storage error";
 	}
 }
@@ -448,7 +450,32 @@ int store_is_s3(const struct store *st)
 	return st->be != &store_fs_backend;
 }
 
+/* ---- temp objects ---------------------------------------------------- */
+
+int store_name_is_temp(const char *name)
+{
+	static const size_t pl = sizeof STORE_TMP_PREFIX - 1;
+	if (!name)
+		return 0;
+	for (const char *p = name;;) {
+		if (!strncmp(p, STORE_TMP_PREFIX, pl))
+			return 1;
+		p = strchr(p, '/');
+		if (!p)
+			return 0;
+		p++;
+	}
+}
+
 /* ---- dispatch -------------------------------------------------------- */
+
+/* Reserved (temp) names: absent to readers, invalid to writers, whatever
+ * the backend. */
+#define IF_TEMP_RETURN(name, err)                                             \
+	do {                                                                  \
+		if (store_name_is_temp(name))                                 \
+			return (err);                                         \
+	} while (0)
 
 int store_stat(struct store *st, const char *name, struct store_stat *out)
 {
@@ -456,6 +483,7 @@ int store_stat(struct store *st, const char *name, struct store_stat *out)
 	if (!st || !name || !out || !dir_name_ok(name, n, sizeof n))
 		return STORE_EINVAL;
 	memset(out, 0, sizeof *out);
+	IF_TEMP_RETURN(n, STORE_ENOENT);
 	return st->be->stat(st, n, out);
 }
 
@@ -464,6 +492,7 @@ int store_set_mtime(struct store *st, const char *name, int64_t mtime)
 	char n[STORE_NAME_MAX];
 	if (!st || !name || !dir_name_ok(name, n, sizeof n))
 		return STORE_EINVAL;
+	IF_TEMP_RETURN(n, STORE_ENOENT);
 	return st->be->set_mtime(st, n, mtime);
 }
 
@@ -479,6 +508,7 @@ int store_reader_open(struct store *st, const char *name, uint64_t offset,
 	struct store_stat tmp;
 	struct store_stat *sp = out_stat ? out_stat : &tmp;
 	memset(sp, 0, sizeof *sp);
+	IF_TEMP_RETURN(name, STORE_ENOENT);
 	return st->be->reader_open(st, name, offset, len, out, sp);
 }
 
@@ -526,6 +556,88 @@ ssize_t store_pread(struct store *st, const char *name, void *buf,
 	return (ssize_t)got;
 }
 
+/* ---- metering ---------------------------------------------------------- */
+
+void store_set_meter(struct store *st, const struct store_meter *m)
+{
+	if (!st)
+		return;
+	if (m && m->account)
+		st->meter = *m;
+	else
+		memset(&st->meter, 0, sizeof st->meter);
+}
+
+int store_usage(struct store *st, struct store_usage *out)
+{
+	if (!st || !out || !st->meter.usage)
+		return STORE_EINVAL;
+	memset(out, 0, sizeof *out);
+	return st->meter.usage(st->meter.arg, out);
+}
+
+/* Size of the object NAME, -1 if there is none (a directory counts as
+ * none: writing or deleting it fails in the backend anyway), or a
+ * store_error in *RC. */
+static int64_t object_size(struct store *st, const char *name, int *rc)
+{
+	uint64_t size = 0;
+	*rc = 0;
+	if (st->be->object_size) {
+		int r = st->be->object_size(st, name, &size);
+		if (r == STORE_ENOENT)
+			return -1;
+		if (r < 0) {
+			*rc = r;
+			return -1;
+		}
+		return (int64_t)size;
+	}
+	struct store_stat ss;
+	memset(&ss, 0, sizeof ss);
+	int r = st->be->stat(st, name, &ss);
+	if (r == STORE_ENOENT || (r == 0 && ss.is_dir))
+		return -1;
+	if (r < 0) {
+		*rc = r;
+		return -1;
+	}
+	return (int64_t)ss.size;
+}
+
+static int meter_account(struct store *st, const char *name, int64_t objects,
+			 int64_t bytes, int check)
+{
+	if (!st->meter.account || (objects == 0 && bytes == 0))
+		return 0;
+	return st->meter.account(st->meter.arg, name, objects, bytes, check);
+}
+
+/* What a new object NAME (replacing one of OLD bytes, or none: -1) may
+ * hold under ST's quotas: *LIMIT bytes (UINT64_MAX: no byte quota).
+ * STORE_EQUOTA if a new object is refused by the object quota. */
+static int meter_room(struct store *st, int64_t old, uint64_t *limit)
+{
+	struct store_usage u;
+	*limit = UINT64_MAX;
+	if (!st->meter.usage)
+		return 0;
+	memset(&u, 0, sizeof u);
+	if (st->meter.usage(st->meter.arg, &u) < 0)
+		return 0; /* the commit's reservation still checks */
+	if (old < 0 && u.quota_objects > 0 && u.objects >= u.quota_objects)
+		return STORE_EQUOTA;
+	if (u.quota_bytes > 0) {
+		int64_t room = u.quota_bytes - u.bytes;
+		if (room < 0)
+			room = 0;
+		*limit = (uint64_t)room + (uint64_t)(old > 0 ? old : 0);
+	}
+	return 0;
+}
+
+/* ---- writing ------------------------------------------------------------ */
+
 int store_writer_open(struct store *st, const char *name,
 		      const struct store_put_opts *opts,
 		      struct store_writer **out)
@@ -533,19 +645,146 @@ int store_writer_open(struct store *st, const char *name,
 	if (!out)
 		return STORE_EINVAL;
 	*out = NULL;
-	if (!st || !store_name_valid(name))
+	if (!st || !store_name_valid(name) || store_name_is_temp(name))
 		return STORE_EINVAL;
 	struct store_put_opts defaults = { 0 };
 	struct store_put_opts o = opts ? *opts : defaults;
 	if (o.content_type && (strlen(o.content_type) >= STORE_CTYPE_MAX ||
 			       strpbrk(o.content_type, "\r\n")))
 		return STORE_EINVAL;
-	int rc = st->be->writer_open(st, name, &o, out);
+	/* A metered store learns what the write replaces and how much room
+	 * the quota leaves before anything is sent to the backend. */
+	int64_t old = -1;
+	uint64_t limit = UINT64_MAX;
+	char *mname = NULL;
+	int rc;
+	if (st->meter.account) {
+		/* An object that cannot be sized counts as new (the quota is
+		 * charged more, never less); if the backend cannot write
+		 * either, its own open or commit says why. */
+		old = object_size(st, name, &rc);
+		rc = meter_room(st, old, &limit);
+		if (rc == 0 && o.size_exact && o.size_hint > limit)
+			rc = STORE_EQUOTA;
+		if (rc < 0)
+			return rc;
+		mname = strdup(name);
+		if (!mname)
+			return STORE_ENOMEM;
+	}
+	rc = st->be->writer_open(st, name, &o, out);
+	if (rc < 0) {
+		free(mname);
+		return rc;
+	}
+	(*out)->size = 0;
+	(*out)->dead = 0;
+	(*out)->st = mname ? st : NULL;
+	(*out)->name = mname;
+	(*out)->old_size = old;
+	(*out)->limit = limit;
+	(*out)->staged = 0;
+	return 0;
+}
+
+int store_writer_open_staged(struct store *st,
+			     const struct store_put_opts *opts,
+			     struct store_writer **out)
+{
+	if (!out)
+		return STORE_EINVAL;
+	*out = NULL;
+	struct store_put_opts defaults = { 0 };
+	struct store_put_opts o = opts ? *opts : defaults;
+	if (!st || o.exclusive || !st->be->writer_open_staged)
+		return STORE_EINVAL;
+	if (o.content_type && (strlen(o.content_type) >= STORE_CTYPE_MAX ||
+			       strpbrk(o.content_type, "\r\n")))
+		return STORE_EINVAL;
+	int rc = st->be->writer_open_staged(st, &o, out);
 	if (rc < 0)
 		return rc;
 	(*out)->size = 0;
 	(*out)->dead = 0;
+	(*out)->staged = 1;
+	(*out)->st = NULL; /* metered at commit_as, when the store is known */
+	(*out)->name = NULL;
+	(*out)->old_size = -1;
+	(*out)->limit = UINT64_MAX;
 	return 0;
+}
+
+int store_writer_commit_as(struct store_writer *w, struct store *dst,
+			   const char *name)
+{
+	if (!w)
+		return STORE_EINVAL;
+	int rc = 0;
+	if (w->dead)
+		rc = w->dead < 0 ? w->dead : STORE_EIO;
+	else if (!w->staged || !dst || !store_name_valid(name) ||
+		 store_name_is_temp(name))
+		rc = STORE_EINVAL;
+	if (rc < 0) {
+		store_writer_abort(w);
+		return rc;
+	}
+	if (!dst->meter.account)
+		return w->be->writer_commit_as(w, dst, name);
+	/* The final store is metered: the quota is checked here, once the
+	 * size is known (a staged write has no meter while it streams; the
+	 * upload's own size limit bounds it meanwhile). */
+	int64_t old = object_size(dst, name, &rc);
+	int64_t dobj = old < 0 ? 1 : 0;
+	int64_t dbytes = (int64_t)w->size - (old > 0 ? old : 0);
+	rc = meter_account(dst, name, dobj, dbytes, 1);
+	if (rc < 0) {
+		store_writer_abort(w);
+		return rc;
+	}
+	rc = w->be->writer_commit_as(w, dst, name);
+	if (rc < 0)
+		meter_account(dst, name, -dobj, -dbytes, 0);
+	return rc;
+}
+
+int store_stream_into(store_read_fn rd, void *arg, uint64_t expect,
+		      struct store *dst, const char *name,
+		      const struct store_put_opts *opts)
+{
+	struct store_writer *w;
+	struct store_put_opts po = *opts;
+	po.size_hint = expect;
+	int rc = store_writer_open(dst, name, &po, &w);
+	if (rc < 0)
+		return rc;
+	/* The caller (commit_as) has accounted this object already. */
+	free(w->name);
+	w->name = NULL;
+	w->st = NULL;
+	char *buf = aligned_alloc(4096, STORE_COPY_BUF);
+	if (!buf) {
+		store_writer_abort(w);
+		return STORE_ENOMEM;
+	}
+	for (;;) {
+		ssize_t n = rd(arg, buf, STORE_COPY_BUF);
+		if (n <= 0) {
+			rc = (int)n;
+			break;
+		}
+		rc = store_writer_write(w, buf, (size_t)n);
+		if (rc < 0)
+			break;
+	}
+	free(buf);
+	if (rc == 0 && store_writer_size(w) != expect)
+		rc = STORE_EIO; /* cut short */
+	if (rc < 0) {
+		store_writer_abort(w);
+		return rc;
+	}
+	return store_writer_commit(w);
 }
 
 int store_writer_write(struct store_writer *w, const void *buf, size_t len)
@@ -556,6 +795,12 @@ int store_writer_write(struct store_writer *w, const void *buf, size_t len)
 		return w->dead < 0 ? w->dead : STORE_EIO;
 	if (len == 0)
 		return 0;
+	/* Past the quota: stop now rather than at the commit, so that an
+	 * oversized upload is cut off instead of streamed to the end. */
+	if (w->st && (uint64_t)len > w->limit - w->size) {
+		w->dead = STORE_EQUOTA;
+		return STORE_EQUOTA;
+	}
 	int rc = w->be->writer_write(w, buf, len);
 	if (rc < 0) {
 		w->dead = rc;
@@ -574,18 +819,42 @@ int store_writer_commit(struct store_writer *w)
 {
 	if (!w)
 		return STORE_EINVAL;
-	if (w->dead) {
-		int rc = w->dead < 0 ? w->dead : STORE_EIO;
-		w->be->writer_abort(w);
+	if (w->dead || w->staged) {
+		int rc = w->dead < 0 ? w->dead : w->dead ? STORE_EIO
+							  : STORE_EINVAL;
+		store_writer_abort(w);
 		return rc;
 	}
-	return w->be->writer_commit(w);
+	struct store *st = w->st;
+	char *name = w->name;
+	if (!st)
+		return w->be->writer_commit(w);
+	/* Reserve the change, then commit; give it back if the backend
+	 * fails. The reservation is one catalog transaction, so writers
+	 * racing to cross the quota are decided one at a time. */
+	int64_t dobj = w->old_size < 0 ? 1 : 0;
+	int64_t dbytes =
+	    (int64_t)w->size - (w->old_size > 0 ? w->old_size : 0);
+	int rc = meter_account(st, name, dobj, dbytes, 1);
+	if (rc < 0) {
+		w->be->writer_abort(w);
+		free(name);
+		return rc;
+	}
+	rc = w->be->writer_commit(w);
+	if (rc < 0)
+		meter_account(st, name, -dobj, -dbytes, 0);
+	free(name);
+	return rc;
 }
 
 void store_writer_abort(struct store_writer *w)
 {
-	if (w)
-		w->be->writer_abort(w);
+	if (!w)
+		return;
+	free(w->name);
+	w->name = NULL;
+	w->be->writer_abort(w);
 }
 
 int store_put(struct store *st, const char *name, const void *buf,
@@ -628,7 +897,15 @@ int store_delete(struct store *st, const char *name)
 {
 	if (!st || !store_name_valid(name))
 		return STORE_EINVAL;
-	return st->be->delete_object(st, name);
+	IF_TEMP_RETURN(name, STORE_ENOENT);
+	if (!st->meter.account)
+		return st->be->delete_object(st, name);
+	int rc;
+	int64_t old = object_size(st, name, &rc); /* -1 if unknown */
+	rc = st->be->delete_object(st, name);
+	if (rc == 0 && old >= 0)
+		meter_account(st, name, -1, -old, 0);
+	return rc;
 }
 
 int store_mkdir(struct store *st, const char *name)
@@ -638,6 +915,7 @@ int store_mkdir(struct store *st, const char *name)
 		return STORE_EINVAL;
 	if (!n[0])
 		return STORE_EEXIST; /* the root always exists */
+	IF_TEMP_RETURN(n, STORE_EINVAL);
 	return st->be->mkdir(st, n);
 }
 
@@ -646,7 +924,62 @@ int store_rmdir(struct store *st, const char *name)
 	char n[STORE_NAME_MAX];
 	if (!st || !name || !dir_name_ok(name, n, sizeof n) || !n[0])
 		return STORE_EINVAL; /* the root is not removable */
+	IF_TEMP_RETURN(n, STORE_ENOENT);
 	return st->be->rmdir(st, n);
+}
+
+struct tally {
+	int64_t objects, bytes;
+};
+
+static int tally_one(void *arg, const struct store_entry *e)
+{
+	struct tally *t = arg;
+	if (!e->is_dir) {
+		t->objects++;
+		t->bytes += (int64_t)e->size;
+	}
+	return 0;
+}
+
+/* A metered rename: what moves from F to T (a file, or everything below a
+ * directory) and what T replaced are accounted once the rename is done. */
+static int rename_metered(struct store *st, const char *f, const char *t,
+			  int noreplace)
+{
+	struct store_stat fs;
+	memset(&fs, 0, sizeof fs);
+	int rc = st->be->stat(st, f, &fs);
+	if (rc < 0)
+		return rc;
+	struct tally moved = { 0, 0 };
+	int64_t replaced = -1;
+	char fdir[STORE_NAME_MAX + 1], tdir[STORE_NAME_MAX + 1];
+	if (fs.is_dir) {
+		/* Names below a directory share its top-level folder, so the
+		 * directory's own name ("a/b/") stands for all of them. */
+		snprintf(fdir, sizeof fdir, "%s/", f);
+		snprintf(tdir, sizeof tdir, "%s/", t);
+		rc = st->be->list(st, fdir, 0, NULL, tally_one, &moved);
+		if (rc < 0)
+			return rc;
+	} else {
+		moved.objects = 1;
+		moved.bytes = (int64_t)fs.size;
+		replaced = object_size(st, t, &rc);
+		if (rc < 0)
+			return rc;
+		snprintf(fdir, sizeof fdir, "%s", f);
+		snprintf(tdir, sizeof tdir, "%s", t);
+	}
+	rc = st->be->rename(st, f, t, noreplace ? 1 : 0);
+	if (rc < 0)
+		return rc;
+	if (replaced >= 0)
+		meter_account(st, t, -1, -replaced, 0);
+	meter_account(st, fdir, -moved.objects, -moved.bytes, 0);
+	meter_account(st, tdir, moved.objects, moved.bytes, 0);
+	return 0;
 }
 
 int store_rename(struct store *st, const char *from, const char *to,
@@ -656,6 +989,8 @@ int store_rename(struct store *st, const char *from, const char *to,
 	if (!st || !from || !to || !dir_name_ok(from, f, sizeof f) ||
 	    !dir_name_ok(to, t, sizeof t) || !f[0] || !t[0])
 		return STORE_EINVAL;
+	IF_TEMP_RETURN(f, STORE_ENOENT);
+	IF_TEMP_RETURN(t, STORE_EINVAL);
 	if (!strcmp(f, t)) {
 		/* posix rename onto itself: nothing to do if it exists */
 		struct store_stat ss;
@@ -668,6 +1003,8 @@ int store_rename(struct store *st, const char *from, const char *to,
 	size_t fl = strlen(f);
 	if (!strncmp(t, f, fl) && t[fl] == '/')
 		return STORE_EINVAL;
+	if (st->meter.account)
+		return rename_metered(st, f, t, noreplace);
 	return st->be->rename(st, f, t, noreplace ? 1 : 0);
 }
 
@@ -725,20 +1062,45 @@ static int copy_streamed(struct store *src, const char *from,
 	return store_writer_commit(w);
 }
 
+/* A server-side copy into a metered store: reserve what it adds (as a
+ * writer's commit would), give it back if the copy fails. */
+static int copy_metered(struct store *src, const char *from,
+			struct store *dst, const char *to)
+{
+	int rc;
+	int64_t size = object_size(src, from, &rc);
+	if (size < 0)
+		return src->be->copy(src, from, dst, to); /* its own error */
+	int64_t old = object_size(dst, to, &rc); /* -1: counts as new */
+	int64_t dobj = old < 0 ? 1 : 0;
+	int64_t dbytes = size - (old > 0 ? old : 0);
+	rc = meter_account(dst, to, dobj, dbytes, 1);
+	if (rc < 0)
+		return rc;
+	rc = src->be->copy(src, from, dst, to);
+	if (rc < 0)
+		meter_account(dst, to, -dobj, -dbytes, 0);
+	return rc;
+}
+
 int store_copy(struct store *src, const char *from, struct store *dst,
 	       const char *to)
 {
 	if (!src || !dst || !store_name_valid(from) || !store_name_valid(to))
 		return STORE_EINVAL;
+	IF_TEMP_RETURN(from, STORE_ENOENT);
+	IF_TEMP_RETURN(to, STORE_EINVAL);
 	/* ASSETD_STORE_STREAMED_COPY=1 forces the streamed path, so that the
 	 * tests exercise it on a single backend too. */
 	const char *force = getenv("ASSETD_STORE_STREAMED_COPY");
 	if (src->be == dst->be && src->be->copy &&
 	    !(force && force[0] == '1')) {
-		int rc = src->be->copy(src, from, dst, to);
+		int rc = dst->meter.account ? copy_metered(src, from, dst, to)
+					    : src->be->copy(src, from, dst, to);
 		if (rc != STORE_EINVAL)
 			return rc;
 	}
+	/* The streamed copy's writer accounts for itself. */
 	return copy_streamed(src, from, dst, to);
 }
 
@@ -746,7 +1108,16 @@ int store_statfs(struct store *st, uint64_t *total, uint64_t *avail)
 {
 	if (!st || !total || !avail)
 		return STORE_EINVAL;
-	return st->be->statfs(st, total, avail);
+	int rc = st->be->statfs(st, total, avail);
+	struct store_usage u;
+	if (rc == 0 && st->meter.usage && store_usage(st, &u) == 0 &&
+	    u.quota_bytes > 0) {
+		*total = (uint64_t)u.quota_bytes;
+		*avail = u.bytes < u.quota_bytes
+			     ? (uint64_t)(u.quota_bytes - u.bytes)
+			     : 0;
+	}
+	return rc;
 }
 
 int store_cleanup(struct store *st, int min_age)
