@@ -341,3 +341,23 @@ def test_s3_requests_and_retries_counted_as_the_server_saw_them(
     finally:
         d.stop()
         proxy.close()
+
+
+@pytest.mark.parametrize("backend", ["fs"])
+def test_last_job_runs_come_from_the_catalog(daemon):
+    """A run made with assetctl, in another process, shows in the daemon's
+    "last run" gauges: they are read from the catalog's runs."""
+    import time
+    d = daemon
+    c = d.add_client("jx")
+    assert spec(d, c).upload(b"j" * 100, "j.bin").status == 200
+    m = scrape(d)
+    assert not [k for k in m if k[0] == "assetd_job_last_success"]
+    t0 = time.time()
+    d.ctl("archive", "create", "jx")
+    runs = d.ctl("runs", json_out=True)
+    assert runs and runs[0]["kind"] == "archive"
+    m = scrape(d)
+    assert m[key("assetd_job_last_success", kind="archive")] == 1
+    ts = m[key("assetd_job_last_run_timestamp_seconds", kind="archive")]
+    assert t0 - 2 <= ts <= time.time() + 2
