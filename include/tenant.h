@@ -30,6 +30,10 @@ void tenant_cache_free(struct tenant_cache *tc);
 int tenant_get(struct tenant_cache *tc, const char *client_name,
 	       struct catalog_client *client, struct store **store);
 
+/* Open client C's location the way its row says to reach it (endpoint,
+ * S3 region, profile). */
+int tenant_open_client(const struct catalog_client *c, struct store **out);
+
 /* Open any location URL with options taken from the catalog's region whose
  * assets or snapshot location contains it (endpoint, region, profile), or
  * AWS defaults. For assetctl sync/archive/bucket check. */
