@@ -120,31 +120,48 @@ static int check_fields(struct upload *u)
 					   : "Unavailable.\n");
 		return u->fail;
 	}
+	int name_ok = http_object_name(u->sc, "originals", st->buf, u->obj,
+				       sizeof u->obj) == 0;
+	/* From here the client is known: the request is audited. */
+	if (!u->thumbnail)
+		http_audit_set(rq, "write", u->sc, name_ok ? u->obj : st->buf,
+			       -1);
 	s = http_check_token(rq, u->sc->key, tk->seen ? tk->buf : NULL,
 			     st->buf, st->len);
 	if (s) {
 		set_fail(u, s, "Invalid token.\n");
 		return u->fail;
 	}
-	if (http_object_name(u->sc, "originals", st->buf, u->obj,
-			     sizeof u->obj) != 0) {
+	if (!name_ok) {
 		set_fail(u, 400, "Name too long.\n");
 		return u->fail;
 	}
 	return 0;
 }
 
-static int writer_open(struct upload *u, uint64_t hint)
+/* A store error's reply: the status from http_status_of() and words a
+ * person reading Specify's error can act on. */
+static void store_fail(struct upload *u, int rc)
+{
+	set_fail(u, (int)http_status_of(rc),
+		 rc == STORE_EQUOTA ? "Quota exceeded: the collection's "
+				      "storage quota is used up.\n"
+				    : http_store_error_text(rc));
+}
+
+/* EXACT: HINT is the file's size (spooled), not the body's length. */
+static int writer_open(struct upload *u, uint64_t hint, int exact)
 {
 	struct store_put_opts po;
 	memset(&po, 0, sizeof po);
 	po.size_hint = hint;
+	po.size_exact = exact;
 	int rc = store_writer_open(u->sc->store, u->obj, &po, &u->w);
 	if (rc != 0) {
 		u->w = NULL;
 		log_error("upload_store", "op=open name=%s error=%s",
 			  log_q(u->obj), log_q(store_strerror(rc)));
-		set_fail(u, (int)http_status_of(rc), "Storage error.\n");
+		store_fail(u, rc);
 		return -1;
 	}
 	return 0;
@@ -161,7 +178,7 @@ static void file_begin(struct upload *u)
 	    u->f[F_TYPE].seen) {
 		if (check_fields(u) || u->thumbnail)
 			return;
-		writer_open(u, u->content_length);
+		writer_open(u, u->content_length, 0);
 		return;
 	}
 	u->spool = http_spool_open(u->rq);
@@ -179,7 +196,7 @@ static int file_data(struct upload *u, const char *d, size_t n)
 		if (rc != 0) {
 			log_error("upload_store", "op=write name=%s error=%s",
 				  log_q(u->obj), log_q(store_strerror(rc)));
-			set_fail(u, (int)http_status_of(rc), "Storage error.\n");
+			store_fail(u, rc);
 		}
 		return 0;
 	}
@@ -192,7 +209,10 @@ static int file_data(struct upload *u, const char *d, size_t n)
 				log_error("upload_spool", "error=%s",
 					  log_q(strerror(errno)));
 				set_fail(u, errno == ENOSPC ? 507 : 500,
-					 "Cannot spool the upload.\n");
+					 errno == ENOSPC
+						 ? "Cannot spool the upload: "
+						   "no space left.\n"
+						 : "Cannot spool the upload.\n");
 				return 0;
 			}
 			o += (size_t)w;
@@ -381,7 +401,7 @@ static int spool_to_store(struct upload *u)
 	char *buf = malloc(256 * 1024);
 	if (buf == NULL)
 		return 503;
-	if (lseek(u->spool, 0, SEEK_SET) != 0 || writer_open(u, u->file_bytes)) {
+	if (lseek(u->spool, 0, SEEK_SET) != 0 || writer_open(u, u->file_bytes, 1)) {
 		free(buf);
 		return u->fail ? u->fail : 500;
 	}
@@ -400,7 +420,8 @@ static int spool_to_store(struct upload *u)
 			log_error("upload_store", "op=write name=%s error=%s",
 				  log_q(u->obj), log_q(store_strerror(rc)));
 			free(buf);
-			return (int)http_status_of(rc);
+			store_fail(u, rc);
+			return u->fail;
 		}
 	}
 	free(buf);
@@ -431,7 +452,7 @@ enum MHD_Result http_upload_end(struct http_req *rq)
 		if (rc != 0) {
 			log_error("upload_store", "op=commit name=%s error=%s",
 				  log_q(u->obj), log_q(store_strerror(rc)));
-			set_fail(u, (int)http_status_of(rc), "Storage error.\n");
+			store_fail(u, rc);
 		}
 	}
 	drop(u);
@@ -440,6 +461,7 @@ enum MHD_Result http_upload_end(struct http_req *rq)
 	log_info("upload", "client=%s name=%s bytes=%llu",
 		 log_q(u->sc->client.name), log_q(u->obj),
 		 (unsigned long long)u->file_bytes);
+	rq->audit_bytes = (int64_t)u->file_bytes;
 	return http_reply_text(rq, 200, "Ok.");
 }
 

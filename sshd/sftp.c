@@ -87,6 +87,8 @@ struct handle {
 	uint32_t window;
 	/* writing */
 	struct wstate ws;
+	uint64_t moved;                 /* bytes read through this handle,
+					   reported once at close */
 	/* directories */
 	int dir_done;
 	int dir_index;                  /* root and /backups: entries sent */
@@ -149,6 +151,7 @@ static const char *message_of(int err)
 	case STORE_EISDIR: return "Is a directory";
 	case STORE_ENOTDIR: return "Not a directory";
 	case STORE_ENOSPC: return "No space left (quota or disk full)";
+	case STORE_EQUOTA: return "Quota exceeded";
 	case STORE_ETHROTTLED: return "Storage busy, try again later";
 	case STORE_EUNAVAIL: return "Storage unavailable, try again later";
 	default: return store_strerror(err);
@@ -157,6 +160,16 @@ static const char *message_of(int err)
 
 static int reply_err(struct sftp *f, int err)
 {
+	/* SFTP v3 has no quota status and OpenSSH's client prints only the
+	 * status code ("Failure"): say why on the channel's stderr too,
+	 * which the client shows. */
+	if (err == STORE_EQUOTA) {
+		char line[160];
+		snprintf(line, sizeof line,
+			 "assetd: quota exceeded for client %s\n",
+			 f->s->client);
+		sshd_io_stderr(f->s, line);
+	}
 	return reply_status(f, status_of(err), message_of(err));
 }
 
@@ -340,8 +353,10 @@ static void wstate_discard(struct wstate *ws)
 	ws->next = ws->capx = 0;
 }
 
-static void handle_free(struct handle *h)
+static void handle_free(struct sftp *f, struct handle *h)
 {
+	if (h->kind == H_READ || h->kind == H_WRITE)
+		sshd_transfer(f->s, -1);
 	if (h->rd)
 		store_reader_close(h->rd);
 	h->rd = NULL;
@@ -625,6 +640,7 @@ static int ws_commit(struct sftp *f, struct handle *h)
 	log_info("sftp_put", "client=%s path=%s bytes=%llu",
 		 log_q(f->s->client), log_q(h->vp.abs),
 		 (unsigned long long)final);
+	sshd_record(f->s, "write", h->vp.abs, NULL, 0, final, 1);
 	/* Further writes overlay the object just committed. */
 	if (ws->spool_fd >= 0)
 		close(ws->spool_fd);
@@ -771,9 +787,12 @@ static int do_open(struct sftp *f)
 	else
 		rc = open_for_read(f, h);
 	if (rc) {
-		handle_free(h);
+		handle_free(f, h);
+		if (rq->pflags & SFTP_FXF_WRITE)
+			sshd_record(f->s, "write", vp.abs, NULL, rc, 0, 1);
 		return reply_err(f, rc);
 	}
+	sshd_transfer(f->s, 1);
 	return reply_handle(f, idx);
 }
 
@@ -790,15 +809,19 @@ static int do_close(struct sftp *f)
 				h->ws.max_end == 0;
 		if (!untouched)
 			rc = ws_commit(f, h);
-		if (rc)
+		if (rc) {
 			log_warn("sftp_put_failed", "client=%s path=%s msg=%s",
 				 log_q(f->s->client), log_q(h->vp.abs),
 				 log_q(store_strerror(rc)));
+			sshd_record(f->s, "write", h->vp.abs, NULL, rc,
+				    ws_size(&h->ws), 1);
+		}
 	} else if (h->kind == H_READ) {
 		log_debug("sftp_get", "client=%s path=%s", log_q(f->s->client),
 			  log_q(h->vp.abs));
+		sshd_record(f->s, "read", h->vp.abs, NULL, 0, h->moved, 0);
 	}
-	handle_free(h);
+	handle_free(f, h);
 	return rc ? reply_err(f, rc) : reply_ok(f);
 }
 
@@ -894,6 +917,7 @@ static int do_read(struct sftp *f)
 	lenp[2] = (uint8_t)(got >> 8);
 	lenp[3] = (uint8_t)got;
 	f->out.len += got;
+	h->moved += got;
 	return send_out(f);
 }
 
@@ -1015,6 +1039,12 @@ static int do_fsetstat(struct sftp *f)
 		return reply_status(f, SFTP_FX_FAILURE, "Invalid handle");
 	if (h->kind != H_WRITE)
 		return reply_setstat(f, setstat_path(f, &h->vp, a));
+	/* After a failed write OpenSSH's clients truncate the file to what
+	 * was written ("remote fsetstat"): the upload is lost anyway and
+	 * will be abandoned at close, so say so rather than "unsupported". */
+	if (h->ws.failed)
+		return reply_status(f, SFTP_FX_FAILURE,
+				    "The upload already failed");
 	if ((a->flags & SFTP_ATTR_SIZE) && a->size != ws_size(&h->ws))
 		return reply_setstat(f, STORE_ECANCELED);
 	if (a->flags & SFTP_ATTR_ACMODTIME)
@@ -1218,6 +1248,7 @@ static int do_remove(struct sftp *f)
 	if (rc == 0)
 		log_info("sftp_remove", "client=%s path=%s",
 			 log_q(f->s->client), log_q(vp.abs));
+	sshd_record(f->s, "delete", vp.abs, NULL, rc, 0, 1);
 	return rc ? reply_err(f, rc) : reply_ok(f);
 }
 
@@ -1235,6 +1266,7 @@ static int do_mkdir(struct sftp *f)
 	rc = parent_exists(f, &vp);
 	if (rc == 0)
 		rc = store_mkdir(f->s->store, vp.name);
+	sshd_record(f->s, "mkdir", vp.abs, NULL, rc, 0, 1);
 	return rc ? reply_err(f, rc) : reply_ok(f);
 }
 
@@ -1248,6 +1280,7 @@ static int do_rmdir(struct sftp *f)
 		return reply_err(f, vp.kind == VFS_OTHER ? STORE_ENOENT :
 							   STORE_EACCES);
 	rc = store_rmdir(f->s->store, vp.name);
+	sshd_record(f->s, "rmdir", vp.abs, NULL, rc, 0, 1);
 	return rc ? reply_err(f, rc) : reply_ok(f);
 }
 
@@ -1269,6 +1302,7 @@ static int rename_common(struct sftp *f, int noreplace)
 	if (rc == 0)
 		log_info("sftp_rename", "client=%s from=%s to=%s",
 			 log_q(f->s->client), log_q(from.abs), log_q(to.abs));
+	sshd_record(f->s, "rename", from.abs, to.abs, rc, 0, 1);
 	return rc ? reply_err(f, rc) : reply_ok(f);
 }
 
@@ -1300,28 +1334,22 @@ static int do_links(struct sftp *f)
 			    "Links are not supported here");
 }
 
-static int sum_sizes(void *arg, const struct store_entry *e)
-{
-	if (!e->is_dir)
-		*(uint64_t *)arg += e->size;
-	return 0;
-}
-
 static int do_statvfs_common(struct sftp *f, const struct vfs_path *vp)
 {
 	uint64_t total = 0, avail = 0;
+	/* The client's byte quota, when it has one, is the disk's size and
+	 * what remains of it the free space (store_statfs); an object quota
+	 * likewise gives the inode figures. */
+	struct store_usage u;
+	uint64_t files = 1u << 30, ffree = 1u << 30;
 	int rc = store_statfs(f->s->store, &total, &avail);
 	if (rc)
 		return reply_err(f, rc);
-	if (f->s->quota_bytes > 0) {
-		/* The quota is the size of the disk; what is used is what
-		 * is stored (summed from a listing: df is rare). */
-		uint64_t used = 0;
-		rc = store_list(f->s->store, "", 0, NULL, sum_sizes, &used);
-		if (rc < 0)
-			return reply_err(f, rc);
-		total = (uint64_t)f->s->quota_bytes;
-		avail = used < total ? total - used : 0;
+	if (store_usage(f->s->store, &u) == 0 && u.quota_objects > 0) {
+		files = (uint64_t)u.quota_objects;
+		ffree = u.objects < u.quota_objects
+			    ? (uint64_t)(u.quota_objects - u.objects)
+			    : 0;
 	}
 	const uint64_t bs = 4096;
 	sftp_out_begin(&f->out, SFTP_EXTENDED_REPLY, f->rq.id);
@@ -1330,9 +1358,9 @@ static int do_statvfs_common(struct sftp *f, const struct vfs_path *vp)
 	sftp_out_u64(&f->out, total / bs);      /* f_blocks */
 	sftp_out_u64(&f->out, avail / bs);      /* f_bfree */
 	sftp_out_u64(&f->out, avail / bs);      /* f_bavail */
-	sftp_out_u64(&f->out, 1u << 30);        /* f_files */
-	sftp_out_u64(&f->out, 1u << 30);        /* f_ffree */
-	sftp_out_u64(&f->out, 1u << 30);        /* f_favail */
+	sftp_out_u64(&f->out, files);           /* f_files */
+	sftp_out_u64(&f->out, ffree);           /* f_ffree */
+	sftp_out_u64(&f->out, ffree);           /* f_favail */
 	sftp_out_u64(&f->out, 0);               /* f_fsid */
 	sftp_out_u64(&f->out, vp && vp->kind != VFS_FILES ? 1 : 0); /* RDONLY */
 	sftp_out_u64(&f->out, 255);             /* f_namemax */
@@ -1476,11 +1504,14 @@ out:
 		struct handle *h = f->h[i];
 		if (!h)
 			continue;
-		if (h->kind == H_WRITE && (h->ws.w || h->ws.next))
+		if (h->kind == H_WRITE && (h->ws.w || h->ws.next)) {
 			log_warn("sftp_put_aborted", "client=%s path=%s",
 				 log_q(s->client), log_q(h->vp.abs));
+			sshd_record(s, "write", h->vp.abs, NULL,
+				    STORE_ECANCELED, ws_size(&h->ws), 1);
+		}
 		if (h->kind != H_FREE)
-			handle_free(h);
+			handle_free(f, h);
 		free(h);
 	}
 	free(f->in);
