@@ -418,8 +418,10 @@ int archives_write(struct store *src, struct store *dst, const char *name,
 		snprintf(res->sha256 + 2 * i, 3, "%02x", md[i]);
 finish:
 	if (m.ar) {
-		if (rc != 0)
-			archive_write_fail(m.ar);
+		/* Not archive_write_fail(): after it, free skips the close that
+		 * releases the output filter's block buffer (64 KiB leaked per
+		 * failed archive). The close's trailer goes nowhere: write_cb
+		 * refuses every write once m.rc is set. */
 		archive_write_free(m.ar);
 	}
 	if (m.lz_ready)
