@@ -77,6 +77,12 @@ struct conf {
 	char spool_dir[CONF_PATH_MAX];  /* SpoolDir, default DataDir/spool:
 					   out-of-order SFTP writes */
 
+	/* per-source penalties, SSH and HTTP (penalty.h parses them) */
+	char per_source_penalties[256]; /* PerSourcePenalties, "" = defaults */
+	char penalty_exempt[2048];      /* PerSourcePenaltyExemptList, "" =
+					   none */
+	char net_block_size[32];        /* PerSourceNetBlockSize, "" = 32:64 */
+
 	/* backups */
 	char sync_schedule[128];        /* SyncSchedule cron form, "" = off */
 	char archive_schedule[128];     /* ArchiveSchedule, "" = off */

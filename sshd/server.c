@@ -49,6 +49,7 @@
 #include <libssh/server.h>
 
 #include "log.h"
+#include "penalty.h"
 #include "session.h"
 #include "sshkey.h"
 
@@ -108,6 +109,7 @@ struct sshd_server {
 	int live;                       /* session threads running */
 	struct source *sources;
 	int nsources;
+	struct penalty_table *pen;      /* per-source penalties (own lock) */
 	struct conn *conns;             /* live sessions, for sshd_stop */
 };
 
@@ -121,6 +123,7 @@ struct conn {
 	struct limits lim;              /* snapshot at accept */
 
 	int auth_tries;
+	int grace_expired;              /* LoginGraceTime ran out */
 	int authenticated;
 	int too_many_tries;
 	int remote_closed;              /* the client sent CHANNEL_CLOSE */
@@ -509,7 +512,12 @@ static void *conn_thread(void *arg)
 	ssh_options_set(c->ssh, SSH_OPTIONS_TIMEOUT, &grace);
 	deadline = time(NULL) + grace;
 	if (ssh_handle_key_exchange(c->ssh) != SSH_OK) {
-		log_info("ssh_kex_failed", "addr=%s msg=%s", log_q(c->sess.addr),
+		/* A client silent until the grace time ran out is a slow
+		 * one, not one that merely left. */
+		c->grace_expired = time(NULL) >= deadline;
+		log_info(c->grace_expired ? "ssh_login_timeout" :
+					    "ssh_kex_failed",
+			 "addr=%s msg=%s", log_q(c->sess.addr),
 			 log_q(ssh_get_error(c->ssh)));
 		goto done;
 	}
@@ -528,6 +536,7 @@ static void *conn_thread(void *arg)
 		if (time(NULL) >= deadline) {
 			log_info("ssh_login_timeout", "addr=%s",
 				 log_q(c->sess.addr));
+			c->grace_expired = 1;
 			goto done;
 		}
 		if (ssh_event_dopoll(ev, 500) == SSH_ERROR)
@@ -557,6 +566,15 @@ done:
 		ssh_event_remove_session(ev, c->ssh);
 		ssh_event_free(ev);
 	}
+	/* A connection that never logged in costs its source: most for
+	 * failed keys, less for running out of time, least for leaving
+	 * (scans, failed key exchanges, garbage). */
+	if (!c->authenticated &&
+	    !__atomic_load_n(&srv->stopping, __ATOMIC_RELAXED))
+		penalty_add(srv->pen, c->sess.addr,
+			    c->auth_tries > 0 ? PENALTY_AUTHFAIL :
+			    c->grace_expired ? PENALTY_GRACE : PENALTY_NOAUTH,
+			    (int64_t)time(NULL));
 	ssh_disconnect(c->ssh);
 	ssh_free(c->ssh);
 	free(cbs);
@@ -606,6 +624,16 @@ static void accept_one(struct sshd_server *srv, int lfd)
 	if (fd < 0)
 		return;
 	addr_text(&ss, addr, sizeof addr);
+
+	/* A penalised source is dropped before a byte of SSH: it learns
+	 * nothing, and costs no thread or key exchange. */
+	int left = penalty_refused(srv->pen, addr, (int64_t)time(NULL));
+	if (left > 0) {
+		log_debug("ssh_refused", "addr=%s reason=penalty seconds=%d",
+			  log_q(addr), left);
+		close(fd);
+		return;
+	}
 
 	pthread_mutex_lock(&srv->mu);
 	struct limits lim = srv->lim;
@@ -796,6 +824,7 @@ static void server_free(struct sshd_server *srv)
 		ssh_bind_free(srv->bind);
 	pthread_mutex_destroy(&srv->mu);
 	pthread_cond_destroy(&srv->cv);
+	penalty_free(srv->pen);
 	free(srv->sources);
 	free(srv);
 }
@@ -822,6 +851,11 @@ int sshd_start(const struct conf *conf, struct catalog *cat,
 	snprintf(srv->spool_dir, sizeof srv->spool_dir, "%s", conf->spool_dir);
 	srv->sources = calloc(MAX_SOURCES, sizeof *srv->sources);
 	if (!srv->sources || pipe2(srv->wake, O_CLOEXEC) != 0)
+		goto fail;
+	struct penalty_settings ps;
+	penalty_from_conf(conf, &ps);
+	srv->pen = penalty_new(&ps, "ssh");
+	if (!srv->pen)
 		goto fail;
 
 	srv->bind = ssh_bind_new();
@@ -890,6 +924,9 @@ int sshd_reload(struct sshd_server *srv, const struct conf *conf)
 	pthread_mutex_lock(&srv->mu);
 	limits_from(&srv->lim, conf);
 	pthread_mutex_unlock(&srv->mu);
+	struct penalty_settings ps;
+	penalty_from_conf(conf, &ps);
+	penalty_reload(srv->pen, &ps);
 	log_info("ssh_reload", "max_sessions=%d max_auth_tries=%d "
 		 "login_grace_time=%d per_source=%d idle_timeout=%d",
 		 conf->max_sessions, conf->max_auth_tries,
