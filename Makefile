@@ -19,7 +19,7 @@ SYSCONFDIR ?= /etc
 UNITDIR ?= /lib/systemd/system
 
 CC ?= cc
-PKGS = libssh libcurl libcrypto sqlite3 libarchive liblzma libzstd libmicrohttpd vips libexif
+PKGS = libssh libcurl libcrypto sqlite3 libarchive liblzma libzstd zlib libmicrohttpd vips libexif
 VERSION := $(shell cat VERSION 2>/dev/null || echo 0.0.0)
 
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
@@ -58,7 +58,7 @@ assetd: $(BUILD)/assetd
 assetctl: $(BUILD)/assetctl
 	ln -sf $< $@
 
-$(BUILD)/%.o: %.c $(wildcard include/*.h) | $(BUILD)/.dirs
+$(BUILD)/%.o: %.c $(wildcard include/*.h store/*.h http/*.h sshd/*.h sshd/rsync/*.h) | $(BUILD)/.dirs
 	@mkdir -p $(dir $@)
 	@echo "  CC      $<"
 	@$(CC) $(ALL_CFLAGS) -c -o $@ $<
@@ -124,7 +124,7 @@ FUZZ_SRC := $(sort $(wildcard tests/fuzz/fuzz_*.c))
 FUZZ_BIN := $(FUZZ_SRC:tests/fuzz/%.c=$(FUZZ_BUILD)/%)
 FUZZ_OBJ := $(LIB_SRC:%.c=$(FUZZ_BUILD)/%.o)
 
-$(FUZZ_BUILD)/%.o: %.c $(wildcard include/*.h)
+$(FUZZ_BUILD)/%.o: %.c $(wildcard include/*.h store/*.h http/*.h sshd/*.h sshd/rsync/*.h)
 	@mkdir -p $(dir $@)
 	@echo "  FUZZCC  $<"
 	@$(FUZZ_CC) $(FUZZ_CFLAGS) -c -o $@ $<

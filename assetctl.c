@@ -22,6 +22,7 @@
 #include <ctype.h>
 #include <errno.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -1518,6 +1519,17 @@ static int find_catalog(struct ctx *ctx, const char *conf_path,
 	return 0;
 }
 
+/* Journal this process's S3 multipart uploads beside the catalog, as the
+ * daemon does, so that its next start aborts those a killed assetctl
+ * left (store/upjournal.c). Best effort: a read-only catalog folder only
+ * loses the safety net. */
+static void journal_uploads(const char *db_path)
+{
+	char dir[PATH_MAX];
+	if (store_upload_journal_dir(db_path, dir, sizeof dir) == 0)
+		store_upload_journal(dir);
+}
+
 int main(int argc, char **argv)
 {
 	struct ctx ctx = {0};
@@ -1592,6 +1604,7 @@ int main(int argc, char **argv)
 		}
 		if (catalog_open(ctx.db_path, &ctx.cat, err, sizeof err) != 0)
 			return error("%s", err);
+		journal_uploads(ctx.db_path);
 		/* quiet like --only-show-errors: the store's info lines
 		 * (credentials found, ...) are for the daemon's log */
 		log_set_level(LOG_LVL_WARN);
@@ -1647,6 +1660,7 @@ int main(int argc, char **argv)
 	char err[512];
 	if (catalog_open(ctx.db_path, &ctx.cat, err, sizeof err) != 0)
 		return error("%s", err);
+	journal_uploads(ctx.db_path);
 	rc = a.verb->run(&ctx, &a);
 	if (fflush(stdout) != 0 && rc == EXIT_OK)
 		rc = error("writing the output: %s", strerror(errno));

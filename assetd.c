@@ -434,6 +434,15 @@ static int daemon_start(struct daemon *d)
 			  log_q(c->catalog), log_q(err));
 		return -1;
 	}
+	{
+		/* S3 multipart uploads in flight are journalled, so that the
+		 * next start can abort those a crash left (see
+		 * store/upjournal.c; the scheduler's recovery thread). */
+		char jdir[CONF_PATH_MAX + 16];
+		if (store_upload_journal_dir(c->catalog, jdir, sizeof jdir) < 0 ||
+		    store_upload_journal(jdir) < 0)
+			log_warn("s3_journal_off", "dir=%s", log_q(jdir));
+	}
 	if (tenant_cache_new(d->cat, TENANT_TTL_SECONDS, &d->tc) < 0) {
 		log_error("start_failed", "what=tenant_cache");
 		return -1;
@@ -548,6 +557,11 @@ static void daemon_reload(struct daemon *d)
 	}
 	if (sshd_reload(d->sshd, &next) < 0) {
 		log_error("reload_failed", "what=ssh");
+		failed = 1;
+	}
+	if (schedule_runner_reload(d->sched, &next, err, sizeof err) < 0) {
+		log_error("reload_failed", "what=schedule error=%s",
+			  log_q(err));
 		failed = 1;
 	}
 	d->conf = next;

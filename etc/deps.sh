@@ -9,7 +9,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 kind=${1:-build}
 
 build="make gcc pkg-config libssh-dev libcurl4-openssl-dev libssl-dev
-libsqlite3-dev libarchive-dev liblzma-dev libzstd-dev libmicrohttpd-dev libvips-dev libexif-dev
+libsqlite3-dev libarchive-dev liblzma-dev libzstd-dev zlib1g-dev libmicrohttpd-dev libvips-dev libexif-dev
 openssh-client"
 test="$build libcmocka-dev python3 python3-pytest python3-paramiko
 python3-boto3 rsync curl xz-utils zstd nodejs sqlite3 libimage-exiftool-perl

@@ -53,11 +53,21 @@ int schedule_matches(const struct schedule *s, time_t t);
 struct schedule_runner;
 
 /* Start the scheduler threads for CF's SyncSchedule and ArchiveSchedule
- * (either may be "" = off). CAT and CF must outlive the runner. Returns 0,
+ * (either may be "" = off), and the start-up recovery (store_upload_recover,
+ * store_cleanup of every fs location) in the background. CF is copied; CAT
+ * must outlive the runner. Returns 0,
  * or -1 with ERR set when a schedule does not parse. */
 int schedule_runner_start(struct catalog *cat, const struct conf *cf,
 			  struct schedule_runner **out, char *err,
 			  size_t errlen);
+
+/* Apply a reloaded configuration (SIGHUP): the runner copies CF (the
+ * caller may free or overwrite it afterwards); jobs already running finish
+ * with the configuration they started with, the next ones use CF, and
+ * changed schedules take effect at once. Returns 0, or -1 with ERR set
+ * (and nothing changed) when a schedule does not parse. */
+int schedule_runner_reload(struct schedule_runner *r, const struct conf *cf,
+			   char *err, size_t errlen);
 
 /* Ask running jobs to stop (a sync stops issuing copies; an archive in
  * progress is abandoned and recorded as failed), wait for the threads and

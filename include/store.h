@@ -256,9 +256,36 @@ int store_copy(struct store *src, const char *from, struct store *dst,
  * reported as large constants unless a quota applies (the caller does). */
 int store_statfs(struct store *st, uint64_t *total, uint64_t *avail);
 
-/* Remove leftovers of interrupted writes (fs temp files older than
- * MIN_AGE seconds). Called at start-up. Returns the number removed. */
+/* Remove leftovers of interrupted writes: fs temp files older than
+ * MIN_AGE seconds whose writer is gone (a live writer holds a lock on its
+ * temp file, so 0 is safe while other writers run). Called by the daemon
+ * at start-up on every fs location. Returns the number removed. S3 has
+ * nothing to clean here: see store_upload_recover(). */
 int store_cleanup(struct store *st, int min_age);
+
+/* ---- recovery after a crash ----------------------------------------- */
+
+/* Journal the S3 multipart uploads this process starts in DIR (created,
+ * mode 0700, at the first upload; NULL turns the journal off, the
+ * default): one
+ * small locked file per upload in flight, removed once it is completed or
+ * aborted. Call once at start, before any writer opens. Both the daemon
+ * and assetctl journal to the same directory. See store/upjournal.c. */
+int store_upload_journal(const char *dir);
+
+/* The journal directory that goes with a catalog: "DIR/s3-uploads" for
+ * the catalog "DIR/assetd.db". Returns 0 or STORE_EINVAL if too long. */
+int store_upload_journal_dir(const char *catalog_path, char *out,
+			     size_t outlen);
+
+/* Abort (AbortMultipartUpload) every journalled upload whose process has
+ * died, and remove its entry; entries of live processes are left alone,
+ * and one whose endpoint cannot be reached now stays for the next run.
+ * Stops early when *CANCEL (may be NULL) becomes non-zero. Returns the
+ * number of entries settled, or a store_error. Uploads left by a process
+ * that never journalled are for the bucket's lifecycle rule
+ * (AbortIncompleteMultipartUpload). */
+int store_upload_recover(const char *dir, volatile int *cancel);
 
 /* The Content-Type for a name's extension ("image/jpeg"), or
  * "application/octet-stream". Static string. */

@@ -69,6 +69,34 @@ struct store_backend {
 	int (*cleanup)(struct store *st, int min_age);
 };
 
+/* ---- the journal of multipart uploads (store/upjournal.c) ---------- */
+
+/* How to reach one multipart upload again: every string non-NULL ("" when
+ * unset). */
+struct store_journal_entry {
+	const char *bucket;
+	const char *endpoint;           /* custom endpoint URL, or "" */
+	const char *region;
+	const char *profile;
+	int path_style;                 /* as in struct store_opts */
+	const char *key;                /* the full key (prefix included) */
+	const char *upload_id;
+};
+
+/* Journal an upload that S3 has just created. Returns the entry's locked
+ * fd (kept open until store_journal_end) and its PATH, or -1 when the
+ * journal is off or could not be written (logged; the upload goes on). */
+int store_journal_begin(const struct store_journal_entry *e, char *path,
+			size_t pathlen);
+
+/* The upload was completed or aborted: remove its entry. FD may be -1. */
+void store_journal_end(int fd, const char *path);
+
+/* AbortMultipartUpload of KEY (full key) on an s3:// store; CODE gets S3's
+ * error code on failure. Returns 0 or a store_error. */
+int store_s3_abort_upload(struct store *st, const char *key,
+			  const char *upload_id, char *code, size_t codelen);
+
 extern const struct store_backend store_fs_backend;
 extern const struct store_backend store_s3_backend;
 

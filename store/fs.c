@@ -19,7 +19,10 @@
  * (renameat2 RENAME_NOREPLACE for exclusive creates) and fsync of the
  * directory. A reader thus sees the old file or the new one. Temp files are
  * never listed, never addressable (a name with a ".assetd-tmp." segment is
- * refused), removed on any failure and, after a crash, by store_cleanup().
+ * refused), removed on any failure and, after a crash, by store_cleanup()
+ * (which the daemon runs at start on every fs location): a writer holds an
+ * flock() on its temp file, so cleanup removes only files whose writer is
+ * gone, however recent, and never one still being written.
  * ENOSPC during a write or at fsync is STORE_ENOSPC and the temp file is
  * emptied at once and removed by the abort. A writer creates the missing
  * parent directories of its target when it opens (as S3 needs none); an
@@ -50,6 +53,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/random.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
@@ -500,7 +504,14 @@ static int make_temp(int dirfd, char *tmp, size_t tmplen)
 				O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW |
 					O_CLOEXEC,
 				0644);
-		if (fd >= 0 || errno != EEXIST)
+		if (fd >= 0) {
+			/* Held until the writer ends: store_cleanup()
+			 * leaves a temp file alone while its writer lives,
+			 * however old it is. */
+			flock(fd, LOCK_EX);
+			return fd;
+		}
+		if (errno != EEXIST)
 			return fd;
 	}
 	errno = EEXIST;
@@ -1145,8 +1156,17 @@ static int cleanup_dir(int dirfd, time_t cutoff, int depth)
 		} else if (S_ISREG(sb.st_mode) &&
 			   !strncmp(nm, FS_TMP_PREFIX, FS_TMP_PREFIX_LEN) &&
 			   sb.st_mtim.tv_sec <= cutoff) {
-			if (unlinkat(dirfd, nm, 0) == 0)
+			/* Only a file whose writer is gone: a live writer
+			 * holds its flock (see make_temp). */
+			int tfd = openat(dirfd, nm,
+					 O_RDONLY | O_NOFOLLOW | O_NONBLOCK |
+						 O_CLOEXEC);
+			if (tfd < 0)
+				continue;
+			if (flock(tfd, LOCK_EX | LOCK_NB) == 0 &&
+			    unlinkat(dirfd, nm, 0) == 0)
 				removed++;
+			close(tfd);
 		}
 	}
 	closedir(dir);

@@ -48,7 +48,9 @@
  * confirmation, then CompleteMultipartUpload, whose body must be a
  * CompleteMultipartUploadResult. Any failure aborts the upload
  * (AbortMultipartUpload; a server without it, such as the test server's
- * 405, is tolerated and logged).
+ * 405, is tolerated and logged). Each multipart upload is journalled from
+ * its creation to its completion or abort (store/upjournal.c), so that one
+ * a killed process left is aborted at the daemon's next start.
  *
  * Directories are "name/" marker objects plus common prefixes. Listings
  * merge a page's Contents and CommonPrefixes in byte order, skip the listed
@@ -65,6 +67,8 @@
  * ASSETD_S3_CLIENT_DELIMITER=1 for servers whose delimiter listings are
  * incomplete (the test server's miss prefixes holding no object directly):
  * prefixes are then rolled up here, at one request per subdirectory.
+ * ASSETD_S3_CONNECT_TO (curl's CONNECT_TO form, read once per process)
+ * routes AWS names to a loopback server in the TLS tests.
  */
 #include "awscred.h"
 #include "backend.h"
@@ -128,6 +132,10 @@ struct s3 {
 	int client_delimiter;           /* roll up prefixes ourselves */
 	int max_keys;                   /* ListObjectsV2 page size */
 	struct awscred_source *cred;
+	/* how the location was opened, for the upload journal */
+	char endpoint_url[300];         /* custom endpoint, "" for AWS */
+	char profile[128];
+	int path_style;                 /* as resolved: 1 or 0 */
 };
 
 /* ---- the process-wide curl state ----------------------------------------- */
@@ -139,6 +147,7 @@ static pthread_mutex_t pool_lock = PTHREAD_MUTEX_INITIALIZER;
 static CURL *pool[POOL_MAX];
 static int pool_n;
 static char ca_bundle[1024];
+static struct curl_slist *connect_to;   /* ASSETD_S3_CONNECT_TO, tests */
 
 static void share_lock(CURL *h, curl_lock_data d, curl_lock_access a, void *u)
 {
@@ -169,6 +178,14 @@ static void curl_setup(void)
 	const char *ca = getenv("AWS_CA_BUNDLE");
 	if (ca && *ca)
 		snprintf(ca_bundle, sizeof ca_bundle, "%s", ca);
+	/* Test knob: "HOST:PORT:CONNECT-HOST:CONNECT-PORT" (curl's
+	 * CURLOPT_CONNECT_TO; an empty HOST or PORT matches any), so that
+	 * AWS names (bucket.s3.REGION.amazonaws.com:443) reach a loopback
+	 * server while the Host header, SNI and certificate check keep the
+	 * real name. */
+	const char *ct = getenv("ASSETD_S3_CONNECT_TO");
+	if (ct && *ct)
+		connect_to = curl_slist_append(NULL, ct);
 }
 
 static CURL *easy_get(void)
@@ -508,6 +525,8 @@ static int setup_request(struct s3 *s3, CURL *c, const struct s3_req *req,
 		curl_easy_setopt(c, CURLOPT_SHARE, curl_share);
 	if (ca_bundle[0])
 		curl_easy_setopt(c, CURLOPT_CAINFO, ca_bundle);
+	if (connect_to)
+		curl_easy_setopt(c, CURLOPT_CONNECT_TO, connect_to);
 	if (strcmp(req->method, "HEAD") == 0)
 		curl_easy_setopt(c, CURLOPT_NOBODY, 1L);
 	else if (strcmp(req->method, "GET") != 0)
@@ -553,6 +572,28 @@ static int transient(const struct s3_resp *r)
 	       strcmp(r->code, "ServiceUnavailable") == 0;
 }
 
+/* The endpoint's certificate failed verification (or the CA bundle could
+ * not be read): no retry helps, and the admin needs to know why. */
+static int tls_untrusted(CURLcode rc)
+{
+	return rc == CURLE_PEER_FAILED_VERIFICATION ||
+	       rc == CURLE_SSL_CACERT_BADFILE ||
+	       rc == CURLE_SSL_CERTPROBLEM;
+}
+
+/* Say why an HTTPS endpoint was refused, once per failed request. */
+static void log_tls(const struct s3 *s3, CURLcode rc)
+{
+	if (tls_untrusted(rc))
+		log_error("s3_tls_untrusted",
+			  "host=%s ca_bundle=%s error=%s hint=%s",
+			  log_q(s3->host),
+			  log_q(ca_bundle[0] ? ca_bundle : "(system)"),
+			  log_q(curl_easy_strerror(rc)),
+			  log_q("the endpoint's certificate is not trusted: "
+				"set AWS_CA_BUNDLE to its CA"));
+}
+
 /* Map a final failure to a store_error. */
 static int map_error(const struct s3_resp *r)
 {
@@ -561,6 +602,8 @@ static int map_error(const struct s3_resp *r)
 			return STORE_ENOMEM;
 		if (r->body_overflow)
 			return STORE_EIO;
+		if (tls_untrusted(r->curl_rc))
+			return STORE_EUNAVAIL; /* not retried; logged */
 		return transient(r) ? STORE_EUNAVAIL : STORE_EIO;
 	}
 	if (r->status == 503 || strcmp(r->code, "SlowDown") == 0)
@@ -704,6 +747,7 @@ static int s3_do(struct s3 *s3, const struct s3_req *req, struct s3_resp *resp,
 			  attempt, again);
 		if (!again) {
 			int err = map_error(resp);
+			log_tls(s3, resp->curl_rc);
 			if (transient(resp))
 				log_warn("s3_failed",
 					 "method=%s key=%s status=%ld code=%s "
@@ -772,6 +816,9 @@ static int set_endpoint(struct s3 *s3, const struct store_opts *opts)
 		snprintf(s3->endpoint_id, sizeof s3->endpoint_id,
 			 "aws|%s", s3->region);
 	}
+	s3->path_style = path_style != 0;
+	if (ep && *ep)
+		snprintf(s3->endpoint_url, sizeof s3->endpoint_url, "%s", ep);
 	if (path_style)
 		snprintf(s3->path_base, sizeof s3->path_base, "/%s", s3->bucket);
 	else
@@ -818,6 +865,9 @@ static int s3_open(struct store *st, const char *url_rest,
 	if (set_endpoint(s3, opts) < 0)
 		goto inval;
 	if (opts->profile && *opts->profile) {
+		if (strlen(opts->profile) >= sizeof s3->profile)
+			goto inval;
+		snprintf(s3->profile, sizeof s3->profile, "%s", opts->profile);
 		size_t el = strlen(s3->endpoint_id);
 		snprintf(s3->endpoint_id + el, sizeof s3->endpoint_id - el,
 			 "|%s", opts->profile);
@@ -1456,6 +1506,7 @@ static int reader_begin(struct s3_reader *r)
 			return 1; /* range beyond the end */
 		if (r->resp.curl_rc == CURLE_OK && st == 412)
 			return STORE_EIO; /* changed under a resumed read */
+		log_tls(r->s3, r->resp.curl_rc);
 		return map_error(&r->resp);
 	}
 }
@@ -1613,6 +1664,8 @@ struct s3_writer {
 	int busy;               /* a job is queued or being sent */
 	int quit;
 	int err;                /* first failure of the uploader */
+	int journal_fd;         /* locked journal entry, or -1 */
+	char journal_path[PATH_MAX];
 };
 
 static int create_upload(struct s3 *s3, const char *key, const char *ctype,
@@ -1643,7 +1696,8 @@ static int upload_query(char *q, size_t cap, int part, const char *upload_id)
 	return 0;
 }
 
-static int abort_upload(struct s3 *s3, const char *key, const char *upload_id)
+static int abort_upload_code(struct s3 *s3, const char *key,
+			     const char *upload_id, char *code, size_t codelen)
 {
 	char q[1700];
 	if (upload_query(q, sizeof q, 0, upload_id) < 0)
@@ -1656,8 +1710,51 @@ static int abort_upload(struct s3 *s3, const char *key, const char *upload_id)
 		 * removes them; say so. 405: the server has no abort. */
 		log_warn("s3_abort_failed", "key=%s status=%ld code=%s",
 			 log_q(key), resp.status, log_q(resp.code));
+	if (code)
+		snprintf(code, codelen, "%s", resp.code);
 	resp_free(&resp);
 	return rc;
+}
+
+static int abort_upload(struct s3 *s3, const char *key, const char *upload_id)
+{
+	return abort_upload_code(s3, key, upload_id, NULL, 0);
+}
+
+int store_s3_abort_upload(struct store *st, const char *key,
+			  const char *upload_id, char *code, size_t codelen)
+{
+	if (!st || st->be != &store_s3_backend)
+		return STORE_EINVAL;
+	return abort_upload_code(st->impl, key, upload_id, code, codelen);
+}
+
+/* Journal the writer's new upload (see store/upjournal.c). */
+static void journal_begin(struct s3_writer *w)
+{
+	struct s3 *s3 = w->s3;
+	struct store_journal_entry e = {
+		.bucket = s3->bucket, .endpoint = s3->endpoint_url,
+		.region = s3->region, .profile = s3->profile,
+		.path_style = s3->path_style, .key = w->key,
+		.upload_id = w->upload_id,
+	};
+	w->journal_fd = store_journal_begin(&e, w->journal_path,
+					    sizeof w->journal_path);
+}
+
+/* The upload is settled: forget it, unless KEEP (an abort that failed for
+ * a transient reason): the entry then stays, unlocked once closed, for
+ * the next start's recovery to try again. */
+static void journal_end(struct s3_writer *w, int keep)
+{
+	if (w->journal_fd < 0)
+		return;
+	if (keep)
+		close(w->journal_fd);
+	else
+		store_journal_end(w->journal_fd, w->journal_path);
+	w->journal_fd = -1;
 }
 
 /* IF_NONE_MATCH: create only if KEY does not exist (S3 conditional write,
@@ -1793,6 +1890,7 @@ static int start_multipart(struct s3_writer *w)
 			       sizeof w->upload_id);
 	if (rc < 0)
 		return rc;
+	journal_begin(w);
 	pthread_mutex_init(&w->mu, NULL);
 	pthread_cond_init(&w->cv, NULL);
 	if (pthread_create(&w->thread, NULL, uploader, w) != 0) {
@@ -1860,6 +1958,7 @@ static void stop_uploader(struct s3_writer *w)
 static void writer_free(struct s3_writer *w)
 {
 	stop_uploader(w);
+	journal_end(w, 0);
 	free(w->fill);
 	free(w->job);
 	free(w->etags);
@@ -1877,6 +1976,7 @@ static int s3_writer_open(struct store *st, const char *name,
 	if (!w)
 		return STORE_ENOMEM;
 	w->base.be = &store_s3_backend;
+	w->journal_fd = -1;
 	w->st = st;
 	w->s3 = s3;
 	if (full_key(s3, name, w->key, sizeof w->key) < 0) {
@@ -1976,8 +2076,11 @@ static void s3_writer_abort(struct store_writer *base)
 	if (!w)
 		return;
 	stop_uploader(w);
-	if (w->upload_id[0])
-		abort_upload(w->s3, w->key, w->upload_id);
+	if (w->upload_id[0]) {
+		int rc = abort_upload(w->s3, w->key, w->upload_id);
+		journal_end(w, rc == STORE_EUNAVAIL || rc == STORE_ETHROTTLED ||
+				       rc == STORE_EAUTH);
+	}
 	writer_free(w);
 }
 
@@ -2431,8 +2534,9 @@ static int s3_statfs(struct store *st, uint64_t *total, uint64_t *avail)
 static int s3_cleanup(struct store *st, int min_age)
 {
 	/* Nothing is written outside its final key except multipart parts,
-	 * which our writers abort; leftovers from a crash are for a bucket
-	 * lifecycle rule (AbortIncompleteMultipartUpload). */
+	 * which our writers abort; those a crash left are aborted from the
+	 * upload journal (store_upload_recover), and anything else is for a
+	 * bucket lifecycle rule (AbortIncompleteMultipartUpload). */
 	return 0;
 }
 

@@ -9,7 +9,8 @@
  * and then the block's number, and jump a whole block ahead. The next
  * block in sequence is preferred when several blocks share the sums, so
  * unchanged files come out as runs of consecutive references. The whole
- * stream ends with token 0 and the MD5 of the object.
+ * stream ends with the end token and the MD5 of the object. The tokens go
+ * through token.c, which compresses them when the client asked for -z.
  *
  * The object is read sequentially through a bounded buffer: it keeps the
  * pending literal (never more than one run) and one block ahead, so memory
@@ -81,24 +82,19 @@ static int have(struct window *w, int64_t off, int64_t n)
 static void send_literal(struct rs_sess *s, struct window *w,
 			 struct rs_filesum *fs, int64_t from, int64_t to)
 {
-	static const unsigned char zeros[4096];
+	static const unsigned char zeros[RS_CHUNK_SIZE];
 
 	while (from < to) {
 		int64_t n = to - from;
 		if (n > RS_CHUNK_SIZE)
 			n = RS_CHUNK_SIZE;
-		rs_write_int(&s->conn, (int32_t)n);
 		if (have(w, from, n)) {
-			rs_write(&s->conn, at(w, from), (size_t)n);
+			rs_tok_send(&s->tok, &s->conn, -2, at(w, from),
+				    (int32_t)n, NULL, 0);
 			rs_filesum_update(fs, at(w, from), (size_t)n);
 		} else {
-			int64_t left = n;
-			while (left > 0) {
-				size_t k = left > (int64_t)sizeof zeros
-						   ? sizeof zeros : (size_t)left;
-				rs_write(&s->conn, zeros, k);
-				left -= (int64_t)k;
-			}
+			rs_tok_send(&s->tok, &s->conn, -2, zeros, (int32_t)n,
+				    NULL, 0);
 		}
 		if (s->stats)
 			s->stats->literal_bytes += (uint64_t)n;
@@ -205,7 +201,8 @@ int rs_send_delta(struct rs_sess *s, struct store_reader *r, int64_t size,
 		}
 		if (found >= 0) {
 			send_literal(s, &w, &fs, lit, off);
-			rs_write_int(&s->conn, -(found + 1));
+			rs_tok_send(&s->tok, &s->conn, found, NULL, 0,
+				    at(&w, off), (int32_t)k);
 			rs_filesum_update(&fs, at(&w, off), (size_t)k);
 			if (s->stats)
 				s->stats->matched_bytes += (uint64_t)k;
@@ -241,7 +238,7 @@ int rs_send_delta(struct rs_sess *s, struct store_reader *r, int64_t size,
 		send_literal(s, &w, &fs, lit, to);
 		lit = to;
 	}
-	rs_write_int(&s->conn, 0);
+	rs_tok_send(&s->tok, &s->conn, -1, NULL, 0, NULL, 0);
 	rs_filesum_end(&fs, sum);
 	rs_filesum_free(&fs);
 	if (w.rerr || (w.eof && w.base + (int64_t)w.len < size)) {

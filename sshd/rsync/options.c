@@ -288,14 +288,52 @@ static int long_opt(const char *arg, const char *next, int *used_next,
 			     strcmp(val, "md5,md5")))
 			return refuse(err, errlen, name,
 				      "only md5 is supported by this server");
+		/* a named choice is not negotiated: no list is exchanged */
+		o->checksum_named = strcmp(val, "auto") != 0;
 	} else if (IS("--compress-choice") || IS("--zc")) {
-		if (!val || strcmp(val, "none"))
-			return refuse(err, errlen, "--compress",
-				      NOT_SUPPORTED);
-		o->compress = 0;
-	} else if (IS("--compress-level") || IS("--new-compress") ||
-		   IS("--old-compress") || IS("--skip-compress")) {
-		/* judged with -z in server.c */
+		int algo;
+		if (!val) {
+			if (!next)
+				return refuse(err, errlen, name, "needs a value");
+			val = next;
+			*used_next = 1;
+		}
+		if (strcmp(val, "auto") == 0) {
+			o->compress_choice = -1;
+			return 0;
+		}
+		algo = rs_compress_by_name(val);
+		if (algo < 0) {
+			/* rsync's own wording for a name it was built
+			 * without, and its exit code (4) */
+			snprintf(err, errlen, "rsync: on remote machine: "
+				 "unknown compress name: %s (this server "
+				 "offers: %s)\n", val, RS_COMPRESS_LIST);
+			return RSYNC_EUNSUPPORTED;
+		}
+		o->compress_choice = algo;
+		o->compress = algo != RS_CPRES_NONE;
+	} else if (IS("--new-compress") || IS("--old-compress")) {
+		o->compress = 1;
+		o->compress_choice = IS("--new-compress") ? RS_CPRES_ZLIBX
+							  : RS_CPRES_ZLIB;
+	} else if (IS("--compress-level") || IS("--zl")) {
+		if (!val) {
+			if (!next)
+				return refuse(err, errlen, name, "needs a value");
+			val = next;
+			*used_next = 1;
+		}
+		o->compress_level = atoi(val);
+	} else if (IS("--skip-compress") || IS("--compress-threads") ||
+		   IS("--zt")) {
+		/* per-suffix levels and worker threads: the stream is the
+		 * same without them */
+		if (!val) {
+			if (!next)
+				return refuse(err, errlen, name, "needs a value");
+			*used_next = 1;
+		}
 	} else if (IS("--timeout") || IS("--bwlimit") || IS("--log-format") ||
 		   IS("--out-format") || IS("--info") || IS("--debug") ||
 		   IS("--msgs2stderr") || IS("--no-msgs2stderr") ||
@@ -337,6 +375,8 @@ int rs_parse_options(int argc, char **argv, struct rs_opts *o, char *err,
 	o->max_size = -1;
 	o->min_size = -1;
 	o->max_delete = -1;
+	o->compress_choice = -1;
+	o->compress_level = -1;
 	err[0] = '\0';
 	if (argc < 2 || strcmp(argv[0], "rsync") != 0)
 		return refuse(err, errlen, argc ? argv[0] : "(empty)",

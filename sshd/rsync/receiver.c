@@ -75,6 +75,7 @@ struct push {
 	int redo_count;
 	int errors;             /* files that failed: exit 23 */
 	unsigned char *wbuf;
+	unsigned char *seebuf;  /* one block, for zlib's history; or NULL */
 	struct rs_commits *commits; /* background commits, or NULL */
 };
 
@@ -434,10 +435,11 @@ struct basis {
 	int64_t pos;            /* offset the open reader is at */
 };
 
-/* Copy LEN bytes at OFF of the old object into the writer. */
+/* Copy LEN bytes at OFF of the old object into the writer (and into SEE,
+ * when not NULL: a block the zlib history needs). */
 static int copy_block(struct basis *b, int64_t off, int32_t len,
 		      unsigned char *buf, size_t *blen, struct store_writer *w,
-		      struct rs_filesum *fs)
+		      struct rs_filesum *fs, unsigned char *see)
 {
 	int32_t got = 0;
 	int rc;
@@ -468,6 +470,8 @@ static int copy_block(struct basis *b, int64_t off, int32_t len,
 		if (n <= 0)
 			return n < 0 ? (int)n : STORE_EIO;
 		rs_filesum_update(fs, buf + *blen, (size_t)n);
+		if (see)
+			memcpy(see + got, buf + *blen, (size_t)n);
 		*blen += (size_t)n;
 		got += (int32_t)n;
 		b->pos += n;
@@ -532,18 +536,14 @@ static int receive_file(struct push *p, const struct pend *q)
 		return RSYNC_EMALLOC;
 	}
 	for (;;) {
-		int32_t t = rs_read_int(c);
-		if (c->err)
-			break;
-		if (t == 0)
+		const unsigned char *data;
+		int32_t t = rs_tok_recv(&s->tok, c, &data);
+		if (c->err || t == 0)
 			break;
 		if (t > 0) {
 			int32_t left = t;
-			if (t > (1 << 24)) {
-				rs_fail(c, RSYNC_EPROTOCOL);
-				break;
-			}
-			while (left > 0 && !c->err) {
+			rs_filesum_update(&fs, data, (size_t)t);
+			while (left > 0) {
 				size_t n = WBUF_SIZE - blen;
 				if (n == 0) {
 					if (!werr && w)
@@ -553,8 +553,8 @@ static int receive_file(struct push *p, const struct pend *q)
 				}
 				if (n > (size_t)left)
 					n = (size_t)left;
-				rs_read(c, p->wbuf + blen, n);
-				rs_filesum_update(&fs, p->wbuf + blen, n);
+				memcpy(p->wbuf + blen, data, n);
+				data += n;
 				blen += n;
 				left -= (int32_t)n;
 			}
@@ -573,12 +573,20 @@ static int receive_file(struct push *p, const struct pend *q)
 			len = (i == count - 1 && remainder) ? remainder : blength;
 			if (!werr) {
 				werr = copy_block(&b, (int64_t)i * blength, len,
-						  p->wbuf, &blen, w ? w : NULL, &fs);
+						  p->wbuf, &blen, w ? w : NULL, &fs,
+						  p->seebuf);
 			}
 			if (werr) {
 				/* keep the checksum honest: it must fail */
 				blen = 0;
+				if (p->seebuf)
+					memset(p->seebuf, 0, (size_t)len);
 			}
+			/* zlib: the block joins the decompressor's history
+			 * (zeros after a failed read keep the stream
+			 * decodable; the file fails anyway) */
+			if (p->seebuf)
+				rs_tok_see(&s->tok, c, p->seebuf, len);
 			if (s->stats)
 				s->stats->matched_bytes += (uint64_t)len;
 		}
@@ -1120,7 +1128,10 @@ int rs_run_receiver(struct rs_sess *s)
 	p->deletes_left = s->opts.max_delete >= 0 ? s->opts.max_delete : -1;
 	p->wbuf = malloc(WBUF_SIZE);
 	p->names = malloc((s->flist.used + 1) * sizeof *p->names);
-	if (!p->wbuf || !p->names) {
+	if (s->compress == RS_CPRES_ZLIB)
+		p->seebuf = malloc(RS_MAX_BLOCK_SIZE);
+	if (!p->wbuf || !p->names ||
+	    (s->compress == RS_CPRES_ZLIB && !p->seebuf)) {
 		rc = RSYNC_EMALLOC;
 		goto out;
 	}
@@ -1234,6 +1245,7 @@ out:
 		free(p->dents);
 		free(p->names);
 		free(p->wbuf);
+		free(p->seebuf);
 		free(p);
 	}
 	return rc ? rc : c->err;

@@ -10,6 +10,8 @@
 #include <stdint.h>
 
 #include <openssl/evp.h>
+#include <zlib.h>
+#include <zstd.h>
 
 #include "rsync.h"
 #include "store.h"
@@ -119,6 +121,11 @@ struct rs_opts {
 	int existing_only;      /* --existing */
 	int dry_run;            /* -n */
 	int compress;           /* -z */
+	int compress_choice;    /* RS_CPRES_* named by the client's options
+				   (--new-compress, --old-compress,
+				   --compress-choice), -1 = negotiate */
+	int compress_level;     /* --compress-level, -1 = default */
+	int checksum_named;     /* --checksum-choice=md5: not negotiated */
 	int delete_mode;        /* any --delete* */
 	int delete_excluded;    /* --delete-excluded */
 	int numeric_ids;        /* --numeric-ids */
@@ -293,6 +300,67 @@ void rs_flist_free(struct rs_flist *fl);
 /* rsync's file-list order (files before subdirectories). */
 int rs_file_cmp(const struct rs_file *a, const struct rs_file *b);
 
+
+/* ---- the token stream (token.c) ------------------------------------ */
+
+/* Compression algorithms (rsync's numbering is not on the wire: the
+ * names are). */
+#define RS_CPRES_NONE 0
+#define RS_CPRES_ZLIB 1
+#define RS_CPRES_ZLIBX 2
+#define RS_CPRES_ZSTD 3
+/* What we offer, best first (as rsync orders them). */
+#define RS_COMPRESS_LIST "zstd zlibx zlib"
+
+const char *rs_compress_name(int algo);
+/* RS_CPRES_* of NAME, -1 if we do not implement it. */
+int rs_compress_by_name(const char *name);
+
+/* One direction of one session's file data: the sender's encoder or the
+ * receiver's decoder, plain or compressed. */
+struct rs_tok {
+	int algo;               /* RS_CPRES_* */
+	int protocol;           /* negotiated version (zlib history quirk) */
+	int sending;            /* 1 encoder, 0 decoder */
+	z_stream z;             /* zlib/zlibx (de)compressor */
+	int z_ready;            /* z initialised */
+	ZSTD_CCtx *zc;          /* zstd encoder (whole session) */
+	ZSTD_DCtx *zd;          /* zstd decoder (whole session) */
+	/* encoder */
+	int32_t last_token;     /* -1 at a file's start, -2 after data */
+	int32_t run_start, last_run_end; /* block run being collected */
+	int flush_pending;      /* data went in without a flush */
+	unsigned char *obuf;    /* compressed bytes not yet framed */
+	size_t olen;
+	/* decoder */
+	int rstate;             /* where the decoder is in the stream */
+	int32_t rx_token, rx_run; /* last block number, blocks left in run */
+	int32_t saved_flag;     /* flag byte read ahead (+ 0x10000) */
+	int32_t residue;        /* plain: literal bytes left in the run */
+	unsigned char *cbuf;    /* one compressed frame */
+	size_t in_len, in_pos;  /* its length and what was consumed */
+	unsigned char *dbuf;    /* decompressed data handed out */
+};
+
+/* LEVEL < 0 picks the algorithm's default. 0, or -1 out of memory. */
+int rs_tok_init(struct rs_tok *t, int algo, int level, int protocol,
+		int sending);
+void rs_tok_free(struct rs_tok *t);
+/* Send N literal bytes of DATA, then TOKEN: a block number (whose BLKLEN
+ * bytes BLK the receiver already has: zlib puts them in its history),
+ * -1 to end the file, or -2 for no token (data only). */
+void rs_tok_send(struct rs_tok *t, struct rs_conn *c, int32_t token,
+		 const unsigned char *data, int32_t n,
+		 const unsigned char *blk, int32_t blklen);
+/* Next item of the stream: > 0 literal bytes at *DATA (valid until the
+ * next call), -(i + 1) for block i, 0 at the end of the file or on an
+ * error (c->err is then set; a malformed stream is a stream error). */
+int32_t rs_tok_recv(struct rs_tok *t, struct rs_conn *c,
+		    const unsigned char **data);
+/* Decoder: the LEN bytes of a block just referenced (zlib history). */
+void rs_tok_see(struct rs_tok *t, struct rs_conn *c,
+		const unsigned char *blk, int32_t len);
+
 /* ---- the session --------------------------------------------------- */
 
 struct rs_sess {
@@ -303,6 +371,8 @@ struct rs_sess {
 	int compat;             /* compat flags we sent */
 	int varint_flags;       /* CF_VARINT_FLIST_FLAGS in force */
 	int id0_names;          /* CF_ID0_NAMES in force */
+	int compress;           /* RS_CPRES_* in force */
+	struct rs_tok tok;      /* file data: encoder (pull) or decoder */
 	struct rs_filters filters;
 	struct rs_flist flist;
 	struct rsync_target target;

@@ -5,16 +5,17 @@
  * go to stderr and the client prints them), exchange versions (we offer 32
  * and speak down to 30), send the compatibility flags derived from the
  * client's -e capability letters, negotiate the checksum (md5 only) and,
- * with -z, the compression (refused: see below), send the checksum seed,
+ * with -z, the compression, send the checksum seed,
  * then switch both directions to multiplexed frames, read the client's
  * filter rules, resolve the path through the caller's resolver, and hand
  * over to the sender (pull) or the receiver (push). A fatal error is sent
  * as an in-band error message followed by MSG_ERROR_EXIT with the exit
  * code, so the client reports it and exits with that code.
  *
- * Compression: a current client negotiates zstd, lz4 or zlibx by name; we
- * offer none of them, so -z is refused up front with a clear message
- * rather than silently negotiated away.
+ * Compression: a current client with -z negotiates the algorithm by name
+ * (we offer zstd, zlibx and zlib; see token.c), or names it with
+ * --new-compress, --old-compress or --compress-choice; an older client
+ * without negotiation means zlib.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -78,26 +79,63 @@ static int recv_filters(struct rs_sess *s)
 	}
 }
 
-/* Checksum and compression name lists (protocol 30+ with 'v'). */
+/* The first name of the client's LIST that we implement (the client picks
+ * its own most preferred name the server offers: the same one), or -1. */
+static int pick_compression(char *list)
+{
+	char *tok, *save = NULL;
+
+	for (tok = strtok_r(list, " ", &save); tok;
+	     tok = strtok_r(NULL, " ", &save)) {
+		int algo = rs_compress_by_name(tok);
+		if (algo > RS_CPRES_NONE)
+			return algo;
+	}
+	return -1;
+}
+
+/* Checksum and compression name lists (protocol 30+ with 'v'): both sides
+ * send theirs before reading the other's. A list is exchanged only when
+ * the client did not name its choice on the command line. */
 static int negotiate(struct rs_sess *s)
 {
 	struct rs_conn *c = &s->conn;
+	int want_csum = !s->opts.checksum_named;
+	int want_zip = s->opts.compress && s->opts.compress_choice < 0;
 	char list[256];
-	char *tok, *save = NULL;
-	int found = 0;
 
-	rs_write_vstring(c, "md5", 3);
+	if (want_csum)
+		rs_write_vstring(c, "md5", 3);
+	if (want_zip)
+		rs_write_vstring(c, RS_COMPRESS_LIST,
+				 strlen(RS_COMPRESS_LIST));
 	rs_flush(c);
-	if (rs_read_vstring(c, list, sizeof list) < 0 || c->err)
-		return c->err ? c->err : RSYNC_EPROTOCOL;
-	for (tok = strtok_r(list, " ", &save); tok;
-	     tok = strtok_r(NULL, " ", &save))
-		if (strcmp(tok, "md5") == 0)
-			found = 1;
-	if (!found) {
-		say(c->io, "rsync: on remote machine: Failed to negotiate a "
-			   "checksum choice (this server offers: md5)\n");
-		return RSYNC_EUNSUPPORTED;
+	if (want_csum) {
+		char *tok, *save = NULL;
+		int found = 0;
+		if (rs_read_vstring(c, list, sizeof list) < 0 || c->err)
+			return c->err ? c->err : RSYNC_EPROTOCOL;
+		for (tok = strtok_r(list, " ", &save); tok;
+		     tok = strtok_r(NULL, " ", &save))
+			if (strcmp(tok, "md5") == 0)
+				found = 1;
+		if (!found) {
+			say(c->io, "rsync: on remote machine: Failed to "
+				   "negotiate a checksum choice (this server "
+				   "offers: md5)\n");
+			return RSYNC_EUNSUPPORTED;
+		}
+	}
+	if (want_zip) {
+		if (rs_read_vstring(c, list, sizeof list) < 0 || c->err)
+			return c->err ? c->err : RSYNC_EPROTOCOL;
+		s->compress = pick_compression(list);
+		if (s->compress < 0) {
+			say(c->io, "rsync: on remote machine: Failed to "
+				   "negotiate a compress choice (this server "
+				   "offers: " RS_COMPRESS_LIST ")\n");
+			return RSYNC_EUNSUPPORTED;
+		}
 	}
 	return 0;
 }
@@ -142,6 +180,10 @@ static int setup_protocol(struct rs_sess *s)
 	s->varint_flags = (s->compat & RS_CF_VARINT_FLIST_FLAGS) != 0;
 	s->id0_names = (s->compat & RS_CF_ID0_NAMES) != 0;
 
+	/* Without negotiation a compressing client means zlib. */
+	s->compress = !s->opts.compress ? RS_CPRES_NONE
+		      : s->opts.compress_choice >= 0 ? s->opts.compress_choice
+						      : RS_CPRES_ZLIB;
 	if (s->varint_flags) {
 		int rc = negotiate(s);
 		if (rc)
@@ -154,6 +196,9 @@ static int setup_protocol(struct rs_sess *s)
 	rs_flush(c);
 	if (rs_sum_ctx_init(&s->sums, s->seed,
 			    (s->compat & RS_CF_CHKSUM_SEED_FIX) != 0) < 0)
+		return RSYNC_EMALLOC;
+	if (rs_tok_init(&s->tok, s->compress, s->opts.compress_level,
+			c->protocol, s->opts.sender) < 0)
 		return RSYNC_EMALLOC;
 	return c->err;
 }
@@ -168,12 +213,6 @@ static int run(struct rs_sess *s, int argc, char **argv)
 	if (rc) {
 		say(c->io, err);
 		return rc;
-	}
-	if (s->opts.compress) {
-		say(c->io, "rsync: on remote machine: --compress (-z): "
-			   "compression is not supported by this server "
-			   "(assetd); run without -z\n");
-		return RSYNC_EUNSUPPORTED;
 	}
 	if (s->stats)
 		s->stats->sender = s->opts.sender;
@@ -250,6 +289,7 @@ int rsync_serve_argv(int argc, char **argv, const struct rsync_io *io,
 		stats->files = s->flist.used;
 	}
 	rs_sum_ctx_free(&s->sums);
+	rs_tok_free(&s->tok);
 	rs_filter_free(&s->filters);
 	rs_flist_free(&s->flist);
 	free(s);

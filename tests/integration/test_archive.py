@@ -253,11 +253,24 @@ def test_daemon_runs_scheduled_jobs(make_daemon, tmp_path):
     d.start()
     deadline = time.time() + 90
     kinds = set()
+    base_extra = d.conf_extra
+    reloads = 0
     while time.time() < deadline and kinds != {"sync", "archive"}:
-        time.sleep(1)
+        # Reload all along, jobs running or not: the scheduler works on
+        # its own copy of the configuration (the daemon replaces its own
+        # on SIGHUP), so the jobs finish and the daemon lives.
+        for _ in range(5):
+            d.conf_extra = base_extra + "SyncConcurrency %d\n" % (
+                4 + reloads % 8)
+            d.write_conf()
+            d.proc.send_signal(signal.SIGHUP)
+            reloads += 1
+            time.sleep(0.2)
         kinds = {r["kind"] for r in d.ctl("runs", json_out=True)
                  if r["state"] == "done"}
     assert kinds == {"sync", "archive"}, d.ctl("runs").stdout
+    assert d.proc.poll() is None
+    assert d.log().count("event=reloaded") >= reloads // 2
     arch = d.ctl("archive", "list", "kufish", json_out=True)
     assert arch[0]["state"] == "done"
     assert arch[0]["objects"] == len(FILES)
@@ -266,6 +279,17 @@ def test_daemon_runs_scheduled_jobs(make_daemon, tmp_path):
     assert "event=sync_done region=test" in log
     assert "event=archive_done client=kufish" in log
     assert "event=schedule_start kind=sync" in log
+    # a reload turns a schedule off (and the change is logged)
+    d.conf_extra = "SyncSchedule off\nArchiveSchedule 0 3 * * 0\n"
+    d.write_conf()
+    d.proc.send_signal(signal.SIGHUP)
+    wait_log = time.time() + 10
+    while time.time() < wait_log and \
+            "event=schedule_changed kind=sync schedule=off" not in d.log():
+        time.sleep(0.1)
+    assert "event=schedule_changed kind=sync schedule=off" in d.log()
+    assert "event=schedule_changed kind=archive schedule=\"0 3 * * 0\"" \
+        in d.log()
     # a bad schedule is refused with the keyword and the field named
     d.stop()
     with pytest.raises(AssertionError) as e:

@@ -17,6 +17,7 @@ import time
 import pytest
 
 from conftest import TOOLS, clean_env
+from rsynctree import MiB, read_tree, stat_of, write_tree
 
 TOOL = os.path.join(TOOLS, "rsync_stdio")
 RSYNC = "/usr/bin/rsync"
@@ -113,14 +114,6 @@ def loc(backend, request, tmp_path):
     return Loc(backend, s3, tmp_path)
 
 
-def stat_of(out, label):
-    """An integer from rsync's --stats output ("Literal data: 1,234 bytes")."""
-    for line in out.splitlines():
-        if line.startswith(label + ":"):
-            return int(line.split(":", 1)[1].split()[0].replace(",", ""))
-    raise AssertionError("no %r in:\n%s" % (label, out))
-
-
 def make_tree(root):
     files = {
         "top.txt": b"top level\n",
@@ -131,23 +124,9 @@ def make_tree(root):
         "with space/name with spaces.png": b"spaces",
         "unicod\u00e9/\u6a19\u672c-\u00e5.jpg": "unicode".encode(),
     }
-    for name, data in files.items():
-        p = os.path.join(str(root), name)
-        os.makedirs(os.path.dirname(p), exist_ok=True)
-        with open(p, "wb") as fh:
-            fh.write(data)
+    write_tree(root, files)
     os.makedirs(os.path.join(str(root), "emptydir"), exist_ok=True)
     return files
-
-
-def read_tree(root):
-    out = {}
-    for d, _, files in os.walk(str(root)):
-        for f in files:
-            p = os.path.join(d, f)
-            with open(p, "rb") as fh:
-                out[os.path.relpath(p, str(root))] = fh.read()
-    return out
 
 
 def test_push_pull_tree_and_no_change_rerun(loc, tmp_path):
@@ -181,20 +160,26 @@ def test_push_pull_tree_and_no_change_rerun(loc, tmp_path):
     assert stat_of(out, "Number of regular files transferred") == 0
 
 
-def test_delta_of_a_1k_change_in_20mib(loc, tmp_path):
+# Plain, and compressed: zlib (whose history the matched blocks join)
+# for the push, the negotiated default for the pull.
+@pytest.mark.parametrize("push_z,pull_z", [
+    ([], []), (["-z", "--compress-choice=zlib"], ["-z"])],
+    ids=["plain", "compressed"])
+def test_delta_of_a_1k_change_in_20mib(loc, tmp_path, push_z, pull_z):
     src = tmp_path / "src"
     src.mkdir()
-    data = bytearray(os.urandom(20 * 1024 * 1024))
+    data = bytearray(os.urandom(20 * MiB))
     (src / "big.bin").write_bytes(data)
     loc.rsync("-a", str(src) + "/", "x:attachments/d/")
 
-    data[10 * 1024 * 1024:10 * 1024 * 1024 + 1024] = os.urandom(1024)
+    data[10 * MiB:10 * MiB + 1024] = os.urandom(1024)
     (src / "big.bin").write_bytes(data)
     # the store keeps whole seconds: make the change visible to the quick
     # check even when it happens within the second of the first push
     st = os.stat(str(src / "big.bin"))
     os.utime(str(src / "big.bin"), (st.st_atime, st.st_mtime + 10))
-    _, out, _ = loc.rsync("-a", "--stats", str(src) + "/", "x:attachments/d/")
+    _, out, _ = loc.rsync("-a", "--stats", *push_z, str(src) + "/",
+                          "x:attachments/d/")
     assert stat_of(out, "Number of regular files transferred") == 1
     literal = stat_of(out, "Literal data")
     assert 1024 <= literal < 64 * 1024, out
@@ -206,9 +191,10 @@ def test_delta_of_a_1k_change_in_20mib(loc, tmp_path):
     dst.mkdir()
     shutil.copy2(str(src / "big.bin"), str(dst / "big.bin"))
     with open(str(dst / "big.bin"), "r+b") as fh:
-        fh.seek(5 * 1024 * 1024)
+        fh.seek(5 * MiB)
         fh.write(b"\0" * 1024)
-    _, out, _ = loc.rsync("-a", "--stats", "x:attachments/d/", str(dst) + "/")
+    _, out, _ = loc.rsync("-a", "--stats", *pull_z, "x:attachments/d/",
+                          str(dst) + "/")
     literal = stat_of(out, "Literal data")
     assert 1024 <= literal < 64 * 1024, out
     assert stat_of(out, "Total bytes received") < 256 * 1024
@@ -286,14 +272,56 @@ def test_excludes_and_includes_both_ways(loc, tmp_path):
     assert set(pulled) == {"a/one.jpg", "unicod\u00e9/\u6a19\u672c-\u00e5.jpg"}
 
 
-def test_compress_is_refused_clearly(loc, tmp_path):
+# -z as a current client sends it (negotiated: zstd first), and each
+# algorithm named by --compress-choice (zlib also feeds the blocks the
+# receiver has into the compressor's history).
+COMPRESS = [None, "zlib", "zlibx", "zstd"]
+
+
+def z_args(choice):
+    return ["-z"] if choice is None else ["-z", "--compress-choice=" + choice]
+
+
+def test_compress_push_pull_byte_for_byte(loc, tmp_path):
+    src = tmp_path / "src"
+    text = b"".join(b"specimen %06d, catalogue line of compressible text\n" % i
+                    for i in range(60000))
+    noise = os.urandom(MiB + 13)
+    files = {"text.csv": text, "noise.jpg": noise, "empty.txt": b"",
+             "sub/one.txt": b"1"}
+    write_tree(src, files)
+    for choice in COMPRESS:
+        dest = "z-%s/" % (choice or "auto")
+        _, out, _ = loc.rsync("-av", "--stats", *z_args(choice),
+                              str(src) + "/", "x:attachments/" + dest)
+        assert loc.objects(dest) == files
+        # the text went compressed, the noise could not shrink
+        assert stat_of(out, "Literal data") == len(text) + len(noise) + 1
+        assert stat_of(out, "Total bytes sent") < len(noise) + len(text) // 4
+
+        dst = tmp_path / ("pulled-" + (choice or "auto"))
+        _, out, _ = loc.rsync("-av", "--stats", *z_args(choice),
+                              "x:attachments/" + dest, str(dst) + "/")
+        assert read_tree(dst) == files
+        assert stat_of(out, "Total bytes received") < \
+            len(noise) + len(text) // 4
+
+
+def test_compress_choices_we_lack_are_refused(loc, tmp_path):
     src = tmp_path / "src"
     make_tree(src)
-    rc, out, err = loc.rsync("-avz", str(src) + "/", "x:attachments/z/",
-                             check=False)
+    rc, _, err = loc.rsync("-a", "--compress-choice=lz4", str(src) + "/",
+                           "x:attachments/lz/", check=False)
     assert rc != 0
-    assert "compression is not supported" in err
-    assert loc.objects("z/") == {}
+    assert "unknown compress name: lz4" in err
+    # a client whose list has nothing we offer: rsync's negotiation error
+    loc.env["RSYNC_COMPRESS_LIST"] = "lz4"
+    rc, _, err = loc.rsync("-az", str(src) + "/", "x:attachments/lz/",
+                           check=False)
+    del loc.env["RSYNC_COMPRESS_LIST"]
+    assert rc == 4, err
+    assert "Failed to negotiate a compress choice" in err
+    assert loc.objects("lz/") == {}
 
 
 def test_backups_pull_and_push_refused(loc, tmp_path):

@@ -11,8 +11,9 @@ import subprocess
 
 import pytest
 
+from rsynctree import MiB, read_tree, stat_of, write_tree
+
 RSYNC = "/usr/bin/rsync"
-MiB = 1024 * 1024
 _n = iter(range(1, 1000000))
 
 
@@ -44,35 +45,13 @@ def rsync(daemon, client, *args, check=True, timeout=120):
     return p.returncode, out, err
 
 
-def stat_of(out, label):
-    for line in out.splitlines():
-        if line.startswith(label + ":"):
-            return int(line.split(":", 1)[1].split()[0].replace(",", ""))
-    raise AssertionError("no %r in:\n%s" % (label, out))
-
-
 def tree(root):
     files = {
         "a.jpg": os.urandom(5000),
         "sub dir/\u00fc \u65e5\u672c.tif": os.urandom(MiB + 7),
         "sub dir/deeper/empty.txt": b"",
     }
-    for rel, data in files.items():
-        p = os.path.join(str(root), rel)
-        os.makedirs(os.path.dirname(p), exist_ok=True)
-        with open(p, "wb") as f:
-            f.write(data)
-    return files
-
-
-def read_tree(root):
-    out = {}
-    for d, _, fs in os.walk(str(root)):
-        for f in fs:
-            p = os.path.join(d, f)
-            with open(p, "rb") as fh:
-                out[os.path.relpath(p, str(root))] = fh.read()
-    return out
+    return write_tree(root, files)
 
 
 def test_push_pull_delete_over_ssh(daemon, tmp_path):
@@ -109,10 +88,22 @@ def test_refusals_over_ssh(daemon, tmp_path):
                        check=False)
     assert rc != 0
     assert "backups" in err
-    rc, _, err = rsync(daemon, c, "-avz", str(src) + "/",
-                       "R:attachments/z/", check=False)
-    assert rc != 0
-    assert "compression is not supported" in err
+
+
+def test_compressed_push_and_pull_over_ssh(daemon, tmp_path):
+    c = daemon.add_client("rs%d" % next(_n))
+    src = tmp_path / "s"
+    files = tree(src)
+    files["notes.csv"] = b"".join(b"%06d,specimen,notes\n" % i
+                                  for i in range(50000))
+    (src / "notes.csv").write_bytes(files["notes.csv"])
+    _, out, _ = rsync(daemon, c, "-avz", "--stats", str(src) + "/",
+                      "R:attachments/z/")
+    assert stat_of(out, "Number of regular files transferred") == len(files)
+    assert stat_of(out, "Total bytes sent") < MiB + 5000 + 300000
+    dst = tmp_path / "back"
+    rsync(daemon, c, "-avz", "R:attachments/z/", str(dst) + "/")
+    assert read_tree(dst) == files
 
 
 def test_fetch_backups_over_ssh(daemon, tmp_path):

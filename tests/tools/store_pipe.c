@@ -4,7 +4,10 @@
  * delete, copy, rename, through any location (file:// or s3://).
  *
  *   store_pipe [--endpoint URL] [--region R] [--profile P] [--retries N]
- *            [--timeout S] LOCATION COMMAND ARGS...
+ *            [--timeout S] [--journal DIR] LOCATION COMMAND ARGS...
+ *
+ * --journal DIR journals S3 multipart uploads there, as the daemon does
+ * (store_upload_journal), for the crash-recovery tests.
  *
  *   put NAME [SIZE_HINT]     stdin -> NAME (commit at EOF)
  *   put-cut NAME N           write N bytes of stdin then exit without
@@ -131,6 +134,8 @@ int main(int argc, char **argv)
 			o.max_retries = atoi(argv[i + 1]);
 		else if (!strcmp(argv[i], "--timeout"))
 			o.timeout_seconds = atoi(argv[i + 1]);
+		else if (!strcmp(argv[i], "--journal"))
+			store_upload_journal(argv[i + 1]);
 		else
 			break;
 	}

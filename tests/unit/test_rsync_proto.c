@@ -10,37 +10,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../../sshd/rsync/rsync_int.h"
+#include "rsync_memio.h"
 
-/* A loopback: what the connection writes can be read back. */
-struct mem {
-	unsigned char buf[1 << 16];
-	size_t len, pos;
-};
-
-static ssize_t mem_read(void *arg, void *buf, size_t len)
-{
-	struct mem *m = arg;
-	size_t n = m->len - m->pos;
-	if (n == 0)
-		return 0;
-	if (n > len)
-		n = len;
-	memcpy(buf, m->buf + m->pos, n);
-	m->pos += n;
-	return (ssize_t)n;
-}
-
-static int mem_write(void *arg, const void *buf, size_t len)
-{
-	struct mem *m = arg;
-	if (m->len + len > sizeof m->buf)
-		return -1;
-	memcpy(m->buf + m->len, buf, len);
-	m->len += len;
-	return 0;
-}
-
+static unsigned char g_buf[1 << 16];
 static struct mem g_mem;
 static struct rsync_io g_io = {&g_mem, mem_read, mem_write, NULL};
 
@@ -48,6 +20,8 @@ static struct rs_conn *fresh(void)
 {
 	static struct rs_conn c;
 	memset(&g_mem, 0, sizeof g_mem);
+	g_mem.buf = g_buf;
+	g_mem.cap = sizeof g_buf;
 	rs_conn_init(&c, &g_io);
 	return &c;
 }
