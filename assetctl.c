@@ -32,6 +32,7 @@
 #include <unistd.h>
 
 #include "archives.h"
+#include "audit.h"
 #include "bucket.h"
 #include "catalog.h"
 #include "conf.h"
@@ -1306,6 +1307,113 @@ static const struct verb key_verbs[] = {
     {NULL, NULL, NULL, 0, 0, 0, NULL, NULL, NULL},
 };
 
+/* ---- audit ---------------------------------------------------------------- */
+
+struct audit_out {
+	int json;
+	int64_t n;
+	struct jw j;
+	struct table t;
+};
+
+static int audit_row(void *arg, const char *line, const char *client,
+		     int64_t t)
+{
+	struct audit_out *o = arg;
+	(void)client;
+	(void)t;
+	if (o->json) {
+		/* Each line is already one JSON object, written by us. */
+		printf("%s\n  %s", o->n ? "," : "", line);
+		o->n++;
+		return 0;
+	}
+	static const char *const keys[] = { "ts", "client", "protocol", "op",
+					    "path", "bytes", "result",
+					    "identity", "addr" };
+	char v[9][512];
+	for (int i = 0; i < 9; i++)
+		if (audit_line_field(line, keys[i], v[i], sizeof v[i]) != 0)
+			v[i][0] = '\0';
+	char path[1100];
+	char to[512];
+	if (audit_line_field(line, "to", to, sizeof to) == 0)
+		snprintf(path, sizeof path, "%s -> %s", v[4], to);
+	else
+		snprintf(path, sizeof path, "%s", v[4]);
+	if (strcmp(v[5], "-1") == 0)
+		v[5][0] = '\0';
+	table_add(&o->t, v[0], v[1], v[2], v[3], path, v[5], v[6], v[7], v[8]);
+	o->n++;
+	return 0;
+}
+
+/* The audit directory: AuditDir of the -f file, else "audit" beside the
+ * catalog. */
+static int audit_dir_of(const struct ctx *ctx, char *out, size_t len)
+{
+	if (ctx->conf && ctx->conf->audit_dir[0]) {
+		if (strcmp(ctx->conf->audit_dir, "off") == 0)
+			return error("the audit log is off (AuditDir off)");
+		snprintf(out, len, "%s", ctx->conf->audit_dir);
+		return 0;
+	}
+	if (conf_audit_dir_default(ctx->db_path, out, len) != 0)
+		return error("catalog path too long");
+	return 0;
+}
+
+static const struct opt audit_opts[] = {
+    {"--client", "NAME", "only this client's events"},
+    {"--since", "TIME",
+     "only events at or after TIME: 2026-11-25, 2026-11-25T10:00[:00][Z] "
+     "(UTC), or an age: 90s, 30m, 2h, 7d, 2w"},
+    {NULL, NULL, NULL},
+};
+
+static int audit_show(struct ctx *ctx, const struct args *a)
+{
+	const char *client = a->val[0];
+	int64_t since = 0;
+	if (a->val[1] &&
+	    audit_parse_since(a->val[1], (int64_t)time(NULL), &since) != 0)
+		return usage_error(a, "--since: '%s' is neither a date, a time "
+				      "nor an age like 2h or 7d", a->val[1]);
+	char dir[CONF_PATH_MAX];
+	if (audit_dir_of(ctx, dir, sizeof dir))
+		return EXIT_ERR;
+	struct audit_out o;
+	memset(&o, 0, sizeof o);
+	o.json = ctx->json;
+	o.t.ncols = 9;
+	if (o.json)
+		printf("[");
+	else
+		table_add(&o.t, "TIME", "CLIENT", "PROTOCOL", "OP", "PATH",
+			  "BYTES", "RESULT", "IDENTITY", "ADDRESS");
+	int rc = audit_query(dir, client, since, audit_row, &o);
+	if (rc == -ENOENT)
+		rc = 0; /* no event was ever recorded */
+	if (o.json)
+		printf("%s]\n", o.n ? "\n" : "");
+	else
+		table_print(&o.t);
+	if (rc < 0)
+		return error("%s: %s", dir, strerror(-rc));
+	return EXIT_OK;
+}
+
+static const struct verb audit_verbs[] = {
+    {"", audit_show, "", 0, 0, 0, audit_opts,
+     "show the audit log: logins, writes, deletes, renames",
+     "Reads the daily files of AuditDir (default: 'audit' beside the\n"
+     "catalog), oldest first. Each event has the time, client, key\n"
+     "fingerprint (SSH) or key scope (HTTP: key:client or key:server),\n"
+     "remote address, protocol, operation, path, bytes and result.\n"
+     "--json prints an array of the events as they are stored."},
+    {NULL, NULL, NULL, 0, 0, 0, NULL, NULL, NULL},
+};
+
 /* ---- the table of nouns ---------------------------------------------------
  */
 
@@ -1316,6 +1424,7 @@ static const struct noun nouns[] = {
      "quota, state"},
     {"collection", collection_verbs, "Specify collection -> client"},
     {"key", key_verbs, "SSH public keys -> client"},
+    {"audit", audit_verbs, "who wrote, deleted, renamed, logged in"},
     {NULL, NULL, NULL},
 };
 

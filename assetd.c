@@ -43,10 +43,12 @@
 #include <unistd.h>
 
 #include "admin.h"
+#include "audit.h"
 #include "catalog.h"
 #include "conf.h"
 #include "http.h"
 #include "log.h"
+#include "metrics.h"
 #include "schedule.h"
 #include "sshd.h"
 #include "tenant.h"
@@ -434,6 +436,15 @@ static int daemon_start(struct daemon *d)
 			  log_q(c->catalog), log_q(err));
 		return -1;
 	}
+	if (strcmp(c->audit_dir, "off") != 0) {
+		if ((rc = make_dirs(c->audit_dir, 0700)) < 0 ||
+		    (rc = audit_open(c->audit_dir, c->audit_retention_days)) < 0) {
+			log_error("start_failed", "what=AuditDir path=%s error=%s",
+				  log_q(c->audit_dir), log_q(strerror(-rc)));
+			return -1;
+		}
+	}
+	metrics_gauge_set("assetd_start_time_seconds", (double)time(NULL), NULL);
 	{
 		/* S3 multipart uploads in flight are journalled, so that the
 		 * next start can abort those a crash left (see
@@ -519,9 +530,14 @@ static void keep_restart_only(const struct conf *cur, struct conf *next)
 	KEEP_STR(catalog, "Catalog");
 	KEEP_STR(pid_file, "PidFile");
 	KEEP_STR(spool_dir, "SpoolDir");
+	KEEP_STR(audit_dir, "AuditDir");
 	KEEP_LISTEN(http, n_http, "ListenHTTP");
 	KEEP_LISTEN(ssh, n_ssh, "ListenSSH");
 	KEEP_LISTEN(admin, n_admin, "ListenAdmin");
+	if (cur->reuse_port != next->reuse_port) {
+		log_warn("reload_needs_restart", "keyword=ReusePort");
+		next->reuse_port = cur->reuse_port;
+	}
 	int keys_same = cur->n_host_keys == next->n_host_keys;
 	for (int i = 0; keys_same && i < cur->n_host_keys; i++)
 		keys_same = strcmp(cur->host_keys[i], next->host_keys[i]) == 0;
@@ -557,6 +573,12 @@ static void daemon_reload(struct daemon *d)
 	}
 	if (sshd_reload(d->sshd, &next) < 0) {
 		log_error("reload_failed", "what=ssh");
+		failed = 1;
+	}
+	if (next.audit_retention_days != d->conf.audit_retention_days &&
+	    strcmp(next.audit_dir, "off") != 0 &&
+	    audit_open(next.audit_dir, next.audit_retention_days) < 0) {
+		log_error("reload_failed", "what=AuditRetentionDays");
 		failed = 1;
 	}
 	if (schedule_runner_reload(d->sched, &next, err, sizeof err) < 0) {
@@ -723,6 +745,7 @@ static void daemon_release(struct daemon *d)
 		catalog_close(d->cat);
 	d->tc = NULL;
 	d->cat = NULL;
+	audit_close();
 	if (d->pid_written)
 		pidfile_remove(d->conf.pid_file);
 }

@@ -14,7 +14,8 @@ openssh-client"
 test="$build libcmocka-dev python3 python3-pytest python3-paramiko
 python3-boto3 rsync curl xz-utils zstd nodejs sqlite3 libimage-exiftool-perl
 imagemagick libvips-tools clang libclang-rt-14-dev groff-base man-db systemd"
-bench="$test openssh-server rclone awscli nginx-light wrk hyperfine tar time"
+bench="$test openssh-server rclone awscli nginx-light wrk hyperfine tar time
+python3-cryptography linux-perf valgrind"
 
 case "$kind" in
 build) want=$build ;;

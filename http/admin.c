@@ -124,6 +124,40 @@ static enum MHD_Result reply(struct MHD_Connection *c, unsigned status,
 	return ret;
 }
 
+/* The newest finished run of a kind, from the catalog. */
+struct last_run {
+	int64_t finished;
+	int ok;
+};
+
+static int newest_finished(void *arg, const struct catalog_run *r)
+{
+	struct last_run *l = arg;
+	if (r->finished <= 0)
+		return 0; /* still running: look further back */
+	l->finished = r->finished;
+	l->ok = r->state == CATALOG_DONE;
+	return 1;
+}
+
+/* Syncs and archives also run from assetctl, in another process: the
+ * catalog's runs table is where every run is recorded, so the "last run"
+ * gauges are read from it at each scrape (two small indexed queries). */
+static void jobs_from_catalog(struct admin_server *srv)
+{
+	static const char *const kinds[] = { "sync", "archive" };
+	for (size_t i = 0; i < 2; i++) {
+		struct last_run l = { 0, 0 };
+		if (catalog_run_list(srv->cat, kinds[i], 20, newest_finished,
+				     &l) != 0 || l.finished == 0)
+			continue;
+		metrics_gauge_set("assetd_job_last_run_timestamp_seconds",
+				  (double)l.finished, METRICS_L(kinds[i]));
+		metrics_gauge_set("assetd_job_last_success", l.ok,
+				  METRICS_L(kinds[i]));
+	}
+}
+
 static enum MHD_Result admin_handler(void *cls, struct MHD_Connection *c,
 				     const char *url, const char *method,
 				     const char *version, const char *upload,
@@ -145,6 +179,7 @@ static enum MHD_Result admin_handler(void *cls, struct MHD_Connection *c,
 		return reply(c, 405, "text/plain", "method not allowed\n", 19,
 			     MHD_RESPMEM_PERSISTENT);
 	if (strcmp(url, "/metrics") == 0) {
+		jobs_from_catalog(srv);
 		size_t len = 0;
 		char *text = metrics_render(&len);
 		if (!text)
@@ -215,9 +250,16 @@ int admin_start(const struct conf *conf, struct catalog *cat,
 		unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG;
 		if (ss.ss_family == AF_INET6)
 			flags |= MHD_USE_IPv6;
+		/* ReusePort: SO_REUSEPORT, as on the other listeners. */
+		struct MHD_OptionItem reuse[] = {
+			{ MHD_OPTION_LISTENING_ADDRESS_REUSE, 1, NULL },
+			{ MHD_OPTION_END, 0, NULL },
+		};
+		struct MHD_OptionItem none[] = { { MHD_OPTION_END, 0, NULL } };
 		struct MHD_Daemon *d = MHD_start_daemon(
 			flags, (uint16_t)conf->admin[i].port, NULL, NULL, admin_handler, srv,
 			MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
+			MHD_OPTION_ARRAY, conf->reuse_port ? reuse : none,
 			MHD_OPTION_CONNECTION_LIMIT, (unsigned)64,
 			MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)10, MHD_OPTION_END);
 		if (!d) {

@@ -240,9 +240,15 @@ enum MHD_Result http_delete_end(struct http_req *rq)
 	enum MHD_Result ret;
 	char obj[STORE_NAME_MAX];
 	int st = http_scope_resolve(rq, d->seen[1] ? d->vals[1] : "", sc);
-	if (st == 0)
+	if (st == 0) {
+		/* the client is known: the request is audited */
+		if (http_object_name(sc, "originals", name, obj, sizeof obj) == 0)
+			http_audit_set(rq, "delete", sc, obj, -1);
+		else
+			http_audit_set(rq, "delete", sc, name, -1);
 		st = http_check_token(rq, sc->key, d->seen[2] ? d->vals[2] : NULL,
 				      name, d->vlen[0]);
+	}
 	if (st) {
 		ret = http_reply_text(rq, (unsigned)st, st == 403
 				      ? "Invalid token.\n"

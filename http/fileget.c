@@ -199,6 +199,7 @@ enum MHD_Result http_serve_object(struct http_req *rq, struct store *st,
 			 (unsigned long long)ss.size);
 		MHD_add_response_header(r, "Content-Range", crange);
 	}
+	rq->bytes_out = len;
 	return http_reply(rq, partial ? 206 : 200, r);
 }
 

@@ -132,6 +132,16 @@ struct http_req {
 	unsigned pending;               /* 404/405 decided at the headers,
 					   answered at the end */
 	void *state;                    /* the route's own state */
+	uint64_t bytes_out;             /* body bytes of the answer queued */
+	int transfer;                   /* counted in transfers_active */
+	/* The audit event of a write or delete, set by the route once it
+	 * knows the client (http_audit_set), recorded when the request
+	 * ends with its final status. */
+	const char *audit_op;           /* "write", "delete", or NULL */
+	const char *audit_identity;     /* "key:client" / "key:server" */
+	char audit_client[CATALOG_NAME_MAX];
+	char audit_path[STORE_NAME_MAX + 16];
+	int64_t audit_bytes;
 };
 
 /* What a `coll` resolves to. */
@@ -180,6 +190,15 @@ int http_penalised(struct http_req *rq);
 /* "<dir>/<sub>/<name>" into OUT. 0 or -1. */
 int http_object_name(const struct http_scope *sc, const char *sub,
 		     const char *name, char *out, size_t outlen);
+
+/* Note that this request is OP ("write", "delete") on object OBJ of SC's
+ * client, BYTES long (-1 n/a): audited when it ends. */
+void http_audit_set(struct http_req *rq, const char *op,
+		    const struct http_scope *sc, const char *obj,
+		    int64_t bytes);
+
+/* Set the audited path to object OBJ of the request's client. */
+void http_audit_path(struct http_req *rq, const char *obj);
 
 /* Map a store error to an HTTP status. */
 unsigned http_status_of(int store_err);

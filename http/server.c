@@ -38,6 +38,7 @@
 #include "http_proto.h"
 #include "http_token.h"
 #include "log.h"
+#include "ops.h"
 #include "penalty.h"
 
 /* ---- replies -------------------------------------------------------- */
@@ -281,6 +282,7 @@ int http_check_token(struct http_req *rq, const char *key, const char *token,
 		return 429;
 	int rc = http_token_check(key, token, name, len, rq->started,
 				  rq->set.time_tolerance);
+	ops_auth("http", rc == HTTP_TOKEN_OK);
 	if (rc == HTTP_TOKEN_OK)
 		return 0;
 	peer_addr(rq, addr, sizeof addr);
@@ -413,12 +415,16 @@ static enum MHD_Result route_testkey(struct http_req *rq)
 	}
 	if (http_token_check(rq->set.attachment_key, token, random,
 			     strlen(random), rq->started,
-			     rq->set.time_tolerance) == HTTP_TOKEN_OK)
+			     rq->set.time_tolerance) == HTTP_TOKEN_OK) {
+		ops_auth("http", 1);
 		return http_reply_text(rq, 200, "Ok.");
+	}
 	struct key_probe kp = {rq, token, random, 0};
 	catalog_client_list(rq->srv->cat, probe_client_key, &kp);
-	if (kp.ok)
+	if (kp.ok) {
+		ops_auth("http", 1);
 		return http_reply_text(rq, 200, "Ok.");
+	}
 	/* One log line with the reason, from the usual place. */
 	int st = http_check_token(rq, rq->set.attachment_key, token, random,
 				  strlen(random));
@@ -524,6 +530,11 @@ static enum MHD_Result start_request(struct http_server *srv,
 		rq->pending = 405;
 		return MHD_YES;
 	}
+	if ((rq->method == HM_POST && rq->route->begin == http_upload_begin) ||
+	    (rq->method == HM_GET && rq->route->handle == http_route_fileget)) {
+		rq->transfer = 1;
+		ops_transfer("http", 1);
+	}
 	if (rq->method != HM_OPTIONS && rq->route->begin)
 		return rq->route->begin(rq);
 	return MHD_YES;
@@ -580,6 +591,101 @@ static enum MHD_Result access_cb(void *cls, struct MHD_Connection *c,
 	return rq->route->end(rq);
 }
 
+/* The path as an SSH session shows the same object: the client's folder
+ * is /attachments/ there, so one object has one name in the audit log
+ * whichever protocol touched it. */
+void http_audit_path(struct http_req *rq, const char *obj)
+{
+	snprintf(rq->audit_path, sizeof rq->audit_path, "/attachments/%s", obj);
+}
+
+void http_audit_set(struct http_req *rq, const char *op,
+		    const struct http_scope *sc, const char *obj, int64_t bytes)
+{
+	rq->audit_op = op;
+	rq->audit_identity = sc->client.attachment_key[0] ? "key:client"
+							  : "key:server";
+	snprintf(rq->audit_client, sizeof rq->audit_client, "%s",
+		 sc->client.name);
+	http_audit_path(rq, obj);
+	rq->audit_bytes = bytes;
+}
+
+/* The route's name as a metrics label: "fileget", "root", "static", or
+ * "unknown" for paths that are no route (never the path itself: labels
+ * must stay few). */
+static const char *route_label(const struct http_req *rq)
+{
+	const struct http_route *r = rq->route ? rq->route
+					       : route_find(rq->route_path
+							    ? rq->route_path
+							    : "");
+	if (!r || rq->pending == 404)
+		return "unknown";
+	if (strcmp(r->path, "/") == 0)
+		return "root";
+	if (strcmp(r->path, "/static/") == 0)
+		return "static";
+	return r->path + 1;
+}
+
+static void peer_text(struct MHD_Connection *c, char *out, size_t len)
+{
+	const union MHD_ConnectionInfo *ci =
+		MHD_get_connection_info(c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+	out[0] = '\0';
+	if (!ci || !ci->client_addr)
+		return;
+	const struct sockaddr *sa = ci->client_addr;
+	if (sa->sa_family == AF_INET) {
+		inet_ntop(AF_INET, &((const struct sockaddr_in *)sa)->sin_addr,
+			  out, (socklen_t)len);
+	} else if (sa->sa_family == AF_INET6) {
+		const struct sockaddr_in6 *s6 = (const void *)sa;
+		if (IN6_IS_ADDR_V4MAPPED(&s6->sin6_addr))
+			inet_ntop(AF_INET, &s6->sin6_addr.s6_addr[12], out,
+				  (socklen_t)len);
+		else
+			inet_ntop(AF_INET6, &s6->sin6_addr, out, (socklen_t)len);
+	}
+}
+
+/* Count the finished request and audit it if it was a write or delete. */
+static void record_request(struct http_req *rq,
+			   enum MHD_RequestTerminationCode toe)
+{
+	int completed = toe == MHD_REQUEST_TERMINATED_COMPLETED_OK;
+	char status[16], result[32], addr[64] = "";
+	if (!completed)
+		snprintf(status, sizeof status, "aborted");
+	else
+		snprintf(status, sizeof status, "%u", rq->status);
+	if (!completed)
+		snprintf(result, sizeof result, "aborted");
+	else if (rq->status >= 200 && rq->status < 300)
+		snprintf(result, sizeof result, "ok");
+	else
+		snprintf(result, sizeof result, "http %u", rq->status);
+	if (rq->audit_op)
+		peer_text(rq->conn, addr, sizeof addr);
+	struct ops_actor who = { "http", rq->audit_client,
+				 rq->audit_identity, addr };
+	struct ops_event e = {
+		.op = route_label(rq),
+		.status = status,
+		.audit_op = rq->audit_op,
+		.path = rq->audit_path,
+		.bytes = rq->audit_bytes,
+		.bytes_in = rq->body_bytes,
+		.bytes_out = completed && rq->method != HM_HEAD ? rq->bytes_out
+								: 0,
+		.result = result,
+	};
+	ops_record(&who, &e);
+	if (rq->transfer)
+		ops_transfer("http", -1);
+}
+
 static void completed_cb(void *cls, struct MHD_Connection *c, void **con_cls,
 			 enum MHD_RequestTerminationCode toe)
 {
@@ -590,6 +696,7 @@ static void completed_cb(void *cls, struct MHD_Connection *c, void **con_cls,
 		return;
 	if (rq->route && rq->route->cleanup)
 		rq->route->cleanup(rq);
+	record_request(rq, toe);
 	static const char *const methods[] = {"?", "GET", "HEAD", "?", "POST",
 					      "?", "?", "?", "OPTIONS"};
 	const char *m = rq->method >= 0 && rq->method <= 8 ? methods[rq->method]
@@ -608,6 +715,16 @@ static void completed_cb(void *cls, struct MHD_Connection *c, void **con_cls,
 	*con_cls = NULL;
 }
 
+static void connection_cb(void *cls, struct MHD_Connection *c,
+			  void **socket_context,
+			  enum MHD_ConnectionNotificationCode toe)
+{
+	(void)cls;
+	(void)c;
+	(void)socket_context;
+	ops_session("http", toe == MHD_CONNECTION_NOTIFY_STARTED ? 1 : -1);
+}
+
 static void mhd_logger(void *cls, const char *fm, va_list ap)
 {
 	char msg[512];
@@ -621,7 +738,10 @@ static void mhd_logger(void *cls, const char *fm, va_list ap)
 
 /* ---- listeners ------------------------------------------------------ */
 
-static int listener_open(const struct conf_listen *a, int *port_out)
+/* REUSE: SO_REUSEPORT (ReusePort), so that a new instance can bind the
+ * same port while this one drains. */
+static int listener_open(const struct conf_listen *a, int *port_out,
+			 int reuse)
 {
 	struct addrinfo hints, *res = NULL;
 	char port[16];
@@ -651,6 +771,8 @@ static int listener_open(const struct conf_listen *a, int *port_out)
 			continue;
 		int one = 1, zero = 0;
 		setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+		if (reuse)
+			setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one);
 		if (ai->ai_family == AF_INET6 && host == NULL)
 			setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &zero,
 				   sizeof zero);
@@ -700,6 +822,7 @@ static struct MHD_Daemon *daemon_start(struct http_server *srv, int fd,
 		MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)srv->timeout,
 		MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(256 * 1024),
 		MHD_OPTION_NOTIFY_COMPLETED, completed_cb, srv,
+		MHD_OPTION_NOTIFY_CONNECTION, connection_cb, srv,
 		MHD_OPTION_ARRAY, cert ? tls_opts : none,
 		MHD_OPTION_END);
 }
@@ -884,7 +1007,7 @@ int http_start(const struct conf *conf, struct catalog *cat,
 	for (int i = 0; i < conf->n_http && i < CONF_MAX_LISTEN; i++) {
 		struct http_listener *l = &srv->ls[srv->n_ls];
 		l->addr = conf->http[i];
-		l->fd = listener_open(&l->addr, &l->port);
+		l->fd = listener_open(&l->addr, &l->port, conf->reuse_port);
 		if (l->fd < 0)
 			goto fail;
 		l->mhd = daemon_start(srv, l->fd, srv->tls_cert, srv->tls_key);
@@ -966,7 +1089,7 @@ int http_reload(struct http_server *srv, const struct conf *conf)
 			continue;
 		}
 		nl->addr = conf->http[i];
-		nl->fd = listener_open(&nl->addr, &nl->port);
+		nl->fd = listener_open(&nl->addr, &nl->port, conf->reuse_port);
 		if (nl->fd < 0) {
 			rc = -1;
 			continue;
@@ -1016,9 +1139,17 @@ void http_stop(struct http_server *srv, int grace_seconds)
 {
 	if (srv == NULL)
 		return;
-	for (int i = 0; i < srv->n_ls; i++)
+	/* Stop accepting, and close the listening sockets at once: a
+	 * connection that arrives now is refused cleanly (or, with
+	 * ReusePort, goes to the instance that replaces this one) instead of
+	 * waiting in a backlog that is reset at the end of the grace. */
+	for (int i = 0; i < srv->n_ls; i++) {
 		if (srv->ls[i].mhd)
 			MHD_quiesce_daemon(srv->ls[i].mhd);
+		if (srv->ls[i].fd >= 0)
+			close(srv->ls[i].fd);
+		srv->ls[i].fd = -1;
+	}
 	time_t deadline = time(NULL) + (grace_seconds > 0 ? grace_seconds : 0);
 	for (;;) {
 		unsigned busy = 0;

@@ -32,6 +32,7 @@
 
 #include "http_proto.h"
 #include "log.h"
+#include "metrics.h"
 
 static pthread_once_t vips_once = PTHREAD_ONCE_INIT;
 static int vips_ok;
@@ -249,8 +250,11 @@ enum MHD_Result http_serve_thumbnail(struct http_req *rq,
 
 	for (int round = 0;; round++) {
 		rc = store_stat(sc->store, tobj, &ss);
-		if (rc == 0 && !ss.is_dir)
+		if (rc == 0 && !ss.is_dir) {
+			metrics_add("assetd_thumbnails_total", 1,
+				    METRICS_L("cached"));
 			return http_serve_object(rq, sc->store, tobj, tname, NULL);
+		}
 		if (rc != STORE_ENOENT && rc != 0)
 			return reply_store_err(rq, rc);
 		if (round > 0)
@@ -301,6 +305,8 @@ enum MHD_Result http_serve_thumbnail(struct http_req *rq,
 						 log_q(store_strerror(prc)));
 			}
 			flight_leave(srv, f);
+			metrics_add("assetd_thumbnails_total", 1,
+				    METRICS_L(status ? "failed" : "generated"));
 			if (status != 0) {
 				return http_reply_text(rq, (unsigned)status,
 					status == 404 ? "File not found.\n"
@@ -317,6 +323,7 @@ enum MHD_Result http_serve_thumbnail(struct http_req *rq,
 			}
 			MHD_add_response_header(r, "Content-Type",
 						store_content_type(tname));
+			rq->bytes_out = len;
 			return http_reply(rq, 200, r);
 		}
 		/* a follower: the leader is done; look at the cache again */

@@ -120,6 +120,12 @@ static int check_fields(struct upload *u)
 					   : "Unavailable.\n");
 		return u->fail;
 	}
+	int name_ok = http_object_name(u->sc, "originals", st->buf, u->obj,
+				       sizeof u->obj) == 0;
+	/* From here the client is known: the request is audited. */
+	if (!u->thumbnail)
+		http_audit_set(rq, "write", u->sc, name_ok ? u->obj : st->buf,
+			       -1);
 	s = http_check_token(rq, u->sc->key, tk->seen ? tk->buf : NULL,
 			     st->buf, st->len);
 	if (s) {
@@ -127,8 +133,7 @@ static int check_fields(struct upload *u)
 				       : "Invalid token.\n");
 		return u->fail;
 	}
-	if (http_object_name(u->sc, "originals", st->buf, u->obj,
-			     sizeof u->obj) != 0) {
+	if (!name_ok) {
 		set_fail(u, 400, "Name too long.\n");
 		return u->fail;
 	}
@@ -441,6 +446,7 @@ enum MHD_Result http_upload_end(struct http_req *rq)
 	log_info("upload", "client=%s name=%s bytes=%llu",
 		 log_q(u->sc->client.name), log_q(u->obj),
 		 (unsigned long long)u->file_bytes);
+	rq->audit_bytes = (int64_t)u->file_bytes;
 	return http_reply_text(rq, 200, "Ok.");
 }
 

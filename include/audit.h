@@ -51,6 +51,18 @@ typedef int (*audit_cb)(void *arg, const char *json, const char *client,
 int audit_query(const char *dir, const char *client, int64_t since,
 		audit_cb cb, void *arg);
 
+/* Copy the value of string field KEY of one of our JSON lines into OUT
+ * (unescaped; \uXXXX below 0x80 decoded, others kept as is), or of a
+ * number field as its digits. 0, or -1 if KEY is absent. */
+int audit_line_field(const char *json, const char *key, char *out,
+		     size_t cap);
+
+/* Parse a --since value: an ISO 8601 UTC date or time ("2026-11-25",
+ * "2026-11-25T10:00", "2026-11-25 10:00:00", optional "Z"), or an age
+ * before NOW ("90s", "30m", "2h", "7d", "2w"). 0 with *OUT in unix
+ * seconds, or -1. */
+int audit_parse_since(const char *s, int64_t now, int64_t *out);
+
 /* Escape S into OUT as JSON string content (no quotes). Returns the length
  * written, or -1 if OUT is too small. Bytes that are not valid UTF-8 are
  * written as \u00XX. */

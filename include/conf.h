@@ -97,6 +97,15 @@ struct conf {
 
 	/* service */
 	int shutdown_grace;             /* ShutdownGrace seconds, 30 */
+	int reuse_port;                 /* ReusePort yes|no, no: SO_REUSEPORT
+					   on the listeners, so a new instance
+					   can bind the same ports */
+
+	/* audit log */
+	char audit_dir[CONF_PATH_MAX];  /* AuditDir, default "audit" beside
+					   the catalog; "off" = no audit log */
+	int audit_retention_days;       /* AuditRetentionDays, 365; 0 = keep
+					   every day */
 };
 
 /* Log levels, shared with log.h. */
@@ -127,6 +136,10 @@ int conf_parse_listen(const char *s, struct conf_listen *out);
  * and the manual page in step with the parser. NULL past the end. */
 size_t conf_keyword_count(void);
 const char *conf_keyword_name(size_t i);
+
+/* The default AuditDir for CATALOG: "audit" in the catalog's directory.
+ * 0 or -1 if it does not fit. */
+int conf_audit_dir_default(const char *catalog, char *out, size_t len);
 
 /* Parse a size with optional K/M/G/T suffix (binary). 0 or -1. */
 int conf_parse_size(const char *s, uint64_t *out);

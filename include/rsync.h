@@ -86,6 +86,13 @@ struct rsync_target {
 	 * it). Pushes into it are refused. */
 	int (*list)(void *list_arg, rsync_ventry_cb cb, void *cb_arg);
 	void *list_arg;
+	/* Optional: what a push did to STORE, once per object: OP "write",
+	 * "delete", "mkdir" or "rmdir" on object name OBJECT, with its store
+	 * result RC (0 = done) and, for a write, the file's size. For the
+	 * caller's metrics and audit log; called on the serving thread. */
+	void (*event)(void *event_arg, const char *op, const char *object,
+		      int rc, uint64_t bytes);
+	void *event_arg;
 };
 
 /* Map PATH, as the client wrote it (relative to its home, or absolute),

@@ -17,6 +17,7 @@
 #include <string.h>
 
 #include "log.h"
+#include "ops.h"
 #include "rsync.h"
 #include "session.h"
 #include "vfs.h"
@@ -114,6 +115,17 @@ static void io_err(void *arg, const char *text, size_t len)
 	sshd_io_stderr(x->s, line);
 }
 
+/* Pushes only write below /attachments/ (the resolver hands out nothing
+ * else writable), so an object name is shown as /attachments/NAME. */
+static void io_event(void *arg, const char *op, const char *object, int rc,
+		     uint64_t bytes)
+{
+	struct rsync_ctx *x = arg;
+	char path[STORE_NAME_MAX + 16];
+	snprintf(path, sizeof path, "/attachments/%s", object);
+	sshd_record(x->s, op, path, NULL, rc, bytes, 1);
+}
+
 static int resolve(void *arg, const char *path, struct rsync_target *out,
 		   char *errbuf, size_t errlen)
 {
@@ -133,6 +145,8 @@ static int resolve(void *arg, const char *path, struct rsync_target *out,
 		out->store = s->store;
 		snprintf(out->prefix, sizeof out->prefix, "%s", vp.name);
 		out->read_only = 0;
+		out->event = io_event;
+		out->event_arg = x;
 		return 0;
 	case VFS_BACKUP:
 	case VFS_LATEST:
@@ -173,7 +187,22 @@ int sshd_rsync_serve(struct sshd_session *s, const char *command)
 	memset(&st, 0, sizeof st);
 	x.s = s;
 	struct rsync_io io = { &x, io_read, io_write, io_err };
+	sshd_transfer(s, 1);
 	int rc = rsync_serve(command, &io, resolve, &x, &st);
+	sshd_transfer(s, -1);
+	/* The session as a whole: a push or a pull, with the bytes on the
+	 * wire (files already counted one by one above). */
+	{
+		struct ops_actor who = { "rsync", s->client, s->fingerprint,
+					 s->addr };
+		struct ops_event e = {
+			.op = st.sender ? "pull" : "push",
+			.status = rc == 0 ? "ok" : "error",
+			.bytes_in = st.bytes_read,
+			.bytes_out = st.bytes_written,
+		};
+		ops_record(&who, &e);
+	}
 	for (int i = 0; i < x.nopened; i++)
 		store_close(x.opened[i]);
 	free(x.opened);

@@ -37,6 +37,8 @@ struct scp {
 	int errors;                     /* files that failed: exit 1 */
 	uint8_t *buf;                   /* IO_CHUNK bytes */
 	int dead;                       /* the channel failed: stop */
+	int op_rc;                      /* store outcome of the file being
+					   moved, for metrics and audit */
 };
 
 /* ---- protocol helpers -------------------------------------------------- */
@@ -181,8 +183,8 @@ static int parent_dir_exists(struct scp *c, const struct vfs_path *vp)
 }
 
 /* Receive SIZE bytes into NAME, then the sender's zero byte; commit. */
-static int sink_file(struct scp *c, const struct vfs_path *vp,
-		     const struct scp_line *ln, int64_t mtime)
+static int sink_file_io(struct scp *c, const struct vfs_path *vp,
+			const struct scp_line *ln, int64_t mtime)
 {
 	struct store_writer *w = NULL;
 	struct store_put_opts po;
@@ -191,11 +193,15 @@ static int sink_file(struct scp *c, const struct vfs_path *vp,
 	memset(&po, 0, sizeof po);
 	po.mtime = mtime;
 	po.size_hint = ln->size;
-	if (!vfs_writable(vp))
+	if (!vfs_writable(vp)) {
+		c->op_rc = STORE_EACCES;
 		return send_error(c, vp->abs, why_of(STORE_EACCES));
+	}
 	rc = store_writer_open(c->s->store, vp->name, &po, &w);
-	if (rc)
+	if (rc) {
+		c->op_rc = rc;
 		return send_error(c, vp->abs, why_of(rc));
+	}
 	if (send_ack(c) != 0) {
 		store_writer_abort(w);
 		return -1;
@@ -228,14 +234,29 @@ static int sink_file(struct scp *c, const struct vfs_path *vp,
 			c->errors++;
 			return 0; /* the sender already said why */
 		}
+		c->op_rc = werr;
 		return send_error(c, vp->abs, why_of(werr));
 	}
 	rc = store_writer_commit(w);
+	c->op_rc = rc;
 	if (rc)
 		return send_error(c, vp->abs, why_of(rc));
 	log_info("scp_put", "client=%s path=%s bytes=%llu", log_q(c->s->client),
 		 log_q(vp->abs), (unsigned long long)ln->size);
 	return send_ack(c);
+}
+
+/* Receive one file, counted and audited once whatever its outcome. */
+static int sink_file(struct scp *c, const struct vfs_path *vp,
+		     const struct scp_line *ln, int64_t mtime)
+{
+	c->op_rc = STORE_ECANCELED;
+	sshd_transfer(c->s, 1);
+	int r = sink_file_io(c, vp, ln, mtime);
+	sshd_transfer(c->s, -1);
+	sshd_record(c->s, "write", vp->abs, NULL, c->op_rc,
+		    c->op_rc ? 0 : ln->size, 1);
+	return r;
 }
 
 static int sink(struct scp *c)
@@ -338,10 +359,12 @@ static int sink(struct scp *c)
 			rc = tree_stat(c, &vp, &st);
 			if (rc == 0 && !st.is_dir)
 				rc = STORE_ENOTDIR;
-			else if (rc == STORE_ENOENT)
+			else if (rc == STORE_ENOENT) {
 				rc = vfs_writable(&vp) ?
 					     store_mkdir(c->s->store, vp.name) :
 					     STORE_EACCES;
+				sshd_record(c->s, "mkdir", vp.abs, NULL, rc, 0, 1);
+			}
 			if (rc && rc != STORE_EEXIST) {
 				/* OpenSSH's sink gives up on the tree here. */
 				send_error(c, vp.abs, why_of(rc));
@@ -383,8 +406,9 @@ static int send_times(struct scp *c, int64_t mtime)
 }
 
 /* Send one object NAME of ST as BASENAME. 0, or -1 if the channel died. */
-static int source_object(struct scp *c, struct store *st, const char *name,
-			 const char *shown, const char *basename)
+static int source_object_io(struct scp *c, struct store *st,
+			    const char *name, const char *shown,
+			    const char *basename, int64_t *sent)
 {
 	struct store_reader *r = NULL;
 	struct store_stat ss;
@@ -444,6 +468,8 @@ static int source_object(struct scp *c, struct store *st, const char *name,
 		send_error(c, shown, why_of(rerr));
 	else if (send_ack(c) != 0)
 		return -1;
+	if (!rerr)
+		*sent = (int64_t)ss.size;
 	resp = read_response(c);
 	if (resp < 0)
 		return -1;
@@ -452,6 +478,19 @@ static int source_object(struct scp *c, struct store *st, const char *name,
 			 log_q(c->s->client), log_q(shown),
 			 (unsigned long long)ss.size);
 	return 0;
+}
+
+/* Send one file, counted once. */
+static int source_object(struct scp *c, struct store *st, const char *name,
+			 const char *shown, const char *basename)
+{
+	int64_t sent = -1; /* set once the whole file went out */
+	sshd_transfer(c->s, 1);
+	int r = source_object_io(c, st, name, shown, basename, &sent);
+	sshd_transfer(c->s, -1);
+	sshd_record(c->s, "read", shown, NULL, sent >= 0 ? 0 : STORE_EIO,
+		    sent >= 0 ? (uint64_t)sent : 0, 0);
+	return r;
 }
 
 /* Recursive send of a folder below /attachments. */

@@ -49,8 +49,10 @@
 #include <libssh/server.h>
 
 #include "log.h"
+#include "ops.h"
 #include "penalty.h"
 #include "session.h"
+#include "rsync.h"
 #include "sshkey.h"
 
 /* Only modern algorithms: nothing SHA-1, no CBC, no non-etm MACs. */
@@ -125,6 +127,9 @@ struct conn {
 	int auth_tries;
 	int grace_expired;              /* LoginGraceTime ran out */
 	int authenticated;
+	char fail_user[CATALOG_NAME_MAX]; /* last refused attempt: user, */
+	char fail_fp[128];              /* key fingerprint */
+	const char *fail_why;           /* and reason (a static string) */
 	int too_many_tries;
 	int remote_closed;              /* the client sent CHANNEL_CLOSE */
 	ssh_channel chan;
@@ -263,6 +268,21 @@ void sshd_io_stderr(struct sshd_session *s, const char *msg)
 		ssh_channel_write_stderr(s->chan, msg, (uint32_t)n);
 }
 
+/* ---- metrics and audit ------------------------------------------------ */
+
+void sshd_record(struct sshd_session *s, const char *op, const char *path,
+		 const char *to, int rc, uint64_t bytes, int in)
+{
+	struct ops_actor who = { s->protocol ? s->protocol : "ssh", s->client,
+				 s->fingerprint, s->addr };
+	ops_file(&who, op, path, to, rc, bytes, in);
+}
+
+void sshd_transfer(struct sshd_session *s, int delta)
+{
+	ops_transfer(s->protocol ? s->protocol : "ssh", delta);
+}
+
 /* ---- authentication -------------------------------------------------- */
 
 /* Decide whether USER may log in with KEY. 0 = yes (fills C->key and the
@@ -326,11 +346,19 @@ static int auth_pubkey(ssh_session session, const char *user,
 			 fp);
 		c->authenticated = 1;
 		catalog_key_touch(c->srv->cat, c->key.id, (int64_t)time(NULL));
+		struct ops_actor who = { "ssh", user, fp, c->sess.addr };
+		ops_login(&who, 1, NULL);
 		log_info("ssh_login", "client=%s fingerprint=%s addr=%s",
 			 log_q(user), log_q(fp), log_q(c->sess.addr));
 		return SSH_AUTH_SUCCESS;
 	}
 	c->auth_tries++;
+	/* Remembered for the one audit line of a connection that never
+	 * logs in (a client tries each of its keys; one refusal per
+	 * connection is what an operator wants to see). */
+	snprintf(c->fail_user, sizeof c->fail_user, "%s", user);
+	snprintf(c->fail_fp, sizeof c->fail_fp, "%s", fp);
+	c->fail_why = why;
 	log_warn("ssh_login_failed",
 		 "client=%s fingerprint=%s addr=%s reason=%s probe=%d", log_q(user),
 		 log_q(fp), log_q(c->sess.addr), log_q(why),
@@ -461,17 +489,27 @@ static void conn_finish_channel(struct conn *c, int status)
 static int run_request(struct conn *c)
 {
 	struct sshd_session *s = &c->sess;
+	int rc;
 	s->chan = c->chan;
 	s->last_io = time(NULL);
 	switch (c->req) {
 	case REQ_SFTP:
 		log_info("ssh_request", "client=%s addr=%s request=sftp",
 			 log_q(s->client), log_q(s->addr));
-		return sshd_sftp_serve(s);
+		s->protocol = "sftp";
+		ops_session(s->protocol, 1);
+		rc = sshd_sftp_serve(s);
+		ops_session(s->protocol, -1);
+		return rc;
 	case REQ_EXEC:
 		log_info("ssh_request", "client=%s addr=%s request=exec command=%s",
 			 log_q(s->client), log_q(s->addr), log_q(c->command));
-		return sshd_scp_serve(s, c->command);
+		s->protocol = rsync_is_server_command(c->command) ? "rsync"
+								  : "scp";
+		ops_session(s->protocol, 1);
+		rc = sshd_scp_serve(s, c->command);
+		ops_session(s->protocol, -1);
+		return rc;
 	case REQ_SHELL:
 	default:
 		sshd_io_stderr(s, "This service offers sftp, scp and rsync "
@@ -562,6 +600,11 @@ static void *conn_thread(void *arg)
 		 (unsigned long long)c->sess.bytes_in,
 		 (unsigned long long)c->sess.bytes_out);
 done:
+	if (!c->authenticated && c->auth_tries > 0) {
+		struct ops_actor who = { "ssh", c->fail_user, c->fail_fp,
+					 c->sess.addr };
+		ops_login(&who, 0, c->fail_why);
+	}
 	if (ev) {
 		ssh_event_remove_session(ev, c->ssh);
 		ssh_event_free(ev);
@@ -739,7 +782,9 @@ static void *acceptor_thread(void *arg)
 	return NULL;
 }
 
-static int listen_on(const struct conf_listen *l, int *port_out)
+/* REUSE: SO_REUSEPORT (ReusePort), so that a new instance can bind the
+ * same port while this one drains. */
+static int listen_on(const struct conf_listen *l, int *port_out, int reuse)
 {
 	struct addrinfo hints = { 0 }, *res = NULL;
 	char port[16];
@@ -768,6 +813,8 @@ static int listen_on(const struct conf_listen *l, int *port_out)
 			continue;
 		int one = 1, zero = 0;
 		setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+		if (reuse)
+			setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one);
 		if (ai->ai_family == AF_INET6 && !host)
 			setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &zero,
 				   sizeof zero);
@@ -892,7 +939,8 @@ int sshd_start(const struct conf *conf, struct catalog *cat,
 	ssh_bind_options_set(srv->bind, SSH_BIND_OPTIONS_PROCESS_CONFIG, &no);
 
 	for (int i = 0; i < conf->n_ssh; i++) {
-		int fd = listen_on(&conf->ssh[i], &srv->port[srv->nl]);
+		int fd = listen_on(&conf->ssh[i], &srv->port[srv->nl],
+				   conf->reuse_port);
 		if (fd < 0)
 			goto fail;
 		srv->lfd[srv->nl++] = fd;

@@ -36,7 +36,19 @@ struct sshd_session {
 	int64_t quota_bytes;            /* 0 = none */
 	const char *spool_dir;          /* out-of-order SFTP writes */
 	uint64_t bytes_in, bytes_out;   /* payload counters for the log */
+	const char *protocol;           /* "sftp", "scp" or "rsync": the
+					   metrics and audit label */
 };
+
+/* Report a finished operation of this session to metrics and the audit
+ * log (ops.h): OP ("read", "write", "delete", "rename", "mkdir", "rmdir",
+ * "list") on client path PATH (TO for a rename), store error RC (0 = ok),
+ * BYTES moved, IN = to the store. Once per file, never per packet. */
+void sshd_record(struct sshd_session *s, const char *op, const char *path,
+		 const char *to, int rc, uint64_t bytes, int in);
+
+/* A file transfer of this session began (+1) or ended (-1). */
+void sshd_transfer(struct sshd_session *s, int delta);
 
 /* Read up to CAP bytes of channel data. Returns > 0, 0 at EOF, -1 on error,
  * idle timeout or shutdown. Waits in short slices so that a stop or an idle

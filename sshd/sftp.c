@@ -102,6 +102,8 @@ struct handle {
 	uint32_t window;
 	/* writing */
 	struct wstate ws;
+	uint64_t moved;                 /* bytes read through this handle,
+					   reported once at close */
 	/* directories */
 	int dir_done;
 	int dir_index;                  /* root and /backups: entries sent */
@@ -356,8 +358,10 @@ static void wstate_discard(struct wstate *ws)
 	ws->next = ws->capx = 0;
 }
 
-static void handle_free(struct handle *h)
+static void handle_free(struct sftp *f, struct handle *h)
 {
+	if (h->kind == H_READ || h->kind == H_WRITE)
+		sshd_transfer(f->s, -1);
 	if (h->rd)
 		store_reader_close(h->rd);
 	h->rd = NULL;
@@ -755,6 +759,7 @@ static int ws_commit(struct sftp *f, struct handle *h)
 	log_info("sftp_put", "client=%s path=%s bytes=%llu",
 		 log_q(f->s->client), log_q(h->vp.abs),
 		 (unsigned long long)final);
+	sshd_record(f->s, "write", h->vp.abs, NULL, 0, final, 1);
 	/* Further writes overlay the object just committed. */
 	if (ws->spool_fd >= 0)
 		close(ws->spool_fd);
@@ -904,9 +909,12 @@ static int do_open(struct sftp *f)
 	else
 		rc = open_for_read(f, h);
 	if (rc) {
-		handle_free(h);
+		handle_free(f, h);
+		if (rq->pflags & SFTP_FXF_WRITE)
+			sshd_record(f->s, "write", vp.abs, NULL, rc, 0, 1);
 		return reply_err(f, rc);
 	}
+	sshd_transfer(f->s, 1);
 	return reply_handle(f, idx);
 }
 
@@ -921,15 +929,19 @@ static int do_close(struct sftp *f)
 		 * nothing changed since: leave it be. */
 		if (!ws_untouched(&h->ws))
 			rc = ws_commit(f, h);
-		if (rc)
+		if (rc) {
 			log_warn("sftp_put_failed", "client=%s path=%s msg=%s",
 				 log_q(f->s->client), log_q(h->vp.abs),
 				 log_q(store_strerror(rc)));
+			sshd_record(f->s, "write", h->vp.abs, NULL, rc,
+				    ws_size(&h->ws), 1);
+		}
 	} else if (h->kind == H_READ) {
 		log_debug("sftp_get", "client=%s path=%s", log_q(f->s->client),
 			  log_q(h->vp.abs));
+		sshd_record(f->s, "read", h->vp.abs, NULL, 0, h->moved, 0);
 	}
-	handle_free(h);
+	handle_free(f, h);
 	return rc ? reply_err(f, rc) : reply_ok(f);
 }
 
@@ -1025,6 +1037,7 @@ static int do_read(struct sftp *f)
 	lenp[2] = (uint8_t)(got >> 8);
 	lenp[3] = (uint8_t)got;
 	f->out.len += got;
+	h->moved += got;
 	return send_out(f);
 }
 
@@ -1102,7 +1115,7 @@ static int truncate_object(struct sftp *f, const struct vfs_path *vp,
 	int rc;
 	if (!t)
 		return STORE_ENOMEM;
-	t->kind = H_WRITE;
+	t->kind = H_FREE; /* not a client's handle: no transfer counted */
 	t->vp = *vp;
 	t->st = f->s->store;
 	snprintf(t->name, sizeof t->name, "%s", vp->name);
@@ -1113,7 +1126,7 @@ static int truncate_object(struct sftp *f, const struct vfs_path *vp,
 	rc = ws_truncate(f, t, size);
 	if (rc == 0)
 		rc = ws_commit(f, t);
-	handle_free(t);
+	handle_free(f, t);
 	free(t);
 	return rc;
 }
@@ -1388,6 +1401,7 @@ static int do_remove(struct sftp *f)
 	if (rc == 0)
 		log_info("sftp_remove", "client=%s path=%s",
 			 log_q(f->s->client), log_q(vp.abs));
+	sshd_record(f->s, "delete", vp.abs, NULL, rc, 0, 1);
 	return rc ? reply_err(f, rc) : reply_ok(f);
 }
 
@@ -1405,6 +1419,7 @@ static int do_mkdir(struct sftp *f)
 	rc = parent_exists(f, &vp);
 	if (rc == 0)
 		rc = store_mkdir(f->s->store, vp.name);
+	sshd_record(f->s, "mkdir", vp.abs, NULL, rc, 0, 1);
 	return rc ? reply_err(f, rc) : reply_ok(f);
 }
 
@@ -1415,6 +1430,7 @@ static int do_rmdir(struct sftp *f)
 	if (resolve_writable(f, f->rq.path, &vp, &sent))
 		return sent;
 	rc = store_rmdir(f->s->store, vp.name);
+	sshd_record(f->s, "rmdir", vp.abs, NULL, rc, 0, 1);
 	return rc ? reply_err(f, rc) : reply_ok(f);
 }
 
@@ -1433,6 +1449,7 @@ static int rename_common(struct sftp *f, int noreplace)
 	if (rc == 0)
 		log_info("sftp_rename", "client=%s from=%s to=%s",
 			 log_q(f->s->client), log_q(from.abs), log_q(to.abs));
+	sshd_record(f->s, "rename", from.abs, to.abs, rc, 0, 1);
 	return rc ? reply_err(f, rc) : reply_ok(f);
 }
 
@@ -1640,11 +1657,14 @@ out:
 		struct handle *h = f->h[i];
 		if (!h)
 			continue;
-		if (h->kind == H_WRITE && h->ws.dirty)
+		if (h->kind == H_WRITE && h->ws.dirty) {
 			log_warn("sftp_put_aborted", "client=%s path=%s",
 				 log_q(s->client), log_q(h->vp.abs));
+			sshd_record(s, "write", h->vp.abs, NULL,
+				    STORE_ECANCELED, ws_size(&h->ws), 1);
+		}
 		if (h->kind != H_FREE)
-			handle_free(h);
+			handle_free(f, h);
 		free(h);
 	}
 	free(f->in);

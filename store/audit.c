@@ -322,3 +322,103 @@ int audit_query(const char *dir, const char *client, int64_t since,
 	free(names);
 	return rc < 0 ? rc : 0;
 }
+
+int audit_line_field(const char *json, const char *key, char *out, size_t cap)
+{
+	char pat[64];
+	if (cap == 0 || snprintf(pat, sizeof pat, "\"%s\":", key) >= (int)sizeof pat)
+		return -1;
+	/* Our lines never hold '"' unescaped inside a value, so the first
+	 * match of "KEY": that follows '{' or ',' is the field. */
+	const char *p = json;
+	for (;;) {
+		p = strstr(p, pat);
+		if (!p)
+			return -1;
+		if (p > json && (p[-1] == '{' || p[-1] == ','))
+			break;
+		p++;
+	}
+	p += strlen(pat);
+	size_t o = 0;
+	if (*p != '"') {
+		while (*p && *p != ',' && *p != '}' && o + 1 < cap)
+			out[o++] = *p++;
+		out[o] = '\0';
+		return 0;
+	}
+	p++;
+	while (*p && *p != '"' && o + 1 < cap) {
+		if (*p == '\\' && p[1]) {
+			p++;
+			if (*p == 'u' && strlen(p) >= 5) {
+				char hexd[5] = { p[1], p[2], p[3], p[4], 0 };
+				unsigned v = (unsigned)strtoul(hexd, NULL, 16);
+				out[o++] = v && v < 0x80 ? (char)v : '?';
+				p += 5;
+				continue;
+			}
+		}
+		out[o++] = *p++;
+	}
+	out[o] = '\0';
+	return 0;
+}
+
+int audit_parse_since(const char *s, int64_t now, int64_t *out)
+{
+	if (!s || !*s)
+		return -1;
+	char *end;
+	/* an age: digits and one unit */
+	if (s[0] >= '0' && s[0] <= '9') {
+		errno = 0;
+		long long n = strtoll(s, &end, 10);
+		if (errno == 0 && end != s && end[0] && !end[1] && n >= 0 &&
+		    n <= 100LL * 365 * 86400) {
+			long long unit = end[0] == 's' ? 1 : end[0] == 'm' ? 60 :
+					 end[0] == 'h' ? 3600 :
+					 end[0] == 'd' ? 86400 :
+					 end[0] == 'w' ? 7 * 86400 : 0;
+			if (unit) {
+				*out = now - (int64_t)(n * unit);
+				return 0;
+			}
+		}
+	}
+	/* an ISO date or time, UTC */
+	struct tm tm;
+	memset(&tm, 0, sizeof tm);
+	int y, mo, d, h = 0, mi = 0, sec = 0, used = 0;
+	if (sscanf(s, "%4d-%2d-%2d%n", &y, &mo, &d, &used) != 3 || used != 10)
+		return -1;
+	const char *p = s + used;
+	if (*p == 'T' || *p == ' ') {
+		int u2 = 0;
+		if (sscanf(p + 1, "%2d:%2d%n", &h, &mi, &u2) != 2 || u2 != 5)
+			return -1;
+		p += 1 + u2;
+		if (*p == ':') {
+			int u3 = 0;
+			if (sscanf(p + 1, "%2d%n", &sec, &u3) != 1 || u3 != 2)
+				return -1;
+			p += 1 + u3;
+		}
+	}
+	if (*p == 'Z')
+		p++;
+	if (*p || mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 ||
+	    sec > 60 || y < 1970)
+		return -1;
+	tm.tm_year = y - 1900;
+	tm.tm_mon = mo - 1;
+	tm.tm_mday = d;
+	tm.tm_hour = h;
+	tm.tm_min = mi;
+	tm.tm_sec = sec;
+	time_t t = timegm(&tm);
+	if (t == (time_t)-1)
+		return -1;
+	*out = (int64_t)t;
+	return 0;
+}

@@ -121,6 +121,9 @@ static const struct conf_keyword conf_keywords[] = {
 	INT("SyncConcurrency", sync_concurrency, 1, 1024),
 	STR("AwsPrincipal", aws_principal),
 	INT("ShutdownGrace", shutdown_grace, 0, 86400),
+	BOOL("ReusePort", reuse_port),
+	STR("AuditDir", audit_dir),
+	INT("AuditRetentionDays", audit_retention_days, 0, 100000),
 };
 
 #define N_KEYWORDS (sizeof conf_keywords / sizeof conf_keywords[0])
@@ -182,6 +185,21 @@ void conf_defaults(struct conf *c)
 	snprintf(c->archive_format, sizeof c->archive_format, "tar.xz");
 	c->sync_concurrency = 32;
 	c->shutdown_grace = 30;
+	c->audit_retention_days = 365;
+}
+
+int conf_audit_dir_default(const char *catalog, char *out, size_t len)
+{
+	const char *slash = strrchr(catalog, '/');
+	int n;
+	if (!slash)
+		n = snprintf(out, len, "audit");
+	else if (slash == catalog)
+		n = snprintf(out, len, "/audit");
+	else
+		n = snprintf(out, len, "%.*s/audit", (int)(slash - catalog),
+			     catalog);
+	return n < 0 || (size_t)n >= len ? -1 : 0;
 }
 
 int conf_parse_listen(const char *s, struct conf_listen *out)
@@ -505,6 +523,10 @@ int conf_finish(struct conf *c, char *err, size_t errlen)
 		if (n < 0 || (size_t)n >= sizeof c->spool_dir)
 			goto toolong;
 	}
+	if (c->audit_dir[0] == '\0' &&
+	    conf_audit_dir_default(c->catalog, c->audit_dir,
+				   sizeof c->audit_dir) != 0)
+		goto toolong;
 	if (c->thumbnail_concurrency == 0)
 		c->thumbnail_concurrency = conf_cores();
 	if (c->tls_certificate[0] && !c->tls_key[0]) {

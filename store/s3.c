@@ -63,6 +63,9 @@
  * ASSETD_S3_PART_SIZE, ASSETD_S3_MULTIPART_THRESHOLD, ASSETD_S3_COPY_THRESHOLD
  * (bytes; real S3 needs parts of at least 5 MiB but the test server does
  * not), ASSETD_S3_RETRY_BASE_MS (first backoff, default 200),
+ * ASSETD_S3_MAX_TRIES and ASSETD_S3_TIMEOUT (tries per request, default 5,
+ * and stall timeout in seconds, default 60, where the caller's store_opts
+ * leave them 0, as the daemon's do: fault tests shorten them),
  * ASSETD_S3_MAX_KEYS (listing page size, default and at most 1,000), and
  * ASSETD_S3_CLIENT_DELIMITER=1 for servers whose delimiter listings are
  * incomplete (the test server's miss prefixes holding no object directly):
@@ -73,6 +76,7 @@
 #include "awscred.h"
 #include "backend.h"
 #include "log.h"
+#include "metrics.h"
 #include "s3xml.h"
 #include "sigv4.h"
 #include "store.h"
@@ -645,6 +649,63 @@ static void resp_free(struct s3_resp *r)
 	r->body = NULL;
 }
 
+/* ---- metrics ---------------------------------------------------------------- */
+
+/* The S3 API name of REQ, for the metrics labels. */
+static const char *op_name(const struct s3_req *req)
+{
+	const char *q = req->query ? req->query : "";
+	int copy = 0;
+	for (int i = 0; i < req->n_hdr; i++)
+		if (strcmp(req->hdr[i].name, "x-amz-copy-source") == 0)
+			copy = 1;
+	switch (req->method[0]) {
+	case 'G':
+		return req->key ? "GetObject" : "ListObjectsV2";
+	case 'H':
+		return req->key ? "HeadObject" : "HeadBucket";
+	case 'P':
+		if (strcmp(req->method, "POST") == 0)
+			return strcmp(q, "uploads") == 0 ? "CreateMultipartUpload"
+			       : strncmp(q, "uploadId=", 9) == 0
+				       ? "CompleteMultipartUpload"
+			       : strncmp(q, "delete", 6) == 0 ? "DeleteObjects"
+							       : "Post";
+		if (strstr(q, "partNumber="))
+			return copy ? "UploadPartCopy" : "UploadPart";
+		return copy ? "CopyObject" : "PutObject";
+	case 'D':
+		return strstr(q, "uploadId=") ? "AbortMultipartUpload"
+					      : "DeleteObject";
+	}
+	return "Other";
+}
+
+static double seconds_since(const struct timespec *t0)
+{
+	struct timespec t1;
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	return (double)(t1.tv_sec - t0->tv_sec) +
+	       (double)(t1.tv_nsec - t0->tv_nsec) / 1e9;
+}
+
+/* Count one attempt of OP: its HTTP status (or "error" when no reply came),
+ * its latency since T0, and whether it will be retried. */
+static void count_request(const char *op, long status, CURLcode curl_rc,
+			  const struct timespec *t0, int retried)
+{
+	char st[24];
+	if (curl_rc != CURLE_OK || status <= 0)
+		snprintf(st, sizeof st, "error");
+	else
+		snprintf(st, sizeof st, "%ld", status);
+	metrics_add("assetd_s3_requests_total", 1, METRICS_L(op, st));
+	metrics_observe("assetd_s3_request_seconds", seconds_since(t0),
+			METRICS_L(op));
+	if (retried)
+		metrics_add("assetd_s3_retries_total", 1, METRICS_L(op));
+}
+
 /* One attempt. */
 static int perform_once(struct s3 *s3, const struct s3_req *req,
 			const char *payload_hash, struct s3_resp *resp)
@@ -697,8 +758,11 @@ static int s3_do(struct s3 *s3, const struct s3_req *req, struct s3_resp *resp,
 		}
 	}
 	memset(resp, 0, sizeof *resp);
+	const char *op = op_name(req);
 	for (int attempt = 1;; attempt++) {
 		resp_reset(resp, body_cap ? body_cap : ERROR_BODY_MAX);
+		struct timespec t0;
+		clock_gettime(CLOCK_MONOTONIC, &t0);
 		int rc = perform_once(s3, req, ph, resp);
 		if (rc < 0)
 			return rc;
@@ -736,9 +800,10 @@ static int s3_do(struct s3 *s3, const struct s3_req *req, struct s3_resp *resp,
 					 etag);
 			}
 		}
+		int again = !ok && transient(resp) && attempt < s3->max_tries;
+		count_request(op, resp->status, resp->curl_rc, &t0, again);
 		if (ok)
 			return 0;
-		int again = transient(resp) && attempt < s3->max_tries;
 		log_event(again ? LOG_LVL_INFO : LOG_LVL_DEBUG, "s3_request",
 			  "method=%s key=%s status=%ld curl=%d code=%s try=%d "
 			  "retry=%d",
@@ -872,8 +937,16 @@ static int s3_open(struct store *st, const char *url_rest,
 		snprintf(s3->endpoint_id + el, sizeof s3->endpoint_id - el,
 			 "|%s", opts->profile);
 	}
-	s3->max_tries = opts->max_retries > 0 ? opts->max_retries : 5;
-	s3->timeout = opts->timeout_seconds > 0 ? opts->timeout_seconds : 60;
+	s3->max_tries = opts->max_retries > 0
+				? opts->max_retries
+				: (int)env_u64("ASSETD_S3_MAX_TRIES", 5);
+	s3->timeout = opts->timeout_seconds > 0
+			      ? opts->timeout_seconds
+			      : (long)env_u64("ASSETD_S3_TIMEOUT", 60);
+	if (s3->max_tries > 100)
+		s3->max_tries = 100;
+	if (s3->timeout > 3600)
+		s3->timeout = 3600;
 	s3->part_size = env_u64("ASSETD_S3_PART_SIZE", DEFAULT_PART_SIZE);
 	if (s3->part_size > MAX_PART_SIZE)
 		s3->part_size = MAX_PART_SIZE;
@@ -1478,15 +1551,20 @@ static void reader_pump(struct s3_reader *r, int want_headers)
 static int reader_begin(struct s3_reader *r)
 {
 	for (int attempt = 1;; attempt++) {
+		struct timespec t0;
+		clock_gettime(CLOCK_MONOTONIC, &t0);
 		int rc = reader_start(r);
 		if (rc < 0)
 			return rc;
 		reader_pump(r, 1);
 		long st = r->resp.status;
 		/* Headers of a 2xx: the body's fate is read's business (it
-		 * may even be complete already, or cut and resumed). */
-		if (r->headers_done && st >= 200 && st < 300)
+		 * may even be complete already, or cut and resumed). The
+		 * latency counted is the time to the headers. */
+		if (r->headers_done && st >= 200 && st < 300) {
+			count_request("GetObject", st, CURLE_OK, &t0, 0);
 			return 0;
+		}
 		r->resp.curl_rc = r->done ? r->result : CURLE_OK;
 		/* An error: let the transfer finish to get the body. */
 		while (!r->done)
@@ -1498,6 +1576,8 @@ static int reader_begin(struct s3_reader *r)
 					  r->resp.message,
 					  sizeof r->resp.message);
 		reader_stop(r);
+		count_request("GetObject", st, r->resp.curl_rc, &t0,
+			      transient(&r->resp) && attempt < r->s3->max_tries);
 		if (transient(&r->resp) && attempt < r->s3->max_tries) {
 			sleep_ms(backoff_ms(r->s3, attempt));
 			continue;

@@ -25,6 +25,7 @@
 #include "catalog.h"
 #include "conf.h"
 #include "log.h"
+#include "ops.h"
 #include "store.h"
 #include "sync.h"
 #include "tenant.h"
@@ -89,6 +90,7 @@ int schedule_run_kind(struct catalog *cat, const struct conf *cf,
 			o.err = stderr;
 			log_info("sync_start", "region=%s", log_q(l.names[i]));
 			rc = sync_region(cat, cf, l.names[i], &o, &st);
+			ops_job("sync", rc == 0, (int64_t)time(NULL));
 			sync_summary(&st, sum, sizeof sum);
 			if (rc != 0) {
 				failures++;
@@ -108,6 +110,7 @@ int schedule_run_kind(struct catalog *cat, const struct conf *cf,
 				 log_q(l.names[i]));
 			rc = archives_create(cat, cf, l.names[i], NULL, cancel,
 					     &a);
+			ops_job("archive", rc == 0, (int64_t)time(NULL));
 			if (rc != 0) {
 				failures++;
 				log_error("archive_failed",

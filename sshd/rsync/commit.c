@@ -147,7 +147,8 @@ int rs_commits_submit(struct rs_commits *c, struct store_writer *w,
 }
 
 int rs_commits_collect(struct rs_commits *c, int wait_all,
-		       void (*report)(void *arg, int32_t ndx, int rc),
+		       void (*report)(void *arg, int32_t ndx, int rc,
+				      const char *obj, uint64_t size),
 		       void *arg)
 {
 	struct job *done, *next;
@@ -161,11 +162,10 @@ int rs_commits_collect(struct rs_commits *c, int wait_all,
 	pthread_mutex_unlock(&c->lock);
 	for (; done; done = next) {
 		next = done->next;
-		if (done->rc != 0) {
+		if (done->rc != 0)
 			failed++;
-			if (report)
-				report(arg, done->ndx, done->rc);
-		}
+		if (report)
+			report(arg, done->ndx, done->rc, done->obj, done->size);
 		free(done->obj);
 		free(done);
 	}

@@ -358,6 +358,7 @@ static int delete_tree(struct push *p, const char *obj, const char *rel)
 	if (p->s->opts.dry_run)
 		return 0;
 	rc = store_rmdir(p->s->target.store, obj);
+	rs_event(p->s, "rmdir", obj, rc, 0);
 	if (rc < 0 && rc != STORE_ENOENT) {
 		rs_printf(&p->s->conn, RS_MSG_ERROR_XFER,
 			  "rsync: [generator] delete_file: rmdir(%s) failed: "
@@ -382,6 +383,7 @@ static int delete_entry(struct push *p, const char *obj, const char *rel,
 			return -1;
 	} else if (!s->opts.dry_run) {
 		rc = store_delete(s->target.store, obj);
+		rs_event(s, "delete", obj, rc, 0);
 	}
 	if (rc < 0 && rc != STORE_ENOENT) {
 		rs_printf(&s->conn, RS_MSG_ERROR_XFER,
@@ -629,6 +631,7 @@ static int receive_file(struct push *p, const struct pend *q)
 	}
 	if (w) {
 		rc = store_writer_commit(w);
+		rs_event(s, "write", obj, rc, (uint64_t)f->size);
 		if (rc < 0) {
 			rs_printf(c, RS_MSG_ERROR_XFER, "rsync: [receiver] "
 				  "commit of \"%s\" failed: %s (assetd)\n",
@@ -663,10 +666,21 @@ static void on_index(void *arg, int tag, int32_t ndx)
 	}
 }
 
-static void commit_failed(void *arg, int32_t ndx, int rc)
+void rs_event(struct rs_sess *s, const char *op, const char *obj, int rc,
+	      uint64_t bytes)
+{
+	if (s->target.event)
+		s->target.event(s->target.event_arg, op, obj, rc, bytes);
+}
+
+static void commit_done(void *arg, int32_t ndx, int rc, const char *obj,
+			uint64_t size)
 {
 	struct push *p = arg;
 	struct rs_sess *s = p->s;
+	rs_event(s, "write", obj, rc, size);
+	if (rc == 0)
+		return;
 	const char *name = ndx >= 0 && (size_t)ndx < s->flist.used
 				   ? s->flist.files[ndx]->name : "?";
 	rs_printf(&s->conn, RS_MSG_ERROR_XFER, "rsync: [receiver] commit of "
@@ -680,7 +694,7 @@ static void commit_failed(void *arg, int32_t ndx, int rc)
 static void collect_commits(struct push *p, int wait_all)
 {
 	if (p->commits)
-		rs_commits_collect(p->commits, wait_all, commit_failed, p);
+		rs_commits_collect(p->commits, wait_all, commit_done, p);
 }
 
 /* Read the answer to the oldest request. 0, or an rsync code. */
@@ -1007,6 +1021,8 @@ static int gen_dir(struct push *p, size_t i)
 	if (!exists) {
 		if (!s->opts.dry_run) {
 			rc = store_mkdir(s->target.store, obj);
+			if (rc != STORE_EEXIST)
+				rs_event(s, "mkdir", obj, rc, 0);
 			if (rc < 0 && rc != STORE_EEXIST) {
 				rs_printf(&s->conn, RS_MSG_ERROR_XFER,
 					  "rsync: [receiver] mkdir \"%s\" failed: "
@@ -1103,6 +1119,8 @@ static int prepare_dest(struct push *p)
 		if (s->opts.dry_run)
 			return 0;
 		rc = store_mkdir(s->target.store, prefix);
+		if (rc != STORE_EEXIST)
+			rs_event(s, "mkdir", prefix, rc, 0);
 		if (rc == 0 || rc == STORE_EEXIST)
 			return 0;
 	}
@@ -1239,7 +1257,10 @@ int rs_run_receiver(struct rs_sess *s)
 out:
 	c->on_index_msg = NULL;
 	if (p) {
-		/* whatever was verified and handed over gets committed */
+		/* whatever was verified and handed over gets committed,
+		 * and reported */
+		if (p->commits)
+			rs_commits_collect(p->commits, 1, commit_done, p);
 		rs_commits_stop(p->commits);
 		free_dents(p);
 		free(p->dents);

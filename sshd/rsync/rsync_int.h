@@ -427,11 +427,17 @@ struct rs_commits *rs_commits_start(void);
 int rs_commits_submit(struct rs_commits *c, struct store_writer *w,
 		      uint64_t size, int32_t ndx, struct store *st,
 		      const char *obj, const char *etag, int64_t mtime);
-/* Report finished commits that failed (REPORT per failure); with
- * WAIT_ALL first wait for every one handed over. Returns the failures. */
+/* Report finished commits (REPORT once per file, with its store result,
+ * object name and size); with WAIT_ALL first wait for every one handed
+ * over. Returns the failures. */
 int rs_commits_collect(struct rs_commits *c, int wait_all,
-		       void (*report)(void *arg, int32_t ndx, int rc),
+		       void (*report)(void *arg, int32_t ndx, int rc,
+				      const char *obj, uint64_t size),
 		       void *arg);
+
+/* Tell the caller (rsync_target.event) what was done to OBJ, if it asked. */
+void rs_event(struct rs_sess *s, const char *op, const char *obj, int rc,
+	      uint64_t bytes);
 /* Commit and wait for everything handed over, then end the threads. */
 void rs_commits_stop(struct rs_commits *c);
 

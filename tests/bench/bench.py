@@ -9,6 +9,13 @@ median of each and the median of the pairwise ratios (on a noisy machine,
 the ratio within one run is the figure that counts). Results go to
 docs/BENCHMARKS.md with the machine they ran on; nothing here asserts speed.
 
+The table is merged, not rewritten: each row records which scenario made it,
+at which size (full or QUICK), from how many runs and when, so
+`--only NAME` replaces NAME's rows and keeps every other row with its own
+date and note. A QUICK run never overwrites rows measured at full size.
+Hand-written sections below the table ("## Profiles") are kept as they are;
+`--fresh` starts the table over.
+
 The scenarios reuse the integration harness (tests/integration/conftest.py):
 the real daemon, the real test S3 server, real clients and real peers, all on
 loopback, with data generated from a fixed seed.
@@ -185,39 +192,120 @@ def fmt(x, digits=2):
     return ("%%.%df" % digits) % x
 
 
-def write_report(rows, path, quick, runs, failures):
+HEADER = ("| scenario | assetd | peer | unit | ratio | target | assetd RSS MiB"
+          " | CPU s | note | run |")
+RULE = "|---|---|---|---|---|---|---|---|---|---|"
+
+
+def row_line(r, run):
+    """One table line; RUN says where the row came from (scenario file,
+    full or QUICK size, number of alternating runs, UTC date)."""
+    peer = fmt(r.peer)
+    if r.peer_name and r.peer is not None:
+        peer = "%s (%s)" % (peer, r.peer_name)
+    return "| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |" % (
+        r.scenario, fmt(r.ours), peer, r.unit, fmt(r.ratio), r.target,
+        fmt(r.rss_mib, 1), fmt(r.cpu_s, 1), r.note, run)
+
+
+def run_label(module, quick, runs, when):
+    return "%s, %s, %d run%s, %s" % (module, "QUICK" if quick else "full",
+                                      runs, "" if runs == 1 else "s",
+                                      when.strftime("%Y-%m-%d %H:%M"))
+
+
+def parse_run(line):
+    """(module, is_full) of a table line written by row_line, else None."""
+    cells = [c.strip() for c in line.strip().strip("|").split("|")]
+    if len(cells) < 10:
+        return None
+    parts = [p.strip() for p in cells[-1].split(",")]
+    if len(parts) < 2:
+        return None
+    return parts[0], parts[1] == "full"
+
+
+def read_report(path):
+    """The parts of an existing BENCHMARKS.md a partial run keeps: its table
+    lines, its failure lines, and any hand-written sections after them (a
+    "## " heading and everything below, e.g. the profiles)."""
+    lines, failures, tail = [], [], ""
+    if not os.path.exists(path):
+        return lines, failures, tail
+    with open(path) as f:
+        text = f.read()
+    i = text.find("\n## ")
+    if i >= 0:
+        tail = text[i + 1:]
+        text = text[:i + 1]
+    in_fail = False
+    for l in text.splitlines():
+        if l.startswith("| ") and not l.startswith("| scenario"):
+            lines.append(l)
+        elif l.startswith("Scenarios that failed"):
+            in_fail = True
+        elif in_fail and l.startswith("- "):
+            failures.append(l)
+    return lines, failures, tail
+
+
+def merge_rows(old_lines, new_lines, ran, quick):
+    """Rows of the scenarios just run replace theirs; every other row keeps
+    its own figures, date and note. A QUICK run never replaces rows measured
+    at full size (its figures are printed, not written over them)."""
+    full_modules = set()
+    for l in old_lines:
+        pr = parse_run(l)
+        if pr and pr[1]:
+            full_modules.add(pr[0])
+    keep_old = []
+    for l in old_lines:
+        pr = parse_run(l)
+        if pr is None:
+            continue          # a row without provenance: superseded
+        mod, full = pr
+        if mod in ran and (not quick or not full):
+            continue
+        keep_old.append(l)
+    add = [(m, l) for m, l in new_lines
+           if not (quick and m in full_modules)]
+    rows = [(parse_run(l)[0], l) for l in keep_old] + add
+    rows.sort(key=lambda ml: ml[0])   # stable: a scenario's own order stays
+    return [l for _, l in rows]
+
+
+def write_report(path, lines, failures, tail):
     now = datetime.datetime.now(datetime.timezone.utc)
-    lines = [
+    out = [
         "# Benchmarks",
         "",
-        "Written by `make bench` (tests/bench/bench.py) on %s UTC." %
-        now.strftime("%Y-%m-%d %H:%M"),
+        "Written by `make bench` (tests/bench/bench.py); last updated %s UTC."
+        " Each row says in its *run* column which scenario file made it, at"
+        " full size or QUICK (small sizes, not the targets' sizes), from how"
+        " many alternating runs, and when: `make bench ONLY=name` replaces"
+        " only that scenario's rows." % now.strftime("%Y-%m-%d %H:%M"),
         "",
-        "Machine: %s. Runs per figure: %d%s." % (
-            machine(), runs, " (QUICK: small sizes, not the targets' sizes)"
-            if quick else ""),
+        "Machine: %s. It is shared with other work and noisy: absolute"
+        " figures move from run to run; the ratios, taken within one run from"
+        " alternating measurements of ours and the peer, are the figures that"
+        " count." % machine(),
         "",
         "Each figure is the median of alternating runs of ours and the peer in"
         " the same run; *ratio* is the median of the pairwise ratios, oriented"
         " so that above 1 means assetd is ahead (throughput ours/peer, time"
         " peer/ours). RSS is assetd's peak resident memory (VmHWM).",
         "",
-        "| scenario | assetd | peer | unit | ratio | target | assetd RSS MiB | CPU s | note |",
-        "|---|---|---|---|---|---|---|---|---|",
-    ]
-    for r in rows:
-        peer = fmt(r.peer)
-        if r.peer_name and r.peer is not None:
-            peer = "%s (%s)" % (peer, r.peer_name)
-        lines.append("| %s | %s | %s | %s | %s | %s | %s | %s | %s |" % (
-            r.scenario, fmt(r.ours), peer, r.unit, fmt(r.ratio), r.target,
-            fmt(r.rss_mib, 1), fmt(r.cpu_s, 1), r.note))
+        HEADER,
+        RULE,
+    ] + lines
     if failures:
-        lines += ["", "Scenarios that failed to run:", ""]
-        lines += ["- %s: %s" % f for f in failures]
-    lines.append("")
+        out += ["", "Scenarios that failed to run:", ""] + failures
+    out.append("")
+    text = "\n".join(out)
+    if tail:
+        text += "\n" + tail
     with open(path, "w") as f:
-        f.write("\n".join(lines))
+        f.write(text)
 
 
 def load_scenarios(only):
@@ -243,52 +331,44 @@ def main():
                     default=os.environ.get("QUICK", "") not in ("", "0"))
     ap.add_argument("--runs", type=int, default=0)
     ap.add_argument("--out", default=os.path.join(ROOT, "docs", "BENCHMARKS.md"))
+    ap.add_argument("--fresh", action="store_true",
+                    help="start the table afresh instead of merging rows")
     args = ap.parse_args()
     runs = args.runs or (1 if args.quick else 3)
-    rows, failures = [], []
+    new_lines, failures, ran = [], [], set()
     for name, mod in load_scenarios(args.only):
         workdir = tempfile.mkdtemp(prefix="assetd-bench-%s-" % name)
         ctx = Context(workdir, args.quick, runs)
         print("bench %s ..." % name, flush=True)
         t0 = time.monotonic()
+        ran.add(name)
+        label = run_label(name, args.quick, runs,
+                          datetime.datetime.now(datetime.timezone.utc))
         try:
             got = mod.run(ctx)
-            rows += got
             for r in got:
+                new_lines.append((name, row_line(r, label)))
                 print("  %s: ours %s, peer %s %s, ratio %s (target %s)" % (
                     r.scenario, fmt(r.ours), fmt(r.peer), r.unit,
                     fmt(r.ratio), r.target), flush=True)
         except Exception as e:
             traceback.print_exc()
-            failures.append((name, "%s: %s" % (type(e).__name__, e)))
+            failures.append("- %s: %s: %s (%s)" % (
+                name, type(e).__name__, str(e)[:200], label))
         finally:
             ctx.close()
             shutil.rmtree(workdir, ignore_errors=True)
         print("  (%.0f s)" % (time.monotonic() - t0), flush=True)
-    if args.only and os.path.exists(args.out):
-        # A partial run keeps the other scenarios' rows of the last full run.
-        keep = []
-        names = {r.scenario for r in rows}
-        with open(args.out) as f:
-            table = [l for l in f if l.startswith("| ") and not l.startswith("| scenario")]
-        for l in table:
-            scen = l.split("|")[1].strip()
-            if scen not in names:
-                keep.append(l)
-        rows_text = keep
-    else:
-        rows_text = []
+    old_lines, old_fail, tail = ([], [], "")
+    if not args.fresh:
+        old_lines, old_fail, tail = read_report(args.out)
+    lines = merge_rows(old_lines, new_lines, ran, args.quick)
+    failures = [f for f in old_fail
+                if f[2:].split(":", 1)[0] not in ran] + failures
     os.makedirs(os.path.dirname(args.out), exist_ok=True)
-    write_report(rows, args.out, args.quick, runs, failures)
-    if rows_text:
-        with open(args.out) as f:
-            text = f.read()
-        marker = "|---|---|---|---|---|---|---|---|---|\n"
-        text = text.replace(marker, marker + "".join(rows_text), 1)
-        with open(args.out, "w") as f:
-            f.write(text)
+    write_report(args.out, lines, failures, tail)
     print("wrote %s" % os.path.relpath(args.out, ROOT))
-    return 1 if failures else 0
+    return 1 if any(f[2:].split(":", 1)[0] in ran for f in failures) else 0
 
 
 if __name__ == "__main__":

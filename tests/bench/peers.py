@@ -41,6 +41,13 @@ class OpenSSH:
             f.write("PermitRootLogin prohibit-password\nPidFile %s/sshd.pid\n" % self.dir)
             f.write("Subsystem sftp /usr/lib/openssh/sftp-server\n")
             f.write("MaxStartups 1000:30:1000\nMaxSessions 1000\n")
+            # sshd runs every command and subsystem through the user's
+            # shell. bash, started by sshd, sources ~/.bashrc, and the
+            # bench user's (root's) may do slow work unrelated to OpenSSH
+            # (seen: a version manager's init, ~0.3 s per login, charged to
+            # every rsync run and sftp session). With SHLVL already 1, bash
+            # counts itself nested and skips it, as for a stock account.
+            f.write("SetEnv SHLVL=1\n")
             if cipher:
                 f.write("Ciphers %s\n" % cipher)
         self.proc = subprocess.Popen(["/usr/sbin/sshd", "-D", "-e", "-f", self.conf],
@@ -62,7 +69,9 @@ class OpenSSH:
 
 
 class Nginx:
-    """nginx serving ROOT on a spare port, as a plain static file server."""
+    """nginx serving ROOT on a spare port, as a plain static file server.
+    It writes an access log line per request, as nginx does by default and
+    as assetd does (its http_request log line): both pay for it."""
 
     def __init__(self, workdir, root, workers=2):
         self.dir = os.path.join(workdir, "nginx")
@@ -78,7 +87,7 @@ pid %s/nginx.pid;
 error_log %s/logs/error.log;
 events { worker_connections 4096; }
 http {
-  access_log off;
+  access_log %s/logs/access.log;
   sendfile on;
   tcp_nopush on;
   keepalive_requests 100000;
@@ -88,7 +97,7 @@ http {
   server { listen 127.0.0.1:%d; root %s; }
 }
 """ % (workers, self.dir, self.dir, self.dir, self.dir, self.dir, self.dir,
-                self.dir, self.port, root))
+                self.dir, self.dir, self.port, root))
         self.proc = subprocess.Popen(["/usr/sbin/nginx", "-p", self.dir, "-c", conf],
                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         conftest.wait_port(self.port, 10, self.proc)

@@ -300,6 +300,8 @@ class Daemon:
         if wait:
             wait_port(self.http_port, 20, self.proc)
             wait_port(self.ssh_port, 20, self.proc)
+            # the admin listener opens last: /metrics is there once it is
+            wait_port(self.admin_port, 20, self.proc)
         return self
 
     def stop(self, sig=signal.SIGTERM, timeout=20):

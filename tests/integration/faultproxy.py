@@ -14,6 +14,9 @@ and still has uses left acts:
                         the connection (an upload cut midway)
            "cut_reply"  forward the request, send AFTER bytes of the reply
                         body, then reset (a download cut midway)
+           "truncate"   forward the request, send only the first AFTER
+                        bytes of the whole reply (status line, headers and
+                        body), then close cleanly (a reply cut short)
            "stall"      read the request, then say nothing until the client
                         gives up (a hung server)
            "200_error"  answer 200 with an <Error> body, without forwarding
@@ -211,6 +214,20 @@ class FaultProxy:
                                          "content-length")]
         status = resp.status
         up.close()
+        if action == "truncate":
+            head = "HTTP/1.1 %d %s\r\n" % (status, resp.reason)
+            for k, v in rheaders:
+                head += "%s: %s\r\n" % (k, v)
+            clen = resp.getheader("Content-Length") if method == "HEAD" \
+                else len(data)
+            head += "Content-Length: %s\r\n\r\n" % clen
+            raw = head.encode("latin-1") + (b"" if method == "HEAD" else data)
+            c.sendall(raw[:rule.after])
+            try:
+                c.shutdown(socket.SHUT_WR)
+            except OSError:
+                pass
+            return False
         if action == "cut_reply":
             head = "HTTP/1.1 %d %s\r\n" % (status, resp.reason)
             for k, v in rheaders:
@@ -235,3 +252,17 @@ class FaultProxy:
         head += "Connection: keep-alive\r\n\r\n"
         c.sendall(head.encode("latin-1") + (b"" if method == "HEAD"
                                             else data))
+
+
+class ProxiedS3:
+    """The test S3 server as a daemon sees it through PROXY: give it to
+    conftest's Daemon in place of the s3server fixture. Only the endpoint
+    differs; everything else (buckets, reading objects back) goes to the
+    real server."""
+
+    def __init__(self, real, proxy):
+        self.real = real
+        self.endpoint = proxy.endpoint
+
+    def __getattr__(self, name):
+        return getattr(self.real, name)

@@ -184,10 +184,57 @@ static void test_overlong_path_still_recorded(void **state)
 	assert_non_null(strstr(c.last, "(path too long)"));
 }
 
+static void test_parse_since(void **state)
+{
+	(void)state;
+	int64_t t = 0, now = 1800000000;
+	assert_int_equal(audit_parse_since("2h", now, &t), 0);
+	assert_int_equal(t, now - 7200);
+	assert_int_equal(audit_parse_since("7d", now, &t), 0);
+	assert_int_equal(t, now - 7 * 86400);
+	assert_int_equal(audit_parse_since("90s", now, &t), 0);
+	assert_int_equal(t, now - 90);
+	assert_int_equal(audit_parse_since("30m", now, &t), 0);
+	assert_int_equal(t, now - 1800);
+	assert_int_equal(audit_parse_since("2w", now, &t), 0);
+	assert_int_equal(t, now - 14 * 86400);
+	assert_int_equal(audit_parse_since("2026-11-25", now, &t), 0);
+	assert_int_equal(t, 1795564800);
+	assert_int_equal(audit_parse_since("2026-11-25T10:00", now, &t), 0);
+	assert_int_equal(t, 1795564800 + 36000);
+	assert_int_equal(audit_parse_since("2026-11-25 10:00:30Z", now, &t), 0);
+	assert_int_equal(t, 1795564800 + 36030);
+	static const char *const bad[] = { "", "soon", "2h30", "h", "-2h",
+					   "2026-13-01", "2026-11-25T25:00",
+					   "2026-11-25x", "2026-11-5", "5y" };
+	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+		assert_int_equal(audit_parse_since(bad[i], now, &t), -1);
+}
+
+static void test_line_field(void **state)
+{
+	(void)state;
+	const char *l = "{\"ts\":\"2026-11-25T19:40:01Z\",\"t\":1795635601,"
+			"\"client\":\"kufish\",\"path\":\"/a \\\"q\\\".jpg\","
+			"\"bytes\":-1,\"result\":\"ok\"}";
+	char out[64];
+	assert_int_equal(audit_line_field(l, "client", out, sizeof out), 0);
+	assert_string_equal(out, "kufish");
+	assert_int_equal(audit_line_field(l, "t", out, sizeof out), 0);
+	assert_string_equal(out, "1795635601");
+	assert_int_equal(audit_line_field(l, "path", out, sizeof out), 0);
+	assert_string_equal(out, "/a \"q\".jpg");
+	assert_int_equal(audit_line_field(l, "bytes", out, sizeof out), 0);
+	assert_string_equal(out, "-1");
+	assert_int_equal(audit_line_field(l, "to", out, sizeof out), -1);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_escape),
+		cmocka_unit_test(test_parse_since),
+		cmocka_unit_test(test_line_field),
 		cmocka_unit_test_setup_teardown(test_record_and_query, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_retention_prunes_old_days, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_torn_line_ignored, setup, teardown),
