@@ -3,7 +3,7 @@
  *
  * Shape: we own the listening sockets. One acceptor thread polls them (and a
  * wake-up pipe used by sshd_stop), applies the connection limits before a
- * single byte of SSH is spoken (MaxSessions overall, PerSourceMaxStartups
+ * single byte of SSH is spoken (MaxConnections overall, PerSourceMaxStartups
  * unauthenticated connections per address, like OpenSSH's MaxStartups), and
  * hands each accepted socket to libssh with ssh_bind_accept_fd() and to a
  * new detached thread. A session never touches another thread's libssh
@@ -75,7 +75,7 @@
 struct limits {
 	int max_auth_tries;
 	int login_grace_time;
-	int max_sessions;
+	int max_connections;
 	int per_source;
 	int idle_timeout;
 };
@@ -447,7 +447,8 @@ static ssh_channel chan_open(ssh_session session, void *userdata)
 {
 	struct conn *c = userdata;
 	if (!c->authenticated || c->chan)
-		return NULL; /* one session channel per connection */
+		return NULL; /* one session channel per connection: a second
+			      * one (ControlMaster multiplexing) is refused */
 	c->chan = ssh_channel_new(session);
 	if (!c->chan)
 		return NULL;
@@ -681,8 +682,8 @@ static void accept_one(struct sshd_server *srv, int lfd)
 	pthread_mutex_lock(&srv->mu);
 	struct limits lim = srv->lim;
 	const char *refuse = NULL;
-	if (lim.max_sessions > 0 && srv->live >= lim.max_sessions)
-		refuse = "MaxSessions reached";
+	if (lim.max_connections > 0 && srv->live >= lim.max_connections)
+		refuse = "MaxConnections reached";
 	else if (source_take(srv, addr, lim.per_source) != 0)
 		refuse = "too many unauthenticated connections from this address";
 	pthread_mutex_unlock(&srv->mu);
@@ -843,7 +844,7 @@ static void limits_from(struct limits *lim, const struct conf *conf)
 {
 	lim->max_auth_tries = conf->max_auth_tries;
 	lim->login_grace_time = conf->login_grace_time;
-	lim->max_sessions = conf->max_sessions;
+	lim->max_connections = conf->max_connections;
 	lim->per_source = conf->max_startups_per_source;
 	lim->idle_timeout = conf->idle_timeout;
 }
@@ -975,9 +976,9 @@ int sshd_reload(struct sshd_server *srv, const struct conf *conf)
 	struct penalty_settings ps;
 	penalty_from_conf(conf, &ps);
 	penalty_reload(srv->pen, &ps);
-	log_info("ssh_reload", "max_sessions=%d max_auth_tries=%d "
+	log_info("ssh_reload", "max_connections=%d max_auth_tries=%d "
 		 "login_grace_time=%d per_source=%d idle_timeout=%d",
-		 conf->max_sessions, conf->max_auth_tries,
+		 conf->max_connections, conf->max_auth_tries,
 		 conf->login_grace_time, conf->max_startups_per_source,
 		 conf->idle_timeout);
 	return 0;
