@@ -10,7 +10,8 @@ import time
 import paramiko
 import pytest
 
-from sshtools import new_client, paramiko_sftp, sftp_batch, shared_daemon, ssh
+from sshtools import (make_file, new_client, paramiko_sftp, sftp_batch,
+                      shared_daemon, ssh)
 
 
 @pytest.fixture
@@ -208,3 +209,30 @@ def test_idle_timeout(make_daemon):
     finally:
         t.close()
     assert "event=ssh_idle_timeout" in d.log()
+
+
+def test_two_hundred_concurrent_sessions(make_daemon, tmp_path):
+    """200 short sftp sessions at once (one thread each): every one logs
+    in, uploads and lists; every file lands byte for byte. (Sessions do
+    not depend on the backend: fs keeps it quick.)"""
+    d = make_daemon("fs", "PerSourceMaxStartups 250\n")
+    d.start()
+    c = d.add_client("many")
+    procs = []
+    files = {}
+    for i in range(200):
+        p = tmp_path / ("s%03d" % i)
+        files[i] = make_file(p, 4096 + i, seed=1000 + i)
+        argv = ["sftp", "-b", "-", "-P", str(d.ssh_port)] + c.ssh_opts() + \
+            ["%s@127.0.0.1" % c.name]
+        procs.append(subprocess.Popen(
+            argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE, text=True))
+    for i, p in enumerate(procs):
+        p.stdin.write("put %s attachments/s%03d\nls attachments\n" % (
+            tmp_path / ("s%03d" % i), i))
+        p.stdin.close()
+    for p in procs:
+        assert p.wait(120) == 0, p.stderr.read()
+    for i in range(200):
+        assert c.read("s%03d" % i) == files[i]
