@@ -27,6 +27,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -40,6 +41,7 @@
 #include "sshkey.h"
 #include "store.h"
 #include "sync.h"
+#include "tenant.h"
 
 #define EXIT_OK	   0
 #define EXIT_ERR   1
@@ -376,6 +378,16 @@ static int parse_count(const char *s, const char *what, int64_t *out)
 	return 0;
 }
 
+/* A quota: a count with a suffix as above, or "none" (= 0, no quota). */
+static int parse_quota(const char *s, const char *what, int64_t *out)
+{
+	if (strcasecmp(s, "none") == 0) {
+		*out = 0;
+		return 0;
+	}
+	return parse_count(s, what, out);
+}
+
 static const char *fmt_size(int64_t v, char *buf, size_t len)
 {
 	if (v == 0)
@@ -668,8 +680,9 @@ static const struct opt client_add_opts[] = {
     {"--attachment-key", "KEY",
      "the Specify attachment key (default: "
      "32 random bytes, printed once)"},
-    {"--quota-bytes", "N", "storage quota, with K/M/G/T suffix (0 = none)"},
-    {"--quota-objects", "N", "object count quota (0 = none)"},
+    {"--quota-bytes", "N",
+     "storage quota, with K/M/G/T suffix ('none' or 0 = none)"},
+    {"--quota-objects", "N", "object count quota ('none' or 0 = none)"},
     {"--endpoint", "URL", "S3 endpoint of the client's own bucket"},
     {"--s3-region", "NAME", "S3 region of the client's own bucket"},
     {"--profile", "NAME",
@@ -688,8 +701,9 @@ static const struct opt client_set_opts[] = {
     {"--new-attachment-key", NULL,
      "generate a new attachment key and "
      "print it"},
-    {"--quota-bytes", "N", "storage quota, with K/M/G/T suffix (0 = none)"},
-    {"--quota-objects", "N", "object count quota (0 = none)"},
+    {"--quota-bytes", "N",
+     "storage quota, with K/M/G/T suffix ('none' or 0 = none)"},
+    {"--quota-objects", "N", "object count quota ('none' or 0 = none)"},
     {"--endpoint", "URL", "S3 endpoint of the client's own bucket"},
     {"--s3-region", "NAME", "S3 region of the client's own bucket"},
     {"--profile", "NAME", "credentials profile"},
@@ -715,10 +729,10 @@ static int client_fill(struct catalog_client *c, const struct args *a)
 			return EXIT_ERR;
 	}
 	if ((v = opt(a, "--quota-bytes")) &&
-	    parse_count(v, "byte quota", &c->quota_bytes))
+	    parse_quota(v, "byte quota", &c->quota_bytes))
 		return EXIT_ERR;
 	if ((v = opt(a, "--quota-objects")) &&
-	    parse_count(v, "object quota", &c->quota_objects))
+	    parse_quota(v, "object quota", &c->quota_objects))
 		return EXIT_ERR;
 	if ((v = opt(a, "--endpoint")) &&
 	    set_field(c->endpoint, sizeof c->endpoint, v, "endpoint"))
@@ -730,6 +744,35 @@ static int client_fill(struct catalog_client *c, const struct args *a)
 	    set_field(c->profile, sizeof c->profile, v, "profile"))
 		return EXIT_ERR;
 	return 0;
+}
+
+/* A quota is only as good as the figures it is held to: when one is set
+ * on a client whose usage was never counted (files from before the
+ * upgrade, or an own bucket that came full), count it now. */
+static void recount_for_quota(struct ctx *ctx, const struct catalog_client *c,
+			      const struct args *a)
+{
+	struct catalog_usage_total t;
+	if ((!opt(a, "--quota-bytes") && !opt(a, "--quota-objects")) ||
+	    (c->quota_bytes == 0 && c->quota_objects == 0) ||
+	    opt(a, "--no-check") ||
+	    catalog_usage_total(ctx->cat, c->name, &t) != 0 || t.recounted)
+		return;
+	struct store *st = NULL;
+	int rc = open_client_store(c, c->location, &st);
+	if (rc == 0)
+		rc = tenant_usage_recount(ctx->cat, c->name, st);
+	store_close(st);
+	if (rc == 0 && catalog_usage_total(ctx->cat, c->name, &t) == 0)
+		printf("  usage counted   %" PRId64 " objects, %" PRId64
+		       " bytes\n",
+		       t.objects, t.bytes);
+	else
+		fprintf(stderr,
+			"assetctl: warning: could not count the usage of %s "
+			"(%s): run 'assetctl client usage %s --recount'\n",
+			c->name, rc ? store_strerror(rc) : catalog_errmsg(NULL),
+			c->name);
 }
 
 /* The bucket check of a location given with --location (a client's own
@@ -771,6 +814,7 @@ static int client_add(struct ctx *ctx, const struct args *a)
 	}
 	printf("client %s added\n", c.name);
 	printf("  location        %s\n", c.location);
+	recount_for_quota(ctx, &c, a);
 	if (generated)
 		printf("  attachment key  %s\n"
 		       "  (generated: give it to Specify as the asset server "
@@ -809,8 +853,12 @@ static int key_count(void *arg, const struct catalog_key *k)
 	return 0;
 }
 
-static void client_json_fields(struct jw *j, const struct catalog_client *c)
+static void client_json_fields(struct jw *j, struct catalog *cat,
+			       const struct catalog_client *c)
 {
+	struct catalog_usage_total t;
+	if (catalog_usage_total(cat, c->name, &t) != 0)
+		memset(&t, 0, sizeof t);
 	jw_str(j, "name", c->name);
 	jw_str_or_null(j, "region", c->region);
 	jw_str(j, "location", c->location);
@@ -818,6 +866,9 @@ static void client_json_fields(struct jw *j, const struct catalog_client *c)
 	jw_bool(j, "disabled", c->disabled);
 	jw_int(j, "quota_bytes", c->quota_bytes);
 	jw_int(j, "quota_objects", c->quota_objects);
+	jw_int(j, "usage_objects", t.objects);
+	jw_int(j, "usage_bytes", t.bytes);
+	jw_int(j, "usage_recounted", t.recounted);
 	jw_int(j, "created", c->created);
 	jw_str_or_null(j, "endpoint", c->endpoint);
 	jw_str_or_null(j, "s3_region", c->s3_region);
@@ -835,7 +886,7 @@ static int client_show(struct ctx *ctx, const struct args *a)
 	if (ctx->json) {
 		struct jw j = {0};
 		jw_open(&j, NULL, '{');
-		client_json_fields(&j, &c);
+		client_json_fields(&j, ctx->cat, &c);
 		jw_int(&j, "keys", keys.count);
 		jw_open(&j, "collections", '[');
 		struct client_extra colls = {.j = &j};
@@ -861,6 +912,12 @@ static int client_show(struct ctx *ctx, const struct args *a)
 	kv("quota bytes", fmt_size(c.quota_bytes, b1, sizeof b1));
 	kv("quota objects",
 	   c.quota_objects ? fmt_int(c.quota_objects, b2, sizeof b2) : "none");
+	struct catalog_usage_total t;
+	if (catalog_usage_total(ctx->cat, c.name, &t) != 0)
+		return cat_error();
+	snprintf(b1, sizeof b1, "%" PRId64 " objects, %" PRId64 " bytes", t.objects,
+		 t.bytes);
+	kv("usage", b1);
 	kv("created", fmt_time(c.created, b1, sizeof b1));
 	kv("keys", fmt_int(keys.count, b2, sizeof b2));
 	struct client_extra colls = {0};
@@ -877,7 +934,7 @@ static int client_row(void *arg, const struct catalog_client *c)
 	ls->count++;
 	if (ls->ctx->json) {
 		jw_open(&ls->j, NULL, '{');
-		client_json_fields(&ls->j, c);
+		client_json_fields(&ls->j, ls->ctx->cat, c);
 		jw_close(&ls->j, '}');
 	} else {
 		char b[64];
@@ -939,6 +996,7 @@ static int client_set(struct ctx *ctx, const struct args *a)
 		       old_location, c.location);
 	if (opt(a, "--new-attachment-key"))
 		printf("  attachment key  %s\n", c.attachment_key);
+	recount_for_quota(ctx, &c, a);
 	return EXIT_OK;
 }
 
@@ -992,6 +1050,265 @@ static int client_remove(struct ctx *ctx, const struct args *a)
 	return EXIT_OK;
 }
 
+/* ---- usage --------------------------------------------------------------- */
+
+/* Bytes in words: "3.4 MiB", "512 B". */
+static const char *fmt_bytes(int64_t v, char *buf, size_t len)
+{
+	static const char *const units[] = { "KiB", "MiB", "GiB", "TiB",
+					     "PiB" };
+	if (v < 1024) {
+		snprintf(buf, len, "%" PRId64 " B", v);
+		return buf;
+	}
+	double x = (double)v / 1024;
+	int u = 0;
+	while (x >= 1024 && u < 4) {
+		x /= 1024;
+		u++;
+	}
+	snprintf(buf, len, "%.1f %s", x, units[u]);
+	return buf;
+}
+
+/* "12.5%" of QUOTA, or "-" without one. */
+static const char *fmt_percent(int64_t used, int64_t quota, char *buf,
+			       size_t len)
+{
+	if (quota <= 0)
+		return "-";
+	snprintf(buf, len, "%.1f%%", 100.0 * (double)used / (double)quota);
+	return buf;
+}
+
+static void jw_percent(struct jw *j, const char *key, int64_t used,
+		       int64_t quota)
+{
+	if (quota <= 0) {
+		jw_pre(j, key);
+		fputs("null", stdout);
+		return;
+	}
+	jw_pre(j, key);
+	printf("%.2f", 100.0 * (double)used / (double)quota);
+}
+
+/* One client's report: its figures, per top-level folder and per
+ * collection. */
+struct usage_report {
+	struct catalog_usage *rows;
+	size_t n, cap;
+	struct catalog_collection *colls;
+	size_t ncolls, capcolls;
+};
+
+static int usage_row(void *arg, const struct catalog_usage *u)
+{
+	struct usage_report *r = arg;
+	if (r->n == r->cap) {
+		size_t cap = r->cap ? r->cap * 2 : 16;
+		struct catalog_usage *nr = realloc(r->rows, cap * sizeof *nr);
+		if (!nr)
+			return error("out of memory");
+		r->rows = nr;
+		r->cap = cap;
+	}
+	r->rows[r->n++] = *u;
+	return 0;
+}
+
+static int usage_coll(void *arg, const struct catalog_collection *c)
+{
+	struct usage_report *r = arg;
+	if (r->ncolls == r->capcolls) {
+		size_t cap = r->capcolls ? r->capcolls * 2 : 8;
+		struct catalog_collection *nc =
+		    realloc(r->colls, cap * sizeof *nc);
+		if (!nc)
+			return error("out of memory");
+		r->colls = nc;
+		r->capcolls = cap;
+	}
+	r->colls[r->ncolls++] = *c;
+	return 0;
+}
+
+/* A collection's figures: those of its subfolder's top-level folder, or
+ * the client's whole when its subfolder is the client's root. */
+static void coll_figures(const struct usage_report *r,
+			 const struct catalog_usage_total *t,
+			 const struct catalog_collection *c, int64_t *objects,
+			 int64_t *bytes)
+{
+	char folder[CATALOG_TEXT_MAX];
+	*objects = *bytes = 0;
+	if (!c->subfolder[0]) {
+		*objects = t->objects;
+		*bytes = t->bytes;
+		return;
+	}
+	char path[CATALOG_URL_MAX + 2];
+	snprintf(path, sizeof path, "%s/", c->subfolder);
+	if (tenant_usage_folder(path, folder, sizeof folder) != 0)
+		return;
+	for (size_t i = 0; i < r->n; i++)
+		if (strcmp(r->rows[i].folder, folder) == 0) {
+			*objects = r->rows[i].objects;
+			*bytes = r->rows[i].bytes;
+		}
+}
+
+static int usage_one(struct ctx *ctx, const struct catalog_client *c,
+		     int recount, struct jw *j)
+{
+	struct usage_report r;
+	struct catalog_usage_total t;
+	char b1[64], b2[64], b3[64];
+	int rc = 0;
+	memset(&r, 0, sizeof r);
+	if (recount) {
+		struct store *st = NULL;
+		rc = open_client_store(c, c->location, &st);
+		if (rc == 0)
+			rc = tenant_usage_recount(ctx->cat, c->name, st);
+		store_close(st);
+		if (rc)
+			return error("cannot recount client %s in %s: %s",
+				     c->name, c->location, store_strerror(rc));
+	}
+	if (catalog_usage_total(ctx->cat, c->name, &t) != 0 ||
+	    catalog_usage_list(ctx->cat, c->name, usage_row, &r) != 0 ||
+	    catalog_collection_list(ctx->cat, c->name, usage_coll, &r) != 0) {
+		rc = cat_error();
+		goto out;
+	}
+	if (j) {
+		jw_open(j, NULL, '{');
+		jw_str(j, "client", c->name);
+		jw_int(j, "objects", t.objects);
+		jw_int(j, "bytes", t.bytes);
+		jw_int(j, "quota_objects", t.quota_objects);
+		jw_int(j, "quota_bytes", t.quota_bytes);
+		jw_percent(j, "percent_objects", t.objects, t.quota_objects);
+		jw_percent(j, "percent_bytes", t.bytes, t.quota_bytes);
+		jw_int(j, "recounted", t.recounted);
+		jw_open(j, "folders", '[');
+		for (size_t i = 0; i < r.n; i++) {
+			jw_open(j, NULL, '{');
+			jw_str(j, "folder", r.rows[i].folder);
+			jw_int(j, "objects", r.rows[i].objects);
+			jw_int(j, "bytes", r.rows[i].bytes);
+			jw_int(j, "updated", r.rows[i].updated);
+			jw_close(j, '}');
+		}
+		jw_close(j, ']');
+		jw_open(j, "collections", '[');
+		for (size_t i = 0; i < r.ncolls; i++) {
+			int64_t o, b;
+			coll_figures(&r, &t, &r.colls[i], &o, &b);
+			jw_open(j, NULL, '{');
+			jw_str(j, "name", r.colls[i].name);
+			jw_str(j, "subfolder", r.colls[i].subfolder);
+			jw_int(j, "objects", o);
+			jw_int(j, "bytes", b);
+			jw_close(j, '}');
+		}
+		jw_close(j, ']');
+		jw_close(j, '}');
+		goto out;
+	}
+	printf("client %s: %" PRId64 " objects, %s (%" PRId64 " bytes)\n",
+	       c->name, t.objects, fmt_bytes(t.bytes, b1, sizeof b1), t.bytes);
+	if (t.quota_bytes > 0)
+		printf("  byte quota    %s, %s used\n",
+		       fmt_bytes(t.quota_bytes, b1, sizeof b1),
+		       fmt_percent(t.bytes, t.quota_bytes, b2, sizeof b2));
+	else
+		printf("  byte quota    none\n");
+	if (t.quota_objects > 0)
+		printf("  object quota  %" PRId64 ", %s used\n", t.quota_objects,
+		       fmt_percent(t.objects, t.quota_objects, b2,
+				   sizeof b2));
+	else
+		printf("  object quota  none\n");
+	printf("  recounted     %s%s\n", fmt_time(t.recounted, b1, sizeof b1),
+	       t.recounted ? ""
+			   : " (the figures hold only the writes seen by "
+			     "the daemon; --recount counts the store)");
+	struct table tb = {.ncols = 3};
+	table_add(&tb, "FOLDER", "OBJECTS", "BYTES");
+	for (size_t i = 0; i < r.n; i++)
+		table_add(&tb, r.rows[i].folder[0] ? r.rows[i].folder : "(root)",
+			  fmt_int(r.rows[i].objects, b1, sizeof b1),
+			  fmt_int(r.rows[i].bytes, b2, sizeof b2));
+	if (r.n)
+		table_print(&tb);
+	if (r.ncolls) {
+		struct table tc = {.ncols = 4};
+		table_add(&tc, "COLLECTION", "SUBFOLDER", "OBJECTS", "BYTES");
+		for (size_t i = 0; i < r.ncolls; i++) {
+			int64_t o, b;
+			coll_figures(&r, &t, &r.colls[i], &o, &b);
+			table_add(&tc, r.colls[i].name,
+				  r.colls[i].subfolder[0] ? r.colls[i].subfolder
+							  : "(root)",
+				  fmt_int(o, b2, sizeof b2),
+				  fmt_int(b, b3, sizeof b3));
+		}
+		table_print(&tc);
+	}
+out:
+	free(r.rows);
+	free(r.colls);
+	return rc;
+}
+
+struct usage_all {
+	struct ctx *ctx;
+	int recount;
+	struct jw *j;
+	int failed;
+};
+
+static int usage_each(void *arg, const struct catalog_client *c)
+{
+	struct usage_all *u = arg;
+	if (usage_one(u->ctx, c, u->recount, u->j) != 0)
+		u->failed = 1; /* say so, and go on with the others */
+	else if (!u->j)
+		putchar('\n');
+	return 0;
+}
+
+static int client_usage(struct ctx *ctx, const struct args *a)
+{
+	int recount = opt(a, "--recount") != NULL;
+	struct jw j = {0};
+	if (a->npos) {
+		static struct catalog_client c;
+		if (catalog_client_get(ctx->cat, a->pos[0], &c) != 0)
+			return cat_error();
+		return usage_one(ctx, &c, recount, ctx->json ? &j : NULL)
+			   ? EXIT_ERR
+			   : EXIT_OK;
+	}
+	struct usage_all u = {ctx, recount, ctx->json ? &j : NULL, 0};
+	if (ctx->json)
+		jw_open(&j, NULL, '[');
+	int rc = catalog_client_list(ctx->cat, usage_each, &u);
+	if (ctx->json)
+		jw_close(&j, ']');
+	if (rc)
+		return cat_error();
+	return u.failed ? EXIT_ERR : EXIT_OK;
+}
+
+static const struct opt client_usage_opts[] = {
+    {"--recount", NULL,
+     "count the store's objects and replace the kept figures"},
+    {NULL, NULL, NULL},
+};
+
 static const struct opt client_show_opts[] = {
     {"--show-key", NULL, "print the attachment key"},
     {NULL, NULL, NULL},
@@ -1019,6 +1336,15 @@ static const struct verb client_verbs[] = {
      "change a client's settings",
      "Only the options given change. Changing the region or location\n"
      "does not move files."},
+    {"usage", client_usage, "[NAME]", 0, 1, 1, client_usage_opts,
+     "objects and bytes stored, per folder and collection, against the "
+     "quota",
+     "The daemon keeps the figures as writes commit, whichever protocol.\n"
+     "--recount lists the client's folder (all clients' without NAME)\n"
+     "and replaces them; do it after an upgrade, or when files were\n"
+     "changed behind assetd's back. A collection's figures are those of\n"
+     "its subfolder's top-level folder (the whole client for a collection\n"
+     "at the client's root)."},
     {"disable", client_disable, "NAME", 1, 1, 1, NULL,
      "refuse the client everywhere (HTTP and SSH) without removing it", NULL},
     {"enable", client_enable, "NAME", 1, 1, 1, NULL,

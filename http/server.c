@@ -109,7 +109,8 @@ unsigned http_status_of(int err)
 	 * Specify (and send it resyncing its clock) instead of an error. */
 	case STORE_EAUTH: return 500;
 	case STORE_EINVAL: return 400;
-	case STORE_ENOSPC: return 507;
+	case STORE_ENOSPC:
+	case STORE_EQUOTA: return 507; /* Insufficient Storage */
 	case STORE_ETOOBIG: return 413;
 	case STORE_ETHROTTLED:
 	case STORE_EUNAVAIL: return 503;

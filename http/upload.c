@@ -140,17 +140,29 @@ static int check_fields(struct upload *u)
 	return 0;
 }
 
-static int writer_open(struct upload *u, uint64_t hint)
+/* A store error's reply: the status from http_status_of() and words a
+ * person reading Specify's error can act on. */
+static void store_fail(struct upload *u, int rc)
+{
+	set_fail(u, (int)http_status_of(rc),
+		 rc == STORE_EQUOTA ? "Quota exceeded: the collection's "
+				      "storage quota is used up.\n"
+				    : "Storage error.\n");
+}
+
+/* EXACT: HINT is the file's size (spooled), not the body's length. */
+static int writer_open(struct upload *u, uint64_t hint, int exact)
 {
 	struct store_put_opts po;
 	memset(&po, 0, sizeof po);
 	po.size_hint = hint;
+	po.size_exact = exact;
 	int rc = store_writer_open(u->sc->store, u->obj, &po, &u->w);
 	if (rc != 0) {
 		u->w = NULL;
 		log_error("upload_store", "op=open name=%s error=%s",
 			  log_q(u->obj), log_q(store_strerror(rc)));
-		set_fail(u, (int)http_status_of(rc), "Storage error.\n");
+		store_fail(u, rc);
 		return -1;
 	}
 	return 0;
@@ -167,7 +179,7 @@ static void file_begin(struct upload *u)
 	    u->f[F_TYPE].seen) {
 		if (check_fields(u) || u->thumbnail)
 			return;
-		writer_open(u, u->content_length);
+		writer_open(u, u->content_length, 0);
 		return;
 	}
 	u->spool = http_spool_open(u->rq);
@@ -185,7 +197,7 @@ static int file_data(struct upload *u, const char *d, size_t n)
 		if (rc != 0) {
 			log_error("upload_store", "op=write name=%s error=%s",
 				  log_q(u->obj), log_q(store_strerror(rc)));
-			set_fail(u, (int)http_status_of(rc), "Storage error.\n");
+			store_fail(u, rc);
 		}
 		return 0;
 	}
@@ -387,7 +399,7 @@ static int spool_to_store(struct upload *u)
 	char *buf = malloc(256 * 1024);
 	if (buf == NULL)
 		return 503;
-	if (lseek(u->spool, 0, SEEK_SET) != 0 || writer_open(u, u->file_bytes)) {
+	if (lseek(u->spool, 0, SEEK_SET) != 0 || writer_open(u, u->file_bytes, 1)) {
 		free(buf);
 		return u->fail ? u->fail : 500;
 	}
@@ -406,7 +418,8 @@ static int spool_to_store(struct upload *u)
 			log_error("upload_store", "op=write name=%s error=%s",
 				  log_q(u->obj), log_q(store_strerror(rc)));
 			free(buf);
-			return (int)http_status_of(rc);
+			store_fail(u, rc);
+			return u->fail;
 		}
 	}
 	free(buf);
@@ -437,7 +450,7 @@ enum MHD_Result http_upload_end(struct http_req *rq)
 		if (rc != 0) {
 			log_error("upload_store", "op=commit name=%s error=%s",
 				  log_q(u->obj), log_q(store_strerror(rc)));
-			set_fail(u, (int)http_status_of(rc), "Storage error.\n");
+			store_fail(u, rc);
 		}
 	}
 	drop(u);

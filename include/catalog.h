@@ -1,6 +1,6 @@
 /*
  * catalog.h - the SQLite catalog: regions, clients, collections, SSH keys,
- * archives and runs.
+ * archives, runs and usage.
  *
  * One file (default var/assetd.db), WAL mode, foreign keys on, a busy
  * timeout so that the daemon's threads and assetctl can use it at once.
@@ -28,9 +28,10 @@ enum catalog_error {
 	CATALOG_EDB = -5,       /* SQLite failure */
 	CATALOG_EVERSION = -6,  /* schema newer than this program */
 	CATALOG_ENOMEM = -7,
+	CATALOG_EQUOTA = -8,    /* a change would exceed the client's quota */
 };
 
-#define CATALOG_SCHEMA_VERSION 1
+#define CATALOG_SCHEMA_VERSION 2
 
 #define CATALOG_NAME_MAX 64     /* region / client names, incl. NUL */
 #define CATALOG_URL_MAX 2048
@@ -214,6 +215,50 @@ typedef int (*catalog_archive_cb)(void *arg, const struct catalog_archive *a);
 /* Newest first. CLIENT NULL = all. */
 int catalog_archive_list(struct catalog *cat, const char *client,
 			 catalog_archive_cb cb, void *arg);
+
+/* ---- usage ----------------------------------------------------------- */
+
+/* What a client stores, kept per top-level folder of its location (a
+ * collection's subfolder, "originals", ...; "" for objects at the root).
+ * The daemon's stores add to it as writes commit (store_meter, tenant.c);
+ * a recount (assetctl client usage --recount) lists the store and writes
+ * the figures afresh. */
+struct catalog_usage {
+	char client[CATALOG_NAME_MAX];
+	char folder[CATALOG_TEXT_MAX];  /* top-level folder, "" = root */
+	int64_t objects;
+	int64_t bytes;
+	int64_t updated;                /* unix seconds of the last change */
+};
+
+/* A client's totals, its quotas and when it was last recounted. */
+struct catalog_usage_total {
+	int64_t objects;
+	int64_t bytes;
+	int64_t quota_objects;          /* 0 = none */
+	int64_t quota_bytes;            /* 0 = none */
+	int64_t recounted;              /* unix seconds, 0 = never */
+};
+
+/* Add OBJECTS and BYTES (either may be negative; a figure never goes
+ * below 0) to CLIENT's usage under FOLDER. With CHECK set, an increase
+ * that would take the client's total above one of its quotas is refused
+ * with CATALOG_EQUOTA and nothing changes. One BEGIN IMMEDIATE
+ * transaction: concurrent changes (threads or processes) are decided one
+ * after the other, so two cannot both pass the same remaining room. */
+int catalog_usage_add(struct catalog *cat, const char *client,
+		      const char *folder, int64_t objects, int64_t bytes,
+		      int check);
+int catalog_usage_total(struct catalog *cat, const char *client,
+			struct catalog_usage_total *out);
+/* Replace CLIENT's figures with the N rows given (a recount made at
+ * NOW), in one transaction. Rows' client fields are ignored. */
+int catalog_usage_set(struct catalog *cat, const char *client,
+		      const struct catalog_usage *rows, size_t n, int64_t now);
+typedef int (*catalog_usage_cb)(void *arg, const struct catalog_usage *u);
+/* CLIENT NULL = all; by client, then folder. */
+int catalog_usage_list(struct catalog *cat, const char *client,
+		       catalog_usage_cb cb, void *arg);
 
 /* ---- runs ----------------------------------------------------------- */
 

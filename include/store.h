@@ -42,6 +42,8 @@ enum store_error {
 	STORE_EAUTH = -13,      /* no usable credentials, or signature refused */
 	STORE_ETOOBIG = -14,    /* beyond a backend limit (S3's 5 TiB) */
 	STORE_ECANCELED = -15,  /* aborted by the caller */
+	STORE_EQUOTA = -16,     /* the client's quota (bytes or objects)
+				   would be exceeded: nothing was stored */
 };
 
 /* A short human text for a store_error ("no such file", ...). Static. */
@@ -168,6 +170,10 @@ struct store_put_opts {
 	uint64_t size_hint;     /* expected total size, 0 = unknown; lets S3
 				   pick a part size that fits 10,000 parts */
 	int exclusive;          /* 1: fail with STORE_EEXIST if NAME exists */
+	int size_exact;         /* 1: size_hint is exactly the size to come
+				   (scp's and rsync's announced sizes), so a
+				   metered store refuses at open, with
+				   STORE_EQUOTA, what cannot fit */
 };
 
 struct store_writer;
@@ -253,8 +259,54 @@ int store_copy(struct store *src, const char *from, struct store *dst,
 	       const char *to);
 
 /* Space figures for statvfs: total and free bytes; for S3 both are
- * reported as large constants unless a quota applies (the caller does). */
+ * reported as large constants. On a metered store with a byte quota the
+ * quota is the total and what remains of it is free. */
 int store_statfs(struct store *st, uint64_t *total, uint64_t *avail);
+
+/* ---- usage and quotas ------------------------------------------------ */
+
+/* A store opened for a client (tenant_get) carries a meter: every object
+ * committed, replaced, deleted, renamed or copied through this interface
+ * is accounted (objects, bytes, under the object's top-level folder), and
+ * a quota is enforced before anything becomes visible:
+ *  - store_writer_open() refuses with STORE_EQUOTA when a new object would
+ *    exceed the object quota, or when opts->size_exact is set and the
+ *    announced size cannot fit in what remains of the byte quota;
+ *  - store_writer_write() fails with STORE_EQUOTA as soon as the bytes
+ *    written exceed what remained at open (plus the replaced object);
+ *  - store_writer_commit() reserves the change in the catalog in one
+ *    transaction (two writers racing to cross the quota cannot both pass)
+ *    and aborts the write with STORE_EQUOTA if it no longer fits;
+ *  - store_copy() into a metered store is checked the same way.
+ * Replacing an object costs only the difference in size; deletes and
+ * renames never need room. Stores without a meter (assetctl's, snapshot
+ * and archive locations) account nothing. */
+
+struct store_usage {
+	int64_t objects;        /* objects stored (directory markers aside) */
+	int64_t bytes;          /* their total size */
+	int64_t quota_objects;  /* 0 = none */
+	int64_t quota_bytes;    /* 0 = none */
+};
+
+struct store_meter {
+	/* Account OBJECTS and BYTES (either may be negative) under object
+	 * NAME. With CHECK set, refuse with STORE_EQUOTA, changing nothing,
+	 * if an increase would take usage above a quota. 0 or a store_error.
+	 * May be called from any thread. */
+	int (*account)(void *arg, const char *name, int64_t objects,
+		       int64_t bytes, int check);
+	/* The client's current usage and quotas. */
+	int (*usage)(void *arg, struct store_usage *out);
+	void *arg;              /* outlives the store */
+};
+
+/* Give ST a meter (copied), or none with M NULL. Set once, before the
+ * store is shared between threads. */
+void store_set_meter(struct store *st, const struct store_meter *m);
+
+/* The usage and quotas behind ST's meter. STORE_EINVAL if it has none. */
+int store_usage(struct store *st, struct store_usage *out);
 
 /* Remove leftovers of interrupted writes: fs temp files older than
  * MIN_AGE seconds whose writer is gone (a live writer holds a lock on its

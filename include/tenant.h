@@ -6,6 +6,10 @@
  * are worth reusing) and re-reads the catalog row after a short TTL, so that
  * assetctl changes (a new location, a disabled client) take effect within
  * seconds without a restart.
+ *
+ * The stores tenant_get() hands out are metered (see store.h, "usage and
+ * quotas"): whatever a front end writes through them is accounted in the
+ * catalog and held to the client's quota.
  */
 #ifndef ASSETD_TENANT_H
 #define ASSETD_TENANT_H
@@ -29,6 +33,20 @@ void tenant_cache_free(struct tenant_cache *tc);
  * client is returned with CLIENT->disabled set: callers refuse it. */
 int tenant_get(struct tenant_cache *tc, const char *client_name,
 	       struct catalog_client *client, struct store **store);
+
+/* Usage is kept per top-level folder of a client's location: the part of
+ * object NAME before its first '/' ("originals", a collection's
+ * subfolder), or "" for an object at the root. A directory name ending in
+ * '/' stands for the objects below it. 0 or STORE_EINVAL if it does not
+ * fit in OUTLEN. */
+int tenant_usage_folder(const char *name, char *out, size_t outlen);
+
+/* Count what CLIENT's store ST holds (a full listing; directory markers
+ * and temp files aside) and replace the client's usage figures with it.
+ * Writes committed while the listing runs may be missed or counted
+ * twice: recount when the client is quiet. 0 or a store_error. */
+int tenant_usage_recount(struct catalog *cat, const char *client,
+			 struct store *st);
 
 /* Open any location URL with options taken from the catalog's region whose
  * assets or snapshot location contains it (endpoint, region, profile), or

@@ -193,6 +193,7 @@ static int sink_file_io(struct scp *c, const struct vfs_path *vp,
 	memset(&po, 0, sizeof po);
 	po.mtime = mtime;
 	po.size_hint = ln->size;
+	po.size_exact = 1; /* refused before a byte is read if over quota */
 	if (!vfs_writable(vp)) {
 		c->op_rc = STORE_EACCES;
 		return send_error(c, vp->abs, why_of(STORE_EACCES));

@@ -317,7 +317,6 @@ static const char *check_key(struct conn *c, const char *user, ssh_key key)
 	if (row.disabled)
 		return "client disabled";
 	c->sess.store = st;
-	c->sess.quota_bytes = row.quota_bytes;
 	return NULL;
 }
 

@@ -33,7 +33,6 @@ struct sshd_session {
 	char addr[64];                  /* peer address, for logs */
 	char fingerprint[128];          /* "SHA256:..." of the key used */
 	struct store *store;            /* the client's location (cache-owned) */
-	int64_t quota_bytes;            /* 0 = none */
 	const char *spool_dir;          /* out-of-order SFTP writes */
 	uint64_t bytes_in, bytes_out;   /* payload counters for the log */
 	const char *protocol;           /* "sftp", "scp" or "rsync": the

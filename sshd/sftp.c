@@ -166,6 +166,7 @@ static const char *message_of(int err)
 	case STORE_EISDIR: return "Is a directory";
 	case STORE_ENOTDIR: return "Not a directory";
 	case STORE_ENOSPC: return "No space left (quota or disk full)";
+	case STORE_EQUOTA: return "Quota exceeded";
 	case STORE_ETHROTTLED: return "Storage busy, try again later";
 	case STORE_EUNAVAIL: return "Storage unavailable, try again later";
 	default: return store_strerror(err);
@@ -174,6 +175,16 @@ static const char *message_of(int err)
 
 static int reply_err(struct sftp *f, int err)
 {
+	/* SFTP v3 has no quota status and OpenSSH's client prints only the
+	 * status code ("Failure"): say why on the channel's stderr too,
+	 * which the client shows. */
+	if (err == STORE_EQUOTA) {
+		char line[160];
+		snprintf(line, sizeof line,
+			 "assetd: quota exceeded for client %s\n",
+			 f->s->client);
+		sshd_io_stderr(f->s, line);
+	}
 	return reply_status(f, status_of(err), message_of(err));
 }
 
@@ -1481,28 +1492,22 @@ static int do_links(struct sftp *f)
 			    "Links are not supported here");
 }
 
-static int sum_sizes(void *arg, const struct store_entry *e)
-{
-	if (!e->is_dir)
-		*(uint64_t *)arg += e->size;
-	return 0;
-}
-
 static int do_statvfs_common(struct sftp *f, const struct vfs_path *vp)
 {
 	uint64_t total = 0, avail = 0;
+	/* The client's byte quota, when it has one, is the disk's size and
+	 * what remains of it the free space (store_statfs); an object quota
+	 * likewise gives the inode figures. */
+	struct store_usage u;
+	uint64_t files = 1u << 30, ffree = 1u << 30;
 	int rc = store_statfs(f->s->store, &total, &avail);
 	if (rc)
 		return reply_err(f, rc);
-	if (f->s->quota_bytes > 0) {
-		/* The quota is the size of the disk; what is used is what
-		 * is stored (summed from a listing: df is rare). */
-		uint64_t used = 0;
-		rc = store_list(f->s->store, "", 0, NULL, sum_sizes, &used);
-		if (rc < 0)
-			return reply_err(f, rc);
-		total = (uint64_t)f->s->quota_bytes;
-		avail = used < total ? total - used : 0;
+	if (store_usage(f->s->store, &u) == 0 && u.quota_objects > 0) {
+		files = (uint64_t)u.quota_objects;
+		ffree = u.objects < u.quota_objects
+			    ? (uint64_t)(u.quota_objects - u.objects)
+			    : 0;
 	}
 	const uint64_t bs = 4096;
 	sftp_out_begin(&f->out, SFTP_EXTENDED_REPLY, f->rq.id);
@@ -1511,9 +1516,9 @@ static int do_statvfs_common(struct sftp *f, const struct vfs_path *vp)
 	sftp_out_u64(&f->out, total / bs);      /* f_blocks */
 	sftp_out_u64(&f->out, avail / bs);      /* f_bfree */
 	sftp_out_u64(&f->out, avail / bs);      /* f_bavail */
-	sftp_out_u64(&f->out, 1u << 30);        /* f_files */
-	sftp_out_u64(&f->out, 1u << 30);        /* f_ffree */
-	sftp_out_u64(&f->out, 1u << 30);        /* f_favail */
+	sftp_out_u64(&f->out, files);           /* f_files */
+	sftp_out_u64(&f->out, ffree);           /* f_ffree */
+	sftp_out_u64(&f->out, ffree);           /* f_favail */
 	sftp_out_u64(&f->out, 0);               /* f_fsid */
 	sftp_out_u64(&f->out, vp && vp->kind != VFS_FILES ? 1 : 0); /* RDONLY */
 	sftp_out_u64(&f->out, 255);             /* f_namemax */

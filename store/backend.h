@@ -17,6 +17,8 @@ struct store {
 	const struct store_backend *be;
 	char url[STORE_URL_MAX];        /* normalised, ends in '/' */
 	void *impl;                     /* the backend's own state */
+	struct store_meter meter;       /* usage accounting; account NULL =
+					   none (store_set_meter) */
 };
 
 struct store_reader {
@@ -27,6 +29,11 @@ struct store_writer {
 	const struct store_backend *be; /* first member of a backend writer */
 	uint64_t size;                  /* bytes accepted so far (store.c) */
 	int dead;                       /* a write failed: only abort remains */
+	/* Accounting (store.c), when the store has a meter: */
+	struct store *st;               /* the metered store, else NULL */
+	char *name;                     /* the object's name (malloc'd) */
+	int64_t old_size;               /* size of the object replaced, -1 */
+	uint64_t limit;                 /* most bytes the quota allows */
 };
 
 struct store_backend {
@@ -37,6 +44,10 @@ struct store_backend {
 	void (*close)(struct store *st);
 
 	int (*stat)(struct store *st, const char *name, struct store_stat *out);
+	/* Optional: the size of object NAME only (no directory probing);
+	 * STORE_ENOENT if there is no such object. store.c uses stat when
+	 * a backend leaves it NULL. */
+	int (*object_size)(struct store *st, const char *name, uint64_t *out);
 	int (*set_mtime)(struct store *st, const char *name, int64_t mtime);
 
 	int (*reader_open)(struct store *st, const char *name, uint64_t offset,

@@ -119,6 +119,18 @@ static const char *const migrations[] = {
     "  bytes INTEGER NOT NULL DEFAULT 0,"
     "  summary TEXT NOT NULL DEFAULT '');"
     "CREATE INDEX runs_started ON runs(kind, started);",
+    /* 1 -> 2: usage per client and top-level folder; when each client
+     * was last recounted (0: never, its figures cover only the writes
+     * seen since the upgrade). */
+    "CREATE TABLE usage ("
+    "  client_id INTEGER NOT NULL REFERENCES clients(id) ON DELETE CASCADE,"
+    "  folder TEXT NOT NULL,"
+    "  objects INTEGER NOT NULL DEFAULT 0,"
+    "  bytes INTEGER NOT NULL DEFAULT 0,"
+    "  updated INTEGER NOT NULL DEFAULT 0,"
+    "  PRIMARY KEY (client_id, folder)) WITHOUT ROWID;"
+    "ALTER TABLE clients ADD COLUMN usage_recounted INTEGER NOT NULL "
+    "DEFAULT 0;",
 };
 
 _Static_assert(sizeof migrations / sizeof migrations[0] ==
@@ -161,6 +173,11 @@ enum stmt_id {
 	S_RUN_INSERT,
 	S_RUN_UPDATE,
 	S_RUN_LIST,
+	S_USAGE_TOTAL,
+	S_USAGE_UPSERT,
+	S_USAGE_CLEAR,
+	S_USAGE_RECOUNTED,
+	S_USAGE_LIST,
 	S_COUNT
 };
 
@@ -256,6 +273,23 @@ static const char *const stmt_sql[S_COUNT] = {
 		     "bytes = ?11, summary = ?12 WHERE id = ?13",
     [S_RUN_LIST] = "SELECT " RUN_COLS " WHERE ?1 IS NULL OR kind = ?1 "
 		   "ORDER BY started DESC, id DESC LIMIT ?2",
+    [S_USAGE_TOTAL] = "SELECT c.id, COALESCE(SUM(u.objects), 0), "
+		      "COALESCE(SUM(u.bytes), 0), c.quota_objects, "
+		      "c.quota_bytes, c.usage_recounted FROM clients c "
+		      "LEFT JOIN usage u ON u.client_id = c.id "
+		      "WHERE c.name = ?1 GROUP BY c.id",
+    [S_USAGE_UPSERT] = "INSERT INTO usage (client_id, folder, objects, "
+		       "bytes, updated) VALUES (?1, ?2, max(?3, 0), "
+		       "max(?4, 0), ?5) ON CONFLICT (client_id, folder) DO "
+		       "UPDATE SET objects = max(objects + ?3, 0), "
+		       "bytes = max(bytes + ?4, 0), updated = ?5",
+    [S_USAGE_CLEAR] = "DELETE FROM usage WHERE client_id = ?1",
+    [S_USAGE_RECOUNTED] = "UPDATE clients SET usage_recounted = ?2 "
+			  "WHERE id = ?1",
+    [S_USAGE_LIST] = "SELECT c.name, u.folder, u.objects, u.bytes, "
+		     "u.updated FROM usage u JOIN clients c ON "
+		     "c.id = u.client_id WHERE ?1 IS NULL OR c.name = ?1 "
+		     "ORDER BY c.name, u.folder",
 };
 
 struct catalog {
@@ -2162,6 +2196,166 @@ int catalog_run_list(struct catalog *cat, const char *kind, int limit,
 	struct catalog_run *r = arr;
 	for (size_t i = 0; !rc && i < n; i++)
 		rc = cb(arg, &r[i]);
+	free(arr);
+	return rc;
+}
+
+/* ---- usage ---------------------------------------------------------------
+ */
+
+/* CLIENT's id and totals (caller holds the lock). */
+static int usage_total_locked(struct catalog *cat, const char *client,
+			      int64_t *id, struct catalog_usage_total *out)
+{
+	sqlite3_stmt *s = stmt(cat, S_USAGE_TOTAL);
+	if (!s)
+		return CATALOG_EDB;
+	bind_text(s, 1, client);
+	int src = step(cat, s);
+	int rc = 0;
+	if (src == SQLITE_ROW) {
+		*id = sqlite3_column_int64(s, 0);
+		out->objects = sqlite3_column_int64(s, 1);
+		out->bytes = sqlite3_column_int64(s, 2);
+		out->quota_objects = sqlite3_column_int64(s, 3);
+		out->quota_bytes = sqlite3_column_int64(s, 4);
+		out->recounted = sqlite3_column_int64(s, 5);
+	} else if (src == SQLITE_DONE) {
+		rc = fail(CATALOG_ENOENT, "no client named '%s'", client);
+	} else {
+		rc = db_fail(cat, src, "reading the usage");
+	}
+	sqlite3_reset(s);
+	return rc;
+}
+
+static int usage_upsert(struct catalog *cat, int64_t id, const char *folder,
+			int64_t objects, int64_t bytes, int64_t now)
+{
+	sqlite3_stmt *s = stmt(cat, S_USAGE_UPSERT);
+	if (!s)
+		return CATALOG_EDB;
+	sqlite3_bind_int64(s, 1, id);
+	bind_text(s, 2, folder);
+	sqlite3_bind_int64(s, 3, objects);
+	sqlite3_bind_int64(s, 4, bytes);
+	sqlite3_bind_int64(s, 5, now);
+	return step_done(cat, s, "recording the usage");
+}
+
+int catalog_usage_add(struct catalog *cat, const char *client,
+		      const char *folder, int64_t objects, int64_t bytes,
+		      int check)
+{
+	int rc = check_text("folder", folder, CATALOG_TEXT_MAX, 1);
+	if (rc)
+		return rc;
+	if (objects == 0 && bytes == 0)
+		return 0;
+	lock(cat);
+	rc = tx_begin(cat);
+	if (!rc) {
+		struct catalog_usage_total t;
+		int64_t id = 0;
+		memset(&t, 0, sizeof t);
+		rc = usage_total_locked(cat, client, &id, &t);
+		if (!rc && check &&
+		    ((objects > 0 && t.quota_objects > 0 &&
+		      t.objects + objects > t.quota_objects) ||
+		     (bytes > 0 && t.quota_bytes > 0 &&
+		      t.bytes + bytes > t.quota_bytes)))
+			rc = fail(CATALOG_EQUOTA,
+				  "client %s: quota exceeded", client);
+		if (!rc)
+			rc = usage_upsert(cat, id, folder, objects, bytes,
+					  (int64_t)time(NULL));
+		rc = tx_end(cat, rc);
+	}
+	unlock(cat);
+	return rc;
+}
+
+int catalog_usage_total(struct catalog *cat, const char *client,
+			struct catalog_usage_total *out)
+{
+	int64_t id;
+	memset(out, 0, sizeof *out);
+	lock(cat);
+	int rc = usage_total_locked(cat, client, &id, out);
+	unlock(cat);
+	return rc;
+}
+
+int catalog_usage_set(struct catalog *cat, const char *client,
+		      const struct catalog_usage *rows, size_t n, int64_t now)
+{
+	for (size_t i = 0; i < n; i++) {
+		int rc = check_text("folder", rows[i].folder,
+				    sizeof rows[i].folder, 1);
+		if (rc)
+			return rc;
+		if (rows[i].objects < 0 || rows[i].bytes < 0)
+			return fail(CATALOG_EINVAL,
+				    "usage figures cannot be negative");
+	}
+	lock(cat);
+	int rc = tx_begin(cat);
+	if (!rc) {
+		int64_t id = 0;
+		rc = lookup_id(cat, S_CLIENT_ID, "client", client, &id);
+		sqlite3_stmt *s = rc ? NULL : stmt(cat, S_USAGE_CLEAR);
+		if (!rc && !s)
+			rc = CATALOG_EDB;
+		if (!rc) {
+			sqlite3_bind_int64(s, 1, id);
+			rc = step_done(cat, s, "clearing the usage");
+		}
+		for (size_t i = 0; !rc && i < n; i++)
+			if (rows[i].objects || rows[i].bytes)
+				rc = usage_upsert(cat, id, rows[i].folder,
+						  rows[i].objects,
+						  rows[i].bytes, now);
+		s = rc ? NULL : stmt(cat, S_USAGE_RECOUNTED);
+		if (!rc && !s)
+			rc = CATALOG_EDB;
+		if (!rc) {
+			sqlite3_bind_int64(s, 1, id);
+			sqlite3_bind_int64(s, 2, now);
+			rc = step_done(cat, s, "recording the recount");
+		}
+		rc = tx_end(cat, rc);
+	}
+	unlock(cat);
+	return rc;
+}
+
+static void read_usage(sqlite3_stmt *s, void *out)
+{
+	struct catalog_usage *u = out;
+	col_text(s, 0, u->client, sizeof u->client);
+	col_text(s, 1, u->folder, sizeof u->folder);
+	u->objects = sqlite3_column_int64(s, 2);
+	u->bytes = sqlite3_column_int64(s, 3);
+	u->updated = sqlite3_column_int64(s, 4);
+}
+
+int catalog_usage_list(struct catalog *cat, const char *client,
+		       catalog_usage_cb cb, void *arg)
+{
+	void *arr = NULL;
+	size_t n = 0;
+	lock(cat);
+	sqlite3_stmt *s = stmt(cat, S_USAGE_LIST);
+	int rc = CATALOG_EDB;
+	if (s) {
+		bind_opt_text(s, 1, client);
+		rc = collect(cat, s, sizeof(struct catalog_usage), read_usage,
+			     &arr, &n);
+	}
+	unlock(cat);
+	struct catalog_usage *u = arr;
+	for (size_t i = 0; !rc && i < n; i++)
+		rc = cb(arg, &u[i]);
 	free(arr);
 	return rc;
 }

@@ -22,6 +22,7 @@
 
 #include <errno.h>
 #include <limits.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -52,6 +53,7 @@ const char *store_strerror(int err)
 	case STORE_EAUTH: return "storage credentials refused or missing";
 	case STORE_ETOOBIG: return "object too large for the storage";
 	case STORE_ECANCELED: return "canceled";
+	case STORE_EQUOTA: return "quota exceeded";
 	default: return "unknown storage error";
 	}
 }
@@ -526,6 +528,88 @@ ssize_t store_pread(struct store *st, const char *name, void *buf,
 	return (ssize_t)got;
 }
 
+/* ---- metering ---------------------------------------------------------- */
+
+void store_set_meter(struct store *st, const struct store_meter *m)
+{
+	if (!st)
+		return;
+	if (m && m->account)
+		st->meter = *m;
+	else
+		memset(&st->meter, 0, sizeof st->meter);
+}
+
+int store_usage(struct store *st, struct store_usage *out)
+{
+	if (!st || !out || !st->meter.usage)
+		return STORE_EINVAL;
+	memset(out, 0, sizeof *out);
+	return st->meter.usage(st->meter.arg, out);
+}
+
+/* Size of the object NAME, -1 if there is none (a directory counts as
+ * none: writing or deleting it fails in the backend anyway), or a
+ * store_error in *RC. */
+static int64_t object_size(struct store *st, const char *name, int *rc)
+{
+	uint64_t size = 0;
+	*rc = 0;
+	if (st->be->object_size) {
+		int r = st->be->object_size(st, name, &size);
+		if (r == STORE_ENOENT)
+			return -1;
+		if (r < 0) {
+			*rc = r;
+			return -1;
+		}
+		return (int64_t)size;
+	}
+	struct store_stat ss;
+	memset(&ss, 0, sizeof ss);
+	int r = st->be->stat(st, name, &ss);
+	if (r == STORE_ENOENT || (r == 0 && ss.is_dir))
+		return -1;
+	if (r < 0) {
+		*rc = r;
+		return -1;
+	}
+	return (int64_t)ss.size;
+}
+
+static int meter_account(struct store *st, const char *name, int64_t objects,
+			 int64_t bytes, int check)
+{
+	if (!st->meter.account || (objects == 0 && bytes == 0))
+		return 0;
+	return st->meter.account(st->meter.arg, name, objects, bytes, check);
+}
+
+/* What a new object NAME (replacing one of OLD bytes, or none: -1) may
+ * hold under ST's quotas: *LIMIT bytes (UINT64_MAX: no byte quota).
+ * STORE_EQUOTA if a new object is refused by the object quota. */
+static int meter_room(struct store *st, int64_t old, uint64_t *limit)
+{
+	struct store_usage u;
+	*limit = UINT64_MAX;
+	if (!st->meter.usage)
+		return 0;
+	memset(&u, 0, sizeof u);
+	if (st->meter.usage(st->meter.arg, &u) < 0)
+		return 0; /* the commit's reservation still checks */
+	if (old < 0 && u.quota_objects > 0 && u.objects >= u.quota_objects)
+		return STORE_EQUOTA;
+	if (u.quota_bytes > 0) {
+		int64_t room = u.quota_bytes - u.bytes;
+		if (room < 0)
+			room = 0;
+		*limit = (uint64_t)room + (uint64_t)(old > 0 ? old : 0);
+	}
+	return 0;
+}
+
+/* ---- writing ------------------------------------------------------------ */
+
 int store_writer_open(struct store *st, const char *name,
 		      const struct store_put_opts *opts,
 		      struct store_writer **out)
@@ -540,11 +624,37 @@ int store_writer_open(struct store *st, const char *name,
 	if (o.content_type && (strlen(o.content_type) >= STORE_CTYPE_MAX ||
 			       strpbrk(o.content_type, "\r\n")))
 		return STORE_EINVAL;
-	int rc = st->be->writer_open(st, name, &o, out);
-	if (rc < 0)
+	/* A metered store learns what the write replaces and how much room
+	 * the quota leaves before anything is sent to the backend. */
+	int64_t old = -1;
+	uint64_t limit = UINT64_MAX;
+	char *mname = NULL;
+	int rc;
+	if (st->meter.account) {
+		/* An object that cannot be sized counts as new (the quota is
+		 * charged more, never less); if the backend cannot write
+		 * either, its own open or commit says why. */
+		old = object_size(st, name, &rc);
+		rc = meter_room(st, old, &limit);
+		if (rc == 0 && o.size_exact && o.size_hint > limit)
+			rc = STORE_EQUOTA;
+		if (rc < 0)
+			return rc;
+		mname = strdup(name);
+		if (!mname)
+			return STORE_ENOMEM;
+	}
+	rc = st->be->writer_open(st, name, &o, out);
+	if (rc < 0) {
+		free(mname);
 		return rc;
+	}
 	(*out)->size = 0;
 	(*out)->dead = 0;
+	(*out)->st = mname ? st : NULL;
+	(*out)->name = mname;
+	(*out)->old_size = old;
+	(*out)->limit = limit;
 	return 0;
 }
 
@@ -556,6 +666,12 @@ int store_writer_write(struct store_writer *w, const void *buf, size_t len)
 		return w->dead < 0 ? w->dead : STORE_EIO;
 	if (len == 0)
 		return 0;
+	/* Past the quota: stop now rather than at the commit, so that an
+	 * oversized upload is cut off instead of streamed to the end. */
+	if (w->st && (uint64_t)len > w->limit - w->size) {
+		w->dead = STORE_EQUOTA;
+		return STORE_EQUOTA;
+	}
 	int rc = w->be->writer_write(w, buf, len);
 	if (rc < 0) {
 		w->dead = rc;
@@ -576,16 +692,39 @@ int store_writer_commit(struct store_writer *w)
 		return STORE_EINVAL;
 	if (w->dead) {
 		int rc = w->dead < 0 ? w->dead : STORE_EIO;
-		w->be->writer_abort(w);
+		store_writer_abort(w);
 		return rc;
 	}
-	return w->be->writer_commit(w);
+	struct store *st = w->st;
+	char *name = w->name;
+	if (!st)
+		return w->be->writer_commit(w);
+	/* Reserve the change, then commit; give it back if the backend
+	 * fails. The reservation is one catalog transaction, so writers
+	 * racing to cross the quota are decided one at a time. */
+	int64_t dobj = w->old_size < 0 ? 1 : 0;
+	int64_t dbytes =
+	    (int64_t)w->size - (w->old_size > 0 ? w->old_size : 0);
+	int rc = meter_account(st, name, dobj, dbytes, 1);
+	if (rc < 0) {
+		w->be->writer_abort(w);
+		free(name);
+		return rc;
+	}
+	rc = w->be->writer_commit(w);
+	if (rc < 0)
+		meter_account(st, name, -dobj, -dbytes, 0);
+	free(name);
+	return rc;
 }
 
 void store_writer_abort(struct store_writer *w)
 {
-	if (w)
-		w->be->writer_abort(w);
+	if (!w)
+		return;
+	free(w->name);
+	w->name = NULL;
+	w->be->writer_abort(w);
 }
 
 int store_put(struct store *st, const char *name, const void *buf,
@@ -628,7 +767,14 @@ int store_delete(struct store *st, const char *name)
 {
 	if (!st || !store_name_valid(name))
 		return STORE_EINVAL;
-	return st->be->delete_object(st, name);
+	if (!st->meter.account)
+		return st->be->delete_object(st, name);
+	int rc;
+	int64_t old = object_size(st, name, &rc); /* -1 if unknown */
+	rc = st->be->delete_object(st, name);
+	if (rc == 0 && old >= 0)
+		meter_account(st, name, -1, -old, 0);
+	return rc;
 }
 
 int store_mkdir(struct store *st, const char *name)
@@ -647,6 +793,60 @@ int store_rmdir(struct store *st, const char *name)
 	if (!st || !name || !dir_name_ok(name, n, sizeof n) || !n[0])
 		return STORE_EINVAL; /* the root is not removable */
 	return st->be->rmdir(st, n);
+}
+
+struct tally {
+	int64_t objects, bytes;
+};
+
+static int tally_one(void *arg, const struct store_entry *e)
+{
+	struct tally *t = arg;
+	if (!e->is_dir) {
+		t->objects++;
+		t->bytes += (int64_t)e->size;
+	}
+	return 0;
+}
+
+/* A metered rename: what moves from F to T (a file, or everything below a
+ * directory) and what T replaced are accounted once the rename is done. */
+static int rename_metered(struct store *st, const char *f, const char *t,
+			  int noreplace)
+{
+	struct store_stat fs;
+	memset(&fs, 0, sizeof fs);
+	int rc = st->be->stat(st, f, &fs);
+	if (rc < 0)
+		return rc;
+	struct tally moved = { 0, 0 };
+	int64_t replaced = -1;
+	char fdir[STORE_NAME_MAX + 1], tdir[STORE_NAME_MAX + 1];
+	if (fs.is_dir) {
+		/* Names below a directory share its top-level folder, so the
+		 * directory's own name ("a/b/") stands for all of them. */
+		snprintf(fdir, sizeof fdir, "%s/", f);
+		snprintf(tdir, sizeof tdir, "%s/", t);
+		rc = st->be->list(st, fdir, 0, NULL, tally_one, &moved);
+		if (rc < 0)
+			return rc;
+	} else {
+		moved.objects = 1;
+		moved.bytes = (int64_t)fs.size;
+		replaced = object_size(st, t, &rc);
+		if (rc < 0)
+			return rc;
+		snprintf(fdir, sizeof fdir, "%s", f);
+		snprintf(tdir, sizeof tdir, "%s", t);
+	}
+	rc = st->be->rename(st, f, t, noreplace ? 1 : 0);
+	if (rc < 0)
+		return rc;
+	if (replaced >= 0)
+		meter_account(st, t, -1, -replaced, 0);
+	meter_account(st, fdir, -moved.objects, -moved.bytes, 0);
+	meter_account(st, tdir, moved.objects, moved.bytes, 0);
+	return 0;
 }
 
 int store_rename(struct store *st, const char *from, const char *to,
@@ -668,6 +868,8 @@ int store_rename(struct store *st, const char *from, const char *to,
 	size_t fl = strlen(f);
 	if (!strncmp(t, f, fl) && t[fl] == '/')
 		return STORE_EINVAL;
+	if (st->meter.account)
+		return rename_metered(st, f, t, noreplace);
 	return st->be->rename(st, f, t, noreplace ? 1 : 0);
 }
 
@@ -725,6 +927,27 @@ static int copy_streamed(struct store *src, const char *from,
 	return store_writer_commit(w);
 }
 
+/* A server-side copy into a metered store: reserve what it adds (as a
+ * writer's commit would), give it back if the copy fails. */
+static int copy_metered(struct store *src, const char *from,
+			struct store *dst, const char *to)
+{
+	int rc;
+	int64_t size = object_size(src, from, &rc);
+	if (size < 0)
+		return src->be->copy(src, from, dst, to); /* its own error */
+	int64_t old = object_size(dst, to, &rc); /* -1: counts as new */
+	int64_t dobj = old < 0 ? 1 : 0;
+	int64_t dbytes = size - (old > 0 ? old : 0);
+	rc = meter_account(dst, to, dobj, dbytes, 1);
+	if (rc < 0)
+		return rc;
+	rc = src->be->copy(src, from, dst, to);
+	if (rc < 0)
+		meter_account(dst, to, -dobj, -dbytes, 0);
+	return rc;
+}
+
 int store_copy(struct store *src, const char *from, struct store *dst,
 	       const char *to)
 {
@@ -735,10 +958,12 @@ int store_copy(struct store *src, const char *from, struct store *dst,
 	const char *force = getenv("ASSETD_STORE_STREAMED_COPY");
 	if (src->be == dst->be && src->be->copy &&
 	    !(force && force[0] == '1')) {
-		int rc = src->be->copy(src, from, dst, to);
+		int rc = dst->meter.account ? copy_metered(src, from, dst, to)
+					    : src->be->copy(src, from, dst, to);
 		if (rc != STORE_EINVAL)
 			return rc;
 	}
+	/* The streamed copy's writer accounts for itself. */
 	return copy_streamed(src, from, dst, to);
 }
 
@@ -746,7 +971,16 @@ int store_statfs(struct store *st, uint64_t *total, uint64_t *avail)
 {
 	if (!st || !total || !avail)
 		return STORE_EINVAL;
-	return st->be->statfs(st, total, avail);
+	int rc = st->be->statfs(st, total, avail);
+	struct store_usage u;
+	if (rc == 0 && st->meter.usage && store_usage(st, &u) == 0 &&
+	    u.quota_bytes > 0) {
+		*total = (uint64_t)u.quota_bytes;
+		*avail = u.bytes < u.quota_bytes
+			     ? (uint64_t)(u.quota_bytes - u.bytes)
+			     : 0;
+	}
+	return rc;
 }
 
 int store_cleanup(struct store *st, int min_age)

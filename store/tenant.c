@@ -11,6 +11,14 @@
  * change costs one struct store, and no reader is ever left with a closed
  * handle.
  *
+ * Each client's store carries a meter (store_set_meter) that adds every
+ * committed change to the catalog's usage table under the object's
+ * top-level folder, and reserves an increase against the client's quota in
+ * the same transaction. The meter lives in the cache entry, which outlives
+ * every store it ever opened. A catalog failure while accounting is logged
+ * and does not fail the write: the figures drift until the next recount,
+ * but an upload is never lost to bookkeeping.
+ *
  * tenant_open_location() finds how to reach an arbitrary location URL (a
  * snapshot, an archive folder, a sync source): the region or client whose
  * assets, snapshot or location contains the URL, the longest such match
@@ -25,8 +33,16 @@
 #include <string.h>
 #include <time.h>
 
+#include "log.h"
+
+struct tenant_meter {
+	struct catalog *cat;
+	char client[CATALOG_NAME_MAX];
+};
+
 struct tenant_entry {
 	struct tenant_entry *next;
+	struct tenant_meter meter;      /* for every store of this entry */
 	struct catalog_client client;
 	struct store *store;
 	time_t fetched;
@@ -78,6 +94,114 @@ void tenant_cache_free(struct tenant_cache *tc)
 	pthread_mutex_destroy(&tc->mu);
 	free(tc);
 }
+
+/* ---- usage ------------------------------------------------------------- */
+
+int tenant_usage_folder(const char *name, char *out, size_t outlen)
+{
+	const char *slash = strchr(name, '/');
+	size_t n = slash ? (size_t)(slash - name) : 0;
+	if (n >= outlen)
+		return STORE_EINVAL;
+	memcpy(out, name, n);
+	out[n] = '\0';
+	return 0;
+}
+
+static int meter_account(void *arg, const char *name, int64_t objects,
+			 int64_t bytes, int check)
+{
+	struct tenant_meter *m = arg;
+	char folder[CATALOG_TEXT_MAX];
+	if (tenant_usage_folder(name, folder, sizeof folder) < 0)
+		return 0; /* cannot happen: a segment is at most 255 bytes */
+	int rc = catalog_usage_add(m->cat, m->client, folder, objects, bytes,
+				   check);
+	if (rc == CATALOG_EQUOTA) {
+		log_info("quota_exceeded",
+			 "client=%s name=%s objects=%lld bytes=%lld",
+			 log_q(m->client), log_q(name), (long long)objects,
+			 (long long)bytes);
+		return STORE_EQUOTA;
+	}
+	if (rc != 0)
+		log_warn("usage_not_recorded",
+			 "client=%s name=%s objects=%lld bytes=%lld error=%s",
+			 log_q(m->client), log_q(name), (long long)objects,
+			 (long long)bytes, log_q(catalog_errmsg(m->cat)));
+	return 0;
+}
+
+static int meter_usage(void *arg, struct store_usage *out)
+{
+	struct tenant_meter *m = arg;
+	struct catalog_usage_total t;
+	if (catalog_usage_total(m->cat, m->client, &t) != 0)
+		return STORE_EIO;
+	out->objects = t.objects;
+	out->bytes = t.bytes;
+	out->quota_objects = t.quota_objects;
+	out->quota_bytes = t.quota_bytes;
+	return 0;
+}
+
+struct recount {
+	struct catalog_usage *rows;
+	size_t n, cap;
+	int rc;
+};
+
+static int recount_one(void *arg, const struct store_entry *e)
+{
+	struct recount *r = arg;
+	char folder[CATALOG_TEXT_MAX];
+	if (e->is_dir)
+		return 0;
+	if (tenant_usage_folder(e->name, folder, sizeof folder) < 0)
+		return 0;
+	/* Listing is in name order, so one folder's names come together. */
+	if (r->n == 0 || strcmp(r->rows[r->n - 1].folder, folder) != 0) {
+		if (r->n == r->cap) {
+			size_t cap = r->cap ? r->cap * 2 : 16;
+			struct catalog_usage *nr =
+			    realloc(r->rows, cap * sizeof *nr);
+			if (!nr) {
+				r->rc = STORE_ENOMEM;
+				return 1;
+			}
+			r->rows = nr;
+			r->cap = cap;
+		}
+		memset(&r->rows[r->n], 0, sizeof r->rows[r->n]);
+		snprintf(r->rows[r->n].folder, sizeof r->rows[r->n].folder,
+			 "%s", folder);
+		r->n++;
+	}
+	r->rows[r->n - 1].objects++;
+	r->rows[r->n - 1].bytes += (int64_t)e->size;
+	return 0;
+}
+
+int tenant_usage_recount(struct catalog *cat, const char *client,
+			 struct store *st)
+{
+	struct recount r = { NULL, 0, 0, 0 };
+	int rc = store_list(st, "", 0, NULL, recount_one, &r);
+	if (rc > 0)
+		rc = r.rc;
+	if (rc == 0) {
+		rc = catalog_usage_set(cat, client, r.rows, r.n,
+				       (int64_t)time(NULL));
+		if (rc == CATALOG_ENOENT)
+			rc = STORE_ENOENT;
+		else if (rc)
+			rc = STORE_EIO;
+	}
+	free(r.rows);
+	return rc;
+}
+
+/* ---- clients ------------------------------------------------------------ */
 
 static int open_client(const struct catalog_client *c, struct store **out)
 {
@@ -140,6 +264,9 @@ int tenant_get(struct tenant_cache *tc, const char *client_name,
 			pthread_mutex_unlock(&tc->mu);
 			return STORE_ENOMEM;
 		}
+		e->meter.cat = tc->cat;
+		snprintf(e->meter.client, sizeof e->meter.client, "%s",
+			 client_name);
 		e->next = tc->entries;
 		tc->entries = e;
 	}
@@ -155,6 +282,9 @@ int tenant_get(struct tenant_cache *tc, const char *client_name,
 			pthread_mutex_unlock(&tc->mu);
 			return rc;
 		}
+		struct store_meter m = { meter_account, meter_usage,
+					 &e->meter };
+		store_set_meter(st, &m);
 		if (e->store) {
 			struct retired *r = malloc(sizeof *r);
 			if (!r) {

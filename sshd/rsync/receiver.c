@@ -527,6 +527,7 @@ static int receive_file(struct push *p, const struct pend *q)
 	memset(&po, 0, sizeof po);
 	po.mtime = s->opts.preserve_times ? f->mtime : 0;
 	po.size_hint = (uint64_t)f->size;
+	po.size_exact = 1; /* the file list's size is what will be written */
 	if (!werr && !s->opts.dry_run)
 		werr = store_writer_open(s->target.store, obj, &po, &w);
 	memset(&b, 0, sizeof b);

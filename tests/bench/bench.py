@@ -258,18 +258,26 @@ def merge_rows(old_lines, new_lines, ran, quick):
         pr = parse_run(l)
         if pr and pr[1]:
             full_modules.add(pr[0])
+    add = [(m, l) for m, l in new_lines
+           if not (quick and m in full_modules)]
+    new_names = {l.split("|")[1].strip() for _, l in new_lines}
     keep_old = []
     for l in old_lines:
         pr = parse_run(l)
         if pr is None:
-            continue          # a row without provenance: superseded
+            # A row written without the run column (by hand, or by an
+            # older bench.py): kept, marked, until a row of the same name
+            # replaces it.
+            if l.split("|")[1].strip() not in new_names:
+                if len(l.strip().strip("|").split("|")) < 10:
+                    l = l.rstrip() + " - |"
+                keep_old.append(("~", l))
+            continue
         mod, full = pr
         if mod in ran and (not quick or not full):
             continue
-        keep_old.append(l)
-    add = [(m, l) for m, l in new_lines
-           if not (quick and m in full_modules)]
-    rows = [(parse_run(l)[0], l) for l in keep_old] + add
+        keep_old.append((mod, l))
+    rows = keep_old + add
     rows.sort(key=lambda ml: ml[0])   # stable: a scenario's own order stays
     return [l for _, l in rows]
 

@@ -38,7 +38,7 @@ def make_tree(root, total, rnd):
 
 
 def run(ctx):
-    total = (64 << 20) if ctx.quick else (2 << 30)
+    total = (8 << 20) if ctx.quick else (2 << 30)
     d = ctx.daemon("fs")
     d.ctl("client", "add", "kufish", "--region", "test")
     loc = os.path.join(d.workdir, "assets", "kufish")

@@ -14,7 +14,7 @@ import conftest
 
 
 def run(ctx):
-    n = 500 if ctx.quick else 10000
+    n = 200 if ctx.quick else 10000
     changed = n // 10
     s3 = ctx.s3
     d = ctx.daemon("s3")

@@ -1,5 +1,5 @@
 """Idle: resident memory of a started daemon whose catalog holds 1,000
-clients and 5,000 SSH keys (target: under 40 MiB). QUICK: 50 and 250.
+clients and 5,000 SSH keys (target: under 40 MiB). QUICK: 20 and 100.
 
 The catalog is filled with assetctl, as an admin would; the keys are real
 ed25519 public keys made from a fixed seed. After start the daemon serves
@@ -38,7 +38,7 @@ def ed25519(rnd, comment, private_path=None):
 
 
 def run(ctx):
-    clients = 50 if ctx.quick else 1000
+    clients = 20 if ctx.quick else 1000
     rnd = random.Random(9)
     d = ctx.daemon("fs", conf_extra="LogLevel info\n")
     keyfile = ctx.path("keys", "k.pub")

@@ -66,7 +66,7 @@ def sftp_storm(argv_for, n, src, remote_dir):
 
 
 def sftp_rows(ctx):
-    n = 20 if ctx.quick else 200
+    n = 10 if ctx.quick else 200
     each_mib = 2 if ctx.quick else 10
     src = ctx.path("data", "each.bin")
     with open(src, "wb") as f:
@@ -156,7 +156,7 @@ def wrk_run(base_url, paths, conns, secs, script_path):
 
 def http_rows(ctx):
     conns = 200 if ctx.quick else 1000
-    secs = 3 if ctx.quick else 10
+    secs = 2 if ctx.quick else 10
     n_images = 50
     import sys
     sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "..",
