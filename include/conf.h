@@ -72,8 +72,9 @@ struct conf {
 	int max_auth_tries;             /* MaxAuthTries, 6 */
 	int login_grace_time;           /* LoginGraceTime seconds, 120 */
 	int max_connections;            /* MaxConnections: SSH connections at
-					   once, in all, 1000 (each carries
-					   one session channel) */
+					   once, in all, 1000 */
+	int max_sessions;               /* MaxSessions: session channels at
+					   once on one connection, 10 */
 	int max_startups_per_source;    /* PerSourceMaxStartups, 10 */
 	int idle_timeout;               /* IdleTimeout seconds, 0 = none */
 	char spool_dir[CONF_PATH_MAX];  /* SpoolDir, default DataDir/spool:

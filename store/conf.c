@@ -106,6 +106,7 @@ static const struct conf_keyword conf_keywords[] = {
 	INT("MaxAuthTries", max_auth_tries, 1, 100),
 	INT("LoginGraceTime", login_grace_time, 1, 3600),
 	INT("MaxConnections", max_connections, 1, 100000),
+	INT("MaxSessions", max_sessions, 1, 1000),
 	INT("PerSourceMaxStartups", max_startups_per_source, 1, 100000),
 	INT("IdleTimeout", idle_timeout, 0, 7 * 86400),
 	STR("SpoolDir", spool_dir),
@@ -180,6 +181,7 @@ void conf_defaults(struct conf *c)
 	c->max_auth_tries = 6;
 	c->login_grace_time = 120;
 	c->max_connections = 1000;
+	c->max_sessions = 10;
 	c->max_startups_per_source = 10;
 	c->archive_keep = 4;
 	snprintf(c->archive_format, sizeof c->archive_format, "tar.xz");
