@@ -203,6 +203,12 @@ void http_audit_path(struct http_req *rq, const char *obj);
 /* Map a store error to an HTTP status. */
 unsigned http_status_of(int store_err);
 
+/* The reply body for a store error that reached the client: a fixed text
+ * that says what kind of failure it was (full storage, unavailable or
+ * throttling storage, too large) and never names the object or the store.
+ * Static string, ends in a newline. */
+const char *http_store_error_text(int store_err);
+
 /* A temp file in the spool directory, already unlinked. fd or -1. */
 int http_spool_open(struct http_req *rq);
 

@@ -118,6 +118,18 @@ unsigned http_status_of(int err)
 	}
 }
 
+const char *http_store_error_text(int err)
+{
+	switch (err) {
+	case STORE_ENOSPC: return "Storage error: no space left.\n";
+	case STORE_ETOOBIG: return "Storage error: file too large.\n";
+	case STORE_ETHROTTLED:
+	case STORE_EUNAVAIL:
+		return "Storage error: storage unavailable, try again later.\n";
+	default: return "Storage error.\n";
+	}
+}
+
 int http_object_name(const struct http_scope *sc, const char *sub,
 		     const char *name, char *out, size_t outlen)
 {

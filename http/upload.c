@@ -147,7 +147,7 @@ static void store_fail(struct upload *u, int rc)
 	set_fail(u, (int)http_status_of(rc),
 		 rc == STORE_EQUOTA ? "Quota exceeded: the collection's "
 				      "storage quota is used up.\n"
-				    : "Storage error.\n");
+				    : http_store_error_text(rc));
 }
 
 /* EXACT: HINT is the file's size (spooled), not the body's length. */
@@ -210,7 +210,10 @@ static int file_data(struct upload *u, const char *d, size_t n)
 				log_error("upload_spool", "error=%s",
 					  log_q(strerror(errno)));
 				set_fail(u, errno == ENOSPC ? 507 : 500,
-					 "Cannot spool the upload.\n");
+					 errno == ENOSPC
+						 ? "Cannot spool the upload: "
+						   "no space left.\n"
+						 : "Cannot spool the upload.\n");
 				return 0;
 			}
 			o += (size_t)w;

@@ -336,9 +336,12 @@ ssize_t sshd_io_read(struct sshd_session *s, void *buf, size_t cap)
 		}
 		if (ssh_get_status(c->ssh) & (SSH_CLOSED | SSH_CLOSED_ERROR))
 			break;
-		/* Nothing yet: a stop request ends idle sessions only (one
-		 * that is mid-request finishes the request). */
-		if (__atomic_load_n(s->stopping, __ATOMIC_RELAXED))
+		/* Nothing yet: a stop request ends idle sessions only. One
+		 * that is mid-request, or has a transfer open (an upload
+		 * whose client paused), goes on until the grace is over and
+		 * the session is killed. */
+		if (__atomic_load_n(s->stopping, __ATOMIC_RELAXED) &&
+		    s->busy <= 0)
 			break;
 		if (s->idle_timeout > 0 &&
 		    time(NULL) - s->last_io >= s->idle_timeout) {
@@ -411,6 +414,7 @@ void sshd_record(struct sshd_session *s, const char *op, const char *path,
 
 void sshd_transfer(struct sshd_session *s, int delta)
 {
+	s->busy += delta;
 	ops_transfer(s->protocol ? s->protocol : "ssh", delta);
 }
 

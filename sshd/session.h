@@ -39,6 +39,10 @@ struct sshd_session {
 	void *io;                       /* server.c's state of the channel */
 	const char *protocol;           /* "sftp", "scp" or "rsync": the
 					   metrics and audit label */
+	int busy;                       /* file transfers open (an SFTP
+					   handle, a scp or rsync file): a
+					   stop waits for them, within the
+					   grace, even across pauses */
 };
 
 /* Report a finished operation of this session to metrics and the audit

@@ -1196,6 +1196,12 @@ static int do_fsetstat(struct sftp *f)
 		rc = setstat_path(f, &h->vp, a);
 		return rc ? reply_err(f, rc) : reply_ok(f);
 	}
+	/* After a failed write OpenSSH's clients truncate the file to what
+	 * was written ("remote fsetstat"): the upload is lost anyway and
+	 * will be abandoned at close, so say so. */
+	if (h->ws.failed)
+		return reply_status(f, SFTP_FX_FAILURE,
+				    "The upload already failed");
 	if ((a->flags & SFTP_ATTR_SIZE) && a->size != ws_size(&h->ws))
 		rc = ws_truncate(f, h, a->size);
 	if (rc == 0 && (a->flags & SFTP_ATTR_ACMODTIME))

@@ -524,6 +524,10 @@ static int setup_request(struct s3 *s3, CURL *c, const struct s3_req *req,
 	curl_easy_setopt(c, CURLOPT_LOW_SPEED_LIMIT, 1L);
 	curl_easy_setopt(c, CURLOPT_LOW_SPEED_TIME, s3->timeout);
 	curl_easy_setopt(c, CURLOPT_TCP_KEEPALIVE, 1L);
+	/* The connection cache is shared by every thread; curl's default
+	 * bound (5) would close a connection each time more requests than
+	 * that run at once, and the next request would reconnect. */
+	curl_easy_setopt(c, CURLOPT_MAXCONNECTS, (long)POOL_MAX);
 	curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
 	if (curl_share)
 		curl_easy_setopt(c, CURLOPT_SHARE, curl_share);
@@ -1639,6 +1643,8 @@ static int s3_reader_open(struct store *st, const char *name, uint64_t offset,
 							      : offset + len;
 	r->buf = malloc(READ_BUF_SIZE);
 	r->multi = curl_multi_init();
+	if (r->multi)
+		curl_multi_setopt(r->multi, CURLMOPT_MAXCONNECTS, (long)POOL_MAX);
 	if (!r->buf || !r->multi) {
 		s3_reader_close(&r->base);
 		return STORE_ENOMEM;
