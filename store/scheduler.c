@@ -140,10 +140,12 @@ int schedule_run_kind(struct catalog *cat, const struct conf *cf,
 
 /* ---- start-up recovery -------------------------------------------------- */
 
-/* The fs locations whose interrupted writes are cleaned at start: every
- * file:// assets, snapshot and archive folder of a region, every client's
- * own file:// location; a URL inside one already listed is skipped, so no
- * tree is walked twice. */
+/* The locations whose interrupted writes are cleaned at start: every
+ * assets, snapshot and archive folder of a region, every client's
+ * location. A file:// URL inside one already listed is skipped, so no
+ * tree is walked twice; an s3:// one is kept whatever its parent, since
+ * S3's cleanup looks only at the location's own root (where staged
+ * uploads keep their temp objects: store_writer_open_staged). */
 struct url_set {
 	char (*urls)[CATALOG_URL_MAX];
 	int n, cap;
@@ -153,9 +155,15 @@ struct url_set {
 
 static void url_add(struct url_set *u, const char *url)
 {
-	if (strncmp(url, "file://", 7) != 0)
+	int fs = strncmp(url, "file://", 7) == 0;
+	if (!fs && strncmp(url, "s3://", 5) != 0)
 		return;
 	for (int i = 0; i < u->n; i++) {
+		if (!fs || strncmp(u->urls[i], "file://", 7) != 0) {
+			if (strcmp(u->urls[i], url) == 0)
+				return;
+			continue;
+		}
 		size_t l = strlen(u->urls[i]);
 		if (strncmp(url, u->urls[i], l) == 0)
 			return; /* inside one we have */
