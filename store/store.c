@@ -548,6 +548,19 @@ int store_usage(struct store *st, struct store_usage *out)
 	return st->meter.usage(st->meter.arg, out);
 }
 
+int store_quota_check(struct store *st, int64_t objects, int64_t bytes)
+{
+	struct store_usage u;
+	if (!st || !st->meter.usage || store_usage(st, &u) != 0)
+		return 0;
+	if (objects > 0 && u.quota_objects > 0 &&
+	    u.objects + objects > u.quota_objects)
+		return STORE_EQUOTA;
+	if (bytes > 0 && u.quota_bytes > 0 && u.bytes + bytes > u.quota_bytes)
+		return STORE_EQUOTA;
+	return 0;
+}
+
 /* Size of the object NAME, -1 if there is none (a directory counts as
  * none: writing or deleting it fails in the backend anyway), or a
  * store_error in *RC. */
