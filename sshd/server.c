@@ -215,8 +215,11 @@ ssize_t sshd_io_read(struct sshd_session *s, void *buf, size_t cap)
 			continue;
 		}
 		/* Timed out this slice: a stop request ends idle sessions
-		 * only (one that is mid-request finishes the request). */
-		if (__atomic_load_n(s->stopping, __ATOMIC_RELAXED))
+		 * only. One that is mid-request, or has a transfer open (an
+		 * upload whose client paused), goes on until the grace is
+		 * over and the session is killed. */
+		if (__atomic_load_n(s->stopping, __ATOMIC_RELAXED) &&
+		    s->busy <= 0)
 			return -1;
 		if (s->idle_timeout > 0 &&
 		    time(NULL) - s->last_io >= s->idle_timeout) {
@@ -277,6 +280,7 @@ void sshd_record(struct sshd_session *s, const char *op, const char *path,
 
 void sshd_transfer(struct sshd_session *s, int delta)
 {
+	s->busy += delta;
 	ops_transfer(s->protocol ? s->protocol : "ssh", delta);
 }
 

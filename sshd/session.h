@@ -37,6 +37,10 @@ struct sshd_session {
 	uint64_t bytes_in, bytes_out;   /* payload counters for the log */
 	const char *protocol;           /* "sftp", "scp" or "rsync": the
 					   metrics and audit label */
+	int busy;                       /* file transfers open (an SFTP
+					   handle, a scp or rsync file): a
+					   stop waits for them, within the
+					   grace, even across pauses */
 };
 
 /* Report a finished operation of this session to metrics and the audit

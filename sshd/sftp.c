@@ -1039,6 +1039,12 @@ static int do_fsetstat(struct sftp *f)
 		return reply_status(f, SFTP_FX_FAILURE, "Invalid handle");
 	if (h->kind != H_WRITE)
 		return reply_setstat(f, setstat_path(f, &h->vp, a));
+	/* After a failed write OpenSSH's clients truncate the file to what
+	 * was written ("remote fsetstat"): the upload is lost anyway and
+	 * will be abandoned at close, so say so rather than "unsupported". */
+	if (h->ws.failed)
+		return reply_status(f, SFTP_FX_FAILURE,
+				    "The upload already failed");
 	if ((a->flags & SFTP_ATTR_SIZE) && a->size != ws_size(&h->ws))
 		return reply_setstat(f, STORE_ECANCELED);
 	if (a->flags & SFTP_ATTR_ACMODTIME)

@@ -60,6 +60,7 @@ const char *ops_status_of(int err)
 	case STORE_EUNAVAIL: return "unavailable";
 	case STORE_EINVAL: return "invalid";
 	case STORE_ECANCELED: return "aborted";
+	case STORE_EQUOTA: return "quota_exceeded";
 	default: return "error";
 	}
 }

@@ -75,11 +75,13 @@ struct comp {
 static int next_comp(const char *name, int is_dir, size_t *pos,
 		     struct comp *c)
 {
-	const char *s = name + *pos;
-	const char *slash;
+	const char *s, *slash;
 
+	/* (*pos is -1 once the name is used up: no pointer is formed from
+	 * it, name + -1 would overflow) */
 	if (*pos == (size_t)-1)
 		return 0;
+	s = name + *pos;
 	if (*pos == 0 && strcmp(name, ".") == 0) {
 		/* the root sorts as an empty item */
 		c->p = "";

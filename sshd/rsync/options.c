@@ -120,6 +120,8 @@ static int64_t parse_size(const char *s)
 	default: return -1;
 	}
 	/* the rest ("b", "iB", "+1", "-1") refines rounding; ignore it */
+	if (!(v < 9.0e18)) /* beyond int64_t (or NaN): converting is UB */
+		return -1;
 	return (int64_t)v;
 }
 

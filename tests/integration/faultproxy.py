@@ -27,7 +27,8 @@ and still has uses left acts:
   times    how many requests the rule applies to (None = always)
 
 Every request is recorded in .log as (method, path, query, action or
-"pass", headers) so tests can count tries and look at what was sent.
+"pass", headers) so tests can count tries and look at what was sent;
+.connections counts the TCP connections clients opened.
 """
 import http.client
 import re
@@ -80,6 +81,7 @@ class FaultProxy:
         self.upstream_port = upstream_port
         self.rules = []
         self.log = []
+        self.connections = 0
         self.lock = threading.Lock()
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -120,6 +122,8 @@ class FaultProxy:
                 c, _ = self.sock.accept()
             except OSError:
                 return
+            with self.lock:
+                self.connections += 1
             threading.Thread(target=self._serve, args=(c,),
                              daemon=True).start()
 

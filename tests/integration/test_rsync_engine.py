@@ -425,6 +425,27 @@ def test_ten_thousand_small_files(fast_loc):
     assert back["d42/f004.txt"] == b"42/4\n"
 
 
+def test_s3_requests_reuse_their_connections(s3server, tmp_path):
+    """Many small files mean many requests at once (commits, mtime
+    lookups, reads): they must share a few kept-alive connections, not
+    open one each."""
+    from faultproxy import FaultProxy
+    proxy = FaultProxy(s3server.port)
+    try:
+        loc = Loc("s3", s3server, tmp_path)
+        loc.shell = loc.shell.replace(s3server.endpoint, proxy.endpoint)
+        src = tmp_path / "src"
+        files = write_tree(src, {"d%d/f%03d.txt" % (i % 3, i): b"%d\n" % i
+                                 for i in range(300)})
+        loc.rsync("-a", str(src) + "/", "x:attachments/k/")
+        loc.rsync("-a", "x:attachments/k/", str(tmp_path / "back") + "/")
+        assert read_tree(tmp_path / "back") == files
+        assert len(proxy.log) >= 600
+        assert proxy.connections <= 40, (proxy.connections, len(proxy.log))
+    finally:
+        proxy.close()
+
+
 def test_dry_run_changes_nothing(loc, tmp_path):
     src = tmp_path / "src"
     files = make_tree(src)

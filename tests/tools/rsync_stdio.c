@@ -12,7 +12,9 @@
  * virtual home: "attachments/..." on the --attachments location
  * (read-write), "backups/..." on the --backups location (read-only).
  * The exit status is the engine's rsync exit code. `rsync_stdio --has-s3`
- * exits 0 when the S3 backend is built in.
+ * exits 0 when the S3 backend is built in. With RSYNC_STDIO_CAPTURE=FILE
+ * every byte the client sent is also written to FILE (seeds for the fuzz
+ * targets come from real traffic this way).
  */
 #include <errno.h>
 #include <poll.h>
@@ -30,12 +32,16 @@ struct roots {
 	struct store *backups;
 };
 
+static FILE *capture; /* RSYNC_STDIO_CAPTURE, or NULL */
+
 static ssize_t io_read(void *arg, void *buf, size_t len)
 {
 	ssize_t n;
 	(void)arg;
 	for (;;) {
 		n = read(0, buf, len);
+		if (n > 0 && capture)
+			fwrite(buf, 1, (size_t)n, capture);
 		if (n < 0 && errno == EAGAIN) {
 			/* rsync may hand us a non-blocking descriptor */
 			struct pollfd pfd = {.fd = 0, .events = POLLIN};
@@ -216,6 +222,8 @@ int main(int argc, char **argv)
 		fprintf(stderr, "rsync_stdio: cannot open the locations\n");
 		return 1;
 	}
+	if (getenv("RSYNC_STDIO_CAPTURE"))
+		capture = fopen(getenv("RSYNC_STDIO_CAPTURE"), "wb");
 	io.arg = NULL;
 	io.read = io_read;
 	io.write = io_write;
@@ -230,6 +238,8 @@ int main(int argc, char **argv)
 			(unsigned long long)st.files_deleted,
 			(unsigned long long)st.literal_bytes,
 			(unsigned long long)st.matched_bytes);
+	if (capture)
+		fclose(capture);
 	store_close(roots.attachments);
 	if (roots.backups)
 		store_close(roots.backups);

@@ -163,6 +163,15 @@ static void test_file_order(void **state)
 	rs_flist_add(&fl, "a/x", RS_FT_REG, 0, 0, 0);
 	rs_flist_sort(&fl);
 	assert_int_equal(rs_flist_has_dups(&fl), 1);
+	/* Regression (fuzz_rsync_session, under UBSan): once both names are
+	 * used up the comparison formed name + SIZE_MAX before checking. */
+	assert_int_equal(rs_file_cmp(fl.files[0], fl.files[0]), 0);
+	{
+		struct rs_file a = {.name = (char *)"a", .type = RS_FT_REG};
+		struct rs_file ab = {.name = (char *)"a/b", .type = RS_FT_REG};
+		assert_true(rs_file_cmp(&a, &ab) < 0);
+		assert_true(rs_file_cmp(&ab, &a) > 0);
+	}
 	rs_flist_free(&fl);
 }
 
@@ -293,6 +302,30 @@ static void test_options(void **state)
 			       sizeof err), 0);
 	assert_int_equal(o.block_size, 2048);
 	assert_true(o.always_checksum);
+	/* Regression (fuzz_rsync_options, under UBSan): a size beyond
+	 * int64_t was converted anyway. */
+	assert_int_equal(parse("rsync --server --max-size=1e77 . x/", &o, err,
+			       sizeof err), RSYNC_ESYNTAX);
+	assert_int_equal(parse("rsync --server --min-size=nan . x/", &o, err,
+			       sizeof err), RSYNC_ESYNTAX);
+	/* compression: named, negotiated, refused with rsync's code 4 */
+	assert_int_equal(parse("rsync --server -logDtpzre.iLsfxCIvu . x/", &o,
+			       err, sizeof err), 0);
+	assert_true(o.compress);
+	assert_int_equal(o.compress_choice, -1);
+	assert_int_equal(parse("rsync --server -z --old-compress . x/", &o,
+			       err, sizeof err), 0);
+	assert_int_equal(o.compress_choice, RS_CPRES_ZLIB);
+	assert_int_equal(parse("rsync --server --new-compress . x/", &o, err,
+			       sizeof err), 0);
+	assert_int_equal(o.compress_choice, RS_CPRES_ZLIBX);
+	assert_int_equal(parse("rsync --server --compress-choice=zstd "
+			       "--compress-level=9 . x/", &o, err, sizeof err), 0);
+	assert_int_equal(o.compress_choice, RS_CPRES_ZSTD);
+	assert_int_equal(o.compress_level, 9);
+	assert_int_equal(parse("rsync --server --compress-choice=lz4 . x/", &o,
+			       err, sizeof err), RSYNC_EUNSUPPORTED);
+	assert_non_null(strstr(err, "unknown compress name: lz4"));
 }
 
 static void test_checksums(void **state)
