@@ -140,6 +140,10 @@ def test_quota_refuses_crossing_upload_on_each_protocol(d, tmp_path):
     assert r.status == 507, r
     assert r.headers["access-control-allow-origin"] == "*"
     assert b"Quota exceeded" in r.body
+    # fields first (Specify 6): the bytes stream straight to the store and
+    # are cut off once past the room left
+    r = spec.upload(b"x" * 30000, spec.new_name(".jpg"), file_first=False)
+    assert r.status == 507 and b"Quota exceeded" in r.body, r
     # sftp: the transfer fails and the client shows why
     r = sftp_batch(d, c, ["put %s /attachments/sftp.bin" % big], check=False)
     assert r.returncode != 0 and "quota exceeded" in r.stderr
