@@ -68,6 +68,8 @@ struct http_inflight {
 	struct http_inflight *next;
 };
 
+#define HTTP_STAGE_MAX 16
+
 struct http_server {
 	pthread_mutex_t lock;           /* guards set, tls, listeners */
 	struct http_settings set;
@@ -82,6 +84,9 @@ struct http_server {
 	struct http_retired *retired;
 	struct http_old_pem *old_pem;
 	volatile int stopping;
+	struct store *stage[HTTP_STAGE_MAX]; /* regions' assets locations
+					   opened for staging uploads */
+	int n_stage;
 
 	/* thumbnails */
 	pthread_mutex_t tlock;
@@ -190,6 +195,13 @@ void http_audit_path(struct http_req *rq, const char *obj);
 
 /* Map a store error to an HTTP status. */
 unsigned http_status_of(int store_err);
+
+/* Where to stage a file that arrives before the fields that say where it
+ * goes (Specify 7's order): the /c/<client>/ prefix's client, the
+ * DefaultClient, the only client, or else the assets location of the
+ * region with most clients. 0 with *OUT (owned by the server or the tenant
+ * cache), or an HTTP status (404, 403, 503; logged). */
+int http_stage_store(struct http_req *rq, struct store **out);
 
 /* The reply body for a store error that reached the client: a fixed text
  * that says what kind of failure it was (full storage, unavailable or

@@ -3,18 +3,23 @@
  *
  * Specify 7 sends the file part first and token, store, type and coll
  * after it; Specify 6 and curl users may send the fields first. The body
- * is parsed as it arrives (http_multipart) and the file's bytes go:
- *  - straight into a store writer (an fs temp file or an S3 multipart
- *    upload) when the fields came first and checked out, or
- *  - into an anonymous spool file when the file comes first, since the
- *    destination (which client, which collection folder, which key) is not
- *    known until the fields after it arrive.
+ * is parsed as it arrives (http_multipart) and the file's bytes go
+ * straight into the store either way:
+ *  - when the fields came first and checked out, into a writer on the
+ *    final name (an fs temp file beside it, or an S3 multipart upload);
+ *  - when the file comes first, into a staged writer (store_writer_open_
+ *    staged): a hidden temp object in the location it most likely goes to
+ *    (http_stage_store: the /c/<client>/ prefix's client, DefaultClient,
+ *    the only client, or the assets location of the region with most
+ *    clients), since the final name and collection folder arrive after
+ *    the bytes. At the end it is committed under its final name: rename(2)
+ *    on fs, a single PUT or a server-side copy on S3.
  * Nothing becomes visible until the end of the body, when the name, the
  * collection and the token (judged against the moment the request
- * started, so a long upload keeps its token) have all checked out; then the
- * writer is committed (atomically: temp file + rename, or multipart
- * complete). Any refusal aborts the writer and drops the spool, which is
- * unlinked from the start: a refused or broken upload leaves nothing.
+ * started, so a long upload keeps its token) have all checked out. Any
+ * refusal, and a connection that breaks, aborts the writer: the temp file
+ * is unlinked, the multipart upload aborted; a refused or broken upload
+ * leaves nothing.
  *
  * MaxUploadSize is checked against Content-Length before any byte is read
  * and against the bytes actually received: the answer is 413 either way.
@@ -62,8 +67,8 @@ struct upload {
 	int thumbnail;                  /* type=T: store nothing */
 	struct http_scope *sc;
 	char obj[STORE_NAME_MAX];
-	struct store_writer *w;         /* direct to the store */
-	int spool;                      /* spool fd, or -1 */
+	struct store_writer *w;         /* direct or staged */
+	int staged;                     /* W was opened staged: commit_as */
 	uint64_t file_bytes;
 	uint64_t content_length;        /* 0 if unknown */
 };
@@ -149,13 +154,12 @@ static void store_fail(struct upload *u, int rc)
 				    : http_store_error_text(rc));
 }
 
-/* EXACT: HINT is the file's size (spooled), not the body's length. */
-static int writer_open(struct upload *u, uint64_t hint, int exact)
+/* HINT is the body's length: a little more than the file. */
+static int writer_open(struct upload *u, uint64_t hint)
 {
 	struct store_put_opts po;
 	memset(&po, 0, sizeof po);
 	po.size_hint = hint;
-	po.size_exact = exact;
 	int rc = store_writer_open(u->sc->store, u->obj, &po, &u->w);
 	if (rc != 0) {
 		u->w = NULL;
@@ -178,12 +182,31 @@ static void file_begin(struct upload *u)
 	    u->f[F_TYPE].seen) {
 		if (check_fields(u) || u->thumbnail)
 			return;
-		writer_open(u, u->content_length, 0);
+		writer_open(u, u->content_length);
 		return;
 	}
-	u->spool = http_spool_open(u->rq);
-	if (u->spool < 0)
-		set_fail(u, 503, "Cannot spool the upload.\n");
+	/* The fields come after the file: stage it where it most likely
+	 * goes, name it at the end. */
+	struct store *stage;
+	int s = http_stage_store(u->rq, &stage);
+	if (s) {
+		set_fail(u, s, s == 404 ? "Unknown client.\n"
+				: s == 403 ? "Client disabled.\n"
+					   : "Unavailable.\n");
+		return;
+	}
+	struct store_put_opts po;
+	memset(&po, 0, sizeof po);
+	po.size_hint = u->content_length;
+	int rc = store_writer_open_staged(stage, &po, &u->w);
+	if (rc != 0) {
+		u->w = NULL;
+		log_error("upload_store", "op=stage location=%s error=%s",
+			  log_q(store_url(stage)), log_q(store_strerror(rc)));
+		store_fail(u, rc);
+		return;
+	}
+	u->staged = 1;
 }
 
 static int file_data(struct upload *u, const char *d, size_t n)
@@ -199,24 +222,6 @@ static int file_data(struct upload *u, const char *d, size_t n)
 			store_fail(u, rc);
 		}
 		return 0;
-	}
-	if (u->spool >= 0) {
-		for (size_t o = 0; o < n;) {
-			ssize_t w = write(u->spool, d + o, n - o);
-			if (w < 0 && errno == EINTR)
-				continue;
-			if (w <= 0) {
-				log_error("upload_spool", "error=%s",
-					  log_q(strerror(errno)));
-				set_fail(u, errno == ENOSPC ? 507 : 500,
-					 errno == ENOSPC
-						 ? "Cannot spool the upload: "
-						   "no space left.\n"
-						 : "Cannot spool the upload.\n");
-				return 0;
-			}
-			o += (size_t)w;
-		}
 	}
 	return 0;
 }
@@ -345,7 +350,6 @@ enum MHD_Result http_upload_begin(struct http_req *rq)
 	if (u == NULL)
 		return MHD_NO;
 	u->rq = rq;
-	u->spool = -1;
 	u->content_length = len;
 	rq->state = u;
 	if (http_mp_init(&u->mp, http_header(rq, "Content-Type"), &mp_cb, u) != 0)
@@ -366,14 +370,10 @@ int http_upload_body(struct http_req *rq, const char *data, size_t len)
 				 (unsigned long long)max);
 		u->fail = 413;
 		u->fail_msg = "Upload too large.\n";
-		/* Stop writing at once; drop what was spooled. */
+		/* Stop writing at once; drop what was stored. */
 		if (u->w) {
 			store_writer_abort(u->w);
 			u->w = NULL;
-		}
-		if (u->spool >= 0) {
-			close(u->spool);
-			u->spool = -1;
 		}
 		return rq->body_bytes > max + LINGER_BYTES ? -1 : 0;
 	}
@@ -389,43 +389,6 @@ static void drop(struct upload *u)
 		store_writer_abort(u->w);
 		u->w = NULL;
 	}
-	if (u->spool >= 0) {
-		close(u->spool);
-		u->spool = -1;
-	}
-}
-
-/* Move the spooled file into the store. 0 or an HTTP status. */
-static int spool_to_store(struct upload *u)
-{
-	char *buf = malloc(256 * 1024);
-	if (buf == NULL)
-		return 503;
-	if (lseek(u->spool, 0, SEEK_SET) != 0 || writer_open(u, u->file_bytes, 1)) {
-		free(buf);
-		return u->fail ? u->fail : 500;
-	}
-	for (;;) {
-		ssize_t n = read(u->spool, buf, 256 * 1024);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0) {
-			free(buf);
-			return 500;
-		}
-		if (n == 0)
-			break;
-		int rc = store_writer_write(u->w, buf, (size_t)n);
-		if (rc != 0) {
-			log_error("upload_store", "op=write name=%s error=%s",
-				  log_q(u->obj), log_q(store_strerror(rc)));
-			free(buf);
-			store_fail(u, rc);
-			return u->fail;
-		}
-	}
-	free(buf);
-	return 0;
 }
 
 enum MHD_Result http_upload_end(struct http_req *rq)
@@ -441,13 +404,12 @@ enum MHD_Result http_upload_end(struct http_req *rq)
 		drop(u);
 		return http_reply_text(rq, 200, "Ignoring thumbnail upload!");
 	}
-	if (u->fail == 0 && u->w == NULL) {
-		int s = spool_to_store(u);
-		if (s)
-			set_fail(u, s, "Storage error.\n");
-	}
+	if (u->fail == 0 && u->w == NULL)
+		set_fail(u, 500, "Storage error.\n");
 	if (u->fail == 0) {
-		int rc = store_writer_commit(u->w);
+		int rc = u->staged ? store_writer_commit_as(u->w, u->sc->store,
+							    u->obj)
+				   : store_writer_commit(u->w);
 		u->w = NULL;
 		if (rc != 0) {
 			log_error("upload_store", "op=commit name=%s error=%s",

@@ -182,7 +182,11 @@ struct store_writer;
  * Parent directories are created as needed on fs; on S3 nothing is needed.
  * fs: a hidden temp file in the target directory; s3: a single PUT for
  * small objects, else a multipart upload whose parts are sent as they fill.
- * Memory per writer is bounded (see store/s3.c for the figure). */
+ * Memory per writer is bounded: fs, none beyond the caller's buffer;
+ * s3, 2 x part size (one part being sent, one filling): 10 MiB with the
+ * 5 MiB parts used for objects up to 44 GiB with a size hint, or up to
+ * 4.4 GiB without one (parts then double every 900 parts; store/s3.c). A
+ * reader holds 256 KiB on S3. */
 int store_writer_open(struct store *st, const char *name,
 		      const struct store_put_opts *opts,
 		      struct store_writer **out);
@@ -201,6 +205,32 @@ int store_writer_commit(struct store_writer *w);
 
 /* Discard everything written; frees W. Nothing becomes visible. */
 void store_writer_abort(struct store_writer *w);
+
+/* ---- staged writes: the name is known only at the end -------------- */
+
+/* Begin writing an object whose final name, and even final location, is
+ * decided only after its bytes have arrived (an HTTP upload whose fields
+ * follow the file). The bytes stream into a hidden temp object of ST as
+ * they come: fs, a temp file at the location's root; S3, the first part
+ * buffer in memory, then a multipart upload to the temp key
+ * "<location>" STORE_TMP_PREFIX "<16 hex>". OPTS->exclusive is not
+ * supported (STORE_EINVAL); a NULL content type is taken from the final
+ * name. Finish with store_writer_commit_as() or store_writer_abort();
+ * store_writer_commit() refuses a staged writer. */
+int store_writer_open_staged(struct store *st,
+			     const struct store_put_opts *opts,
+			     struct store_writer **out);
+
+/* Commit a staged writer as NAME of DST (the staging store or another
+ * one), atomically, replacing any old object; frees W. fs: rename(2) into
+ * place (a streamed copy when DST is on another filesystem or backend).
+ * S3: an object that fit in one part is PUT straight to its final key (no
+ * temp object ever exists); a larger one completes its temp object, is
+ * copied server-side (CopyObject, UploadPartCopy above 5 GiB; streamed
+ * when DST is on another endpoint or backend) and the temp is deleted. On
+ * failure nothing new is visible at NAME and the temp is removed. */
+int store_writer_commit_as(struct store_writer *w, struct store *dst,
+			   const char *name);
 
 /* Convenience: write a whole small object from memory. */
 int store_put(struct store *st, const char *name, const void *buf,
@@ -308,12 +338,28 @@ void store_set_meter(struct store *st, const struct store_meter *m);
 /* The usage and quotas behind ST's meter. STORE_EINVAL if it has none. */
 int store_usage(struct store *st, struct store_usage *out);
 
-/* Remove leftovers of interrupted writes: fs temp files older than
- * MIN_AGE seconds whose writer is gone (a live writer holds a lock on its
- * temp file, so 0 is safe while other writers run). Called by the daemon
- * at start-up on every fs location. Returns the number removed. S3 has
- * nothing to clean here: see store_upload_recover(). */
+/* Remove leftovers of interrupted writes: fs temp files anywhere below
+ * the location older than MIN_AGE seconds whose writer is gone (a live
+ * writer holds a lock on its temp file, so 0 is safe while other writers
+ * run); S3 staged temp objects at the location's root (see
+ * store_writer_open_staged) older than MIN_AGE and at least a day
+ * (nothing can lock an S3 object, and a live commit_as may be copying
+ * one; ASSETD_S3_TEMP_MIN_AGE overrides the day, for tests). Called by
+ * the daemon at start-up on every location. Returns the number removed.
+ * Unfinished multipart uploads: see store_upload_recover(). */
 int store_cleanup(struct store *st, int min_age);
+
+/* Temp objects. Every temp object a writer makes has a last segment that
+ * begins with STORE_TMP_PREFIX. A name with such a segment is reserved on
+ * both backends: never listed, never addressable (stat, read and delete
+ * answer STORE_ENOENT; writes, mkdir and rename onto it STORE_EINVAL), and
+ * removed by store_cleanup(). */
+#define STORE_TMP_PREFIX ".assetd-tmp."
+
+/* 1 if any segment of NAME (a name, a key or a path below a location)
+ * begins with STORE_TMP_PREFIX: the one rule every listing and check of
+ * the project applies to temp objects. */
+int store_name_is_temp(const char *name);
 
 /* ---- recovery after a crash ----------------------------------------- */
 
@@ -338,6 +384,10 @@ int store_upload_journal_dir(const char *catalog_path, char *out,
  * that never journalled are for the bucket's lifecycle rule
  * (AbortIncompleteMultipartUpload). */
 int store_upload_recover(const char *dir, volatile int *cancel);
+
+/* The value of the hexadecimal digit C (0-15), or -1 if C is not one.
+ * Shared by the percent-decoders (S3 listings, SigV4, the HTTP side). */
+int store_hex_digit(int c);
 
 /* The Content-Type for a name's extension ("image/jpeg"), or
  * "application/octet-stream". Static string. */

@@ -29,6 +29,8 @@ struct store_writer {
 	const struct store_backend *be; /* first member of a backend writer */
 	uint64_t size;                  /* bytes accepted so far (store.c) */
 	int dead;                       /* a write failed: only abort remains */
+	int staged;                     /* opened by store_writer_open_staged:
+					   only commit_as or abort end it */
 	/* Accounting (store.c), when the store has a meter: */
 	struct store *st;               /* the metered store, else NULL */
 	char *name;                     /* the object's name (malloc'd) */
@@ -64,6 +66,13 @@ struct store_backend {
 			    size_t len);
 	int (*writer_commit)(struct store_writer *w);
 	void (*writer_abort)(struct store_writer *w);
+	/* Staged writes (store_writer_open_staged / _commit_as). DST may be
+	 * a store of another backend. */
+	int (*writer_open_staged)(struct store *st,
+				  const struct store_put_opts *opts,
+				  struct store_writer **out);
+	int (*writer_commit_as)(struct store_writer *w, struct store *dst,
+				const char *name);
 
 	int (*list)(struct store *st, const char *prefix, char delim,
 		    const char *start_after, store_list_cb cb, void *arg);
@@ -79,6 +88,18 @@ struct store_backend {
 	int (*statfs)(struct store *st, uint64_t *total, uint64_t *avail);
 	int (*cleanup)(struct store *st, int min_age);
 };
+
+/* A source of bytes for store_stream_into: bytes read (> 0), 0 at the
+ * end, or a store_error. */
+typedef ssize_t (*store_read_fn)(void *arg, void *buf, size_t cap);
+
+/* Stream EXPECT bytes from RD into a new object NAME of DST (through the
+ * public writer, so DST may be any backend), and commit it. Fails with
+ * STORE_EIO if RD ends early or gives more. For staged writers whose
+ * final store cannot take a rename or a server-side copy. */
+int store_stream_into(store_read_fn rd, void *arg, uint64_t expect,
+		      struct store *dst, const char *name,
+		      const struct store_put_opts *opts);
 
 /* ---- the journal of multipart uploads (store/upjournal.c) ---------- */
 

@@ -64,7 +64,7 @@
 
 #include "backend.h"
 
-#define FS_TMP_PREFIX ".assetd-tmp."
+#define FS_TMP_PREFIX STORE_TMP_PREFIX /* the one rule: store.h */
 #define FS_TMP_PREFIX_LEN (sizeof FS_TMP_PREFIX - 1)
 #define FS_XATTR_CTYPE "user.assetd.content_type"
 #define FS_COPY_CHUNK (1024 * 1024)
@@ -126,18 +126,11 @@ static int fs_err(int e)
 	}
 }
 
-/* 1 if any segment of NAME is one of our temp names. */
+/* 1 if any segment of NAME is one of our temp names (store.c checks this
+ * too; this is the second wall, for the calls fs.c makes itself). */
 static int is_reserved(const char *name)
 {
-	const char *p = name;
-	for (;;) {
-		if (!strncmp(p, FS_TMP_PREFIX, FS_TMP_PREFIX_LEN))
-			return 1;
-		p = strchr(p, '/');
-		if (!p)
-			return 0;
-		p++;
-	}
+	return store_name_is_temp(name);
 }
 
 static void close_keep_errno(int fd)
@@ -238,6 +231,22 @@ static int fs_openat(struct fs *fs, const char *rel, int flags, mode_t mode)
 static int reopen_dir(int fd)
 {
 	return openat(fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+}
+
+/* A DIR stream on its own copy of directory FD (FD stays usable for the
+ * *at() calls while the stream is read), or NULL with errno set. */
+static DIR *read_dir(int fd)
+{
+	int own = reopen_dir(fd);
+	if (own < 0)
+		return NULL;
+	DIR *dir = fdopendir(own);
+	if (!dir) {
+		int e = errno;
+		close(own);
+		errno = e;
+	}
+	return dir;
 }
 
 /* Open directory DIR ("" = the root) for use as a dirfd. */
@@ -626,9 +635,10 @@ static int rename_noreplace(int fromdir, const char *from, int todir,
 	return 0;
 }
 
-static int fs_writer_commit(struct store_writer *h)
+/* Make the temp file whole and durable: the client's mtime, the content
+ * type CTYPE (NULL: none) as an xattr, fsync, close. 0 or a store_error. */
+static int fs_writer_seal(struct fs_writer *w, const char *ctype)
 {
-	struct fs_writer *w = (struct fs_writer *)h;
 	int rc = 0;
 	if (w->mtime) {
 		struct timespec ts[2] = { { .tv_sec = w->mtime },
@@ -636,9 +646,8 @@ static int fs_writer_commit(struct store_writer *h)
 		if (futimens(w->fd, ts) < 0)
 			rc = fs_err(errno);
 	}
-	if (!rc && w->ctype[0] &&
-	    fsetxattr(w->fd, FS_XATTR_CTYPE, w->ctype, strlen(w->ctype), 0) <
-		    0 &&
+	if (!rc && ctype &&
+	    fsetxattr(w->fd, FS_XATTR_CTYPE, ctype, strlen(ctype), 0) < 0 &&
 	    errno != ENOTSUP && errno != EOPNOTSUPP)
 		rc = fs_err(errno);
 	if (!rc && fsync(w->fd) < 0)
@@ -649,6 +658,14 @@ static int fs_writer_commit(struct store_writer *h)
 		if (close(fd) < 0)
 			rc = fs_err(errno);
 	}
+	return rc;
+}
+
+static int fs_writer_commit(struct store_writer *h)
+{
+	struct fs_writer *w = (struct fs_writer *)h;
+	int rc = 0;
+	rc = fs_writer_seal(w, w->ctype[0] ? w->ctype : NULL);
 	if (!rc) {
 		int r = w->exclusive ? rename_noreplace(w->dirfd, w->tmp,
 							w->dirfd, w->leaf)
@@ -672,6 +689,110 @@ static int fs_writer_commit(struct store_writer *h)
 static void fs_writer_abort(struct store_writer *h)
 {
 	fs_writer_discard((struct fs_writer *)h);
+}
+
+/* A staged writer: its temp file sits at the location's root until
+ * commit_as names it. */
+static int fs_writer_open_staged(struct store *st,
+				 const struct store_put_opts *opts,
+				 struct store_writer **out)
+{
+	struct fs_writer *w = calloc(1, sizeof *w);
+	if (!w)
+		return STORE_ENOMEM;
+	w->h.be = &store_fs_backend;
+	w->dirfd = fcntl(fs_of(st)->rootfd, F_DUPFD_CLOEXEC, 0);
+	if (w->dirfd < 0) {
+		free(w);
+		return fs_err(errno);
+	}
+	w->mtime = opts->mtime;
+	if (opts->content_type)
+		snprintf(w->ctype, sizeof w->ctype, "%s", opts->content_type);
+	w->fd = make_temp(w->dirfd, w->tmp, sizeof w->tmp);
+	if (w->fd < 0) {
+		int rc = fs_err(errno);
+		close(w->dirfd);
+		free(w);
+		return rc;
+	}
+	*out = &w->h;
+	return 0;
+}
+
+static ssize_t fd_read(void *arg, void *buf, size_t cap)
+{
+	int fd = *(int *)arg;
+	for (;;) {
+		ssize_t n = read(fd, buf, cap);
+		if (n < 0 && errno == EINTR)
+			continue;
+		return n < 0 ? fs_err(errno) : n;
+	}
+}
+
+/* Copy the sealed temp file into NAME of DST through a writer: DST is on
+ * another filesystem or backend. */
+static int fs_stream_temp(struct fs_writer *w, struct store *dst,
+			  const char *name, const char *ctype)
+{
+	int fd = openat(w->dirfd, w->tmp, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0)
+		return fs_err(errno);
+	struct stat sb;
+	if (fstat(fd, &sb) < 0) {
+		int rc = fs_err(errno);
+		close(fd);
+		return rc;
+	}
+	struct store_put_opts po = { .mtime = w->mtime, .content_type = ctype };
+	int rc = store_stream_into(fd_read, &fd, (uint64_t)sb.st_size, dst,
+				   name, &po);
+	close(fd);
+	return rc;
+}
+
+static int fs_writer_commit_as(struct store_writer *h, struct store *dst,
+			       const char *name)
+{
+	struct fs_writer *w = (struct fs_writer *)h;
+	int rc = 0;
+	/* The type kept as an xattr only when it is not the one the final
+	 * name's extension gives anyway. */
+	const char *ctype = w->ctype[0] ? w->ctype : NULL;
+	if (ctype && strcmp(ctype, store_content_type(name)) == 0)
+		ctype = NULL;
+	rc = fs_writer_seal(w, dst->be == &store_fs_backend ? ctype : NULL);
+	int todir = -1, streamed = dst->be != &store_fs_backend;
+	if (!rc && !streamed) {
+		const char *leaf;
+		todir = fs_parent(fs_of(dst), name, 1, &leaf);
+		struct stat sb;
+		if (todir < 0)
+			rc = todir;
+		else if (fstatat(todir, leaf, &sb, AT_SYMLINK_NOFOLLOW) == 0 &&
+			 !S_ISREG(sb.st_mode))
+			/* as a writer: never replace a directory or a link */
+			rc = S_ISDIR(sb.st_mode) ? STORE_EISDIR : STORE_EACCES;
+		else if (renameat(w->dirfd, w->tmp, todir, leaf) < 0) {
+			if (errno == EXDEV)
+				streamed = 1; /* another filesystem */
+			else
+				rc = fs_err(errno);
+		}
+	}
+	if (!rc && streamed)
+		rc = fs_stream_temp(w, dst, name, ctype);
+	if (!rc && !streamed && fsync(todir) < 0 && errno != EINVAL)
+		rc = fs_err(errno);
+	if (todir >= 0)
+		close(todir);
+	/* After a rename the temp name is gone; after a streamed copy or a
+	 * failure it goes now. */
+	unlinkat(w->dirfd, w->tmp, 0);
+	close(w->dirfd);
+	free(w);
+	return rc;
 }
 
 /* ---- listing --------------------------------------------------------- */
@@ -734,15 +855,9 @@ static int cmp_offs(const void *a, const void *b, void *arena)
 /* Read DIRFD's entries whose name starts with PART into D, sorted. */
 static int dirents_read(int dirfd, const char *part, struct dirents *d)
 {
-	int fd = reopen_dir(dirfd);
-	if (fd < 0)
+	DIR *dir = read_dir(dirfd);
+	if (!dir)
 		return fs_err(errno);
-	DIR *dir = fdopendir(fd);
-	if (!dir) {
-		int rc = fs_err(errno);
-		close(fd);
-		return rc;
-	}
 	size_t pl = strlen(part);
 	int rc = 0;
 	for (;;) {
@@ -900,32 +1015,34 @@ static int fs_list(struct store *st, const char *prefix, char delim,
 
 /* ---- namespace ------------------------------------------------------- */
 
-static int fs_delete(struct store *st, const char *name)
+/* The parent directory of NAME (created first when CREATE), with the
+ * leaf's name in *LEAF; a temp file's name is RESERVED_RC. */
+static int leaf_parent(struct store *st, const char *name, int create,
+		       int reserved_rc, const char **leaf)
 {
 	if (is_reserved(name))
-		return STORE_ENOENT;
+		return reserved_rc;
+	return fs_parent(fs_of(st), name, create, leaf);
+}
+
+static int fs_delete(struct store *st, const char *name)
+{
 	const char *leaf;
-	int dirfd = fs_parent(fs_of(st), name, 0, &leaf);
+	int dirfd = leaf_parent(st, name, 0, STORE_ENOENT, &leaf);
 	if (dirfd < 0)
 		return dirfd;
-	int rc = 0;
-	if (unlinkat(dirfd, leaf, 0) < 0)
-		rc = fs_err(errno);
+	int rc = unlinkat(dirfd, leaf, 0) < 0 ? fs_err(errno) : 0;
 	close(dirfd);
 	return rc;
 }
 
 static int fs_mkdir(struct store *st, const char *name)
 {
-	if (is_reserved(name))
-		return STORE_EINVAL;
 	const char *leaf;
-	int dirfd = fs_parent(fs_of(st), name, 1, &leaf);
+	int dirfd = leaf_parent(st, name, 1, STORE_EINVAL, &leaf);
 	if (dirfd < 0)
 		return dirfd;
-	int rc = 0;
-	if (mkdirat(dirfd, leaf, 0755) < 0)
-		rc = fs_err(errno);
+	int rc = mkdirat(dirfd, leaf, 0755) < 0 ? fs_err(errno) : 0;
 	close(dirfd);
 	return rc;
 }
@@ -934,14 +1051,9 @@ static int fs_mkdir(struct store *st, const char *name)
  * directory being removed). Returns 1 if the directory held nothing else. */
 static int only_temps_removed(int fd)
 {
-	int dup_fd = reopen_dir(fd);
-	if (dup_fd < 0)
+	DIR *dir = read_dir(fd);
+	if (!dir)
 		return 0;
-	DIR *dir = fdopendir(dup_fd);
-	if (!dir) {
-		close(dup_fd);
-		return 0;
-	}
 	int only = 1;
 	struct dirent *de;
 	while ((de = readdir(dir)) != NULL) {
@@ -963,10 +1075,8 @@ static int only_temps_removed(int fd)
 
 static int fs_rmdir(struct store *st, const char *name)
 {
-	if (is_reserved(name))
-		return STORE_ENOENT;
 	const char *leaf;
-	int dirfd = fs_parent(fs_of(st), name, 0, &leaf);
+	int dirfd = leaf_parent(st, name, 0, STORE_ENOENT, &leaf);
 	if (dirfd < 0)
 		return dirfd;
 	int rc = 0;
@@ -1128,14 +1238,9 @@ static int cleanup_dir(int dirfd, time_t cutoff, int depth)
 {
 	if (depth > FS_MAX_DEPTH)
 		return 0;
-	int fd = reopen_dir(dirfd);
-	if (fd < 0)
+	DIR *dir = read_dir(dirfd);
+	if (!dir)
 		return 0;
-	DIR *dir = fdopendir(fd);
-	if (!dir) {
-		close(fd);
-		return 0;
-	}
 	int removed = 0;
 	struct dirent *de;
 	while ((de = readdir(dir)) != NULL) {
@@ -1192,6 +1297,8 @@ const struct store_backend store_fs_backend = {
 	.writer_write = fs_writer_write,
 	.writer_commit = fs_writer_commit,
 	.writer_abort = fs_writer_abort,
+	.writer_open_staged = fs_writer_open_staged,
+	.writer_commit_as = fs_writer_commit_as,
 	.list = fs_list,
 	.delete_object = fs_delete,
 	.mkdir = fs_mkdir,

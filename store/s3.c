@@ -39,12 +39,14 @@
  * buffer is sent as one PUT at commit. Past the multipart threshold a
  * multipart upload is created, and each full buffer is handed to the
  * writer's upload thread while the caller fills the other buffer: the
- * memory bound per writer is 2 x part size (16 MiB with the default 8 MiB
+ * memory bound per writer is 2 x part size (10 MiB with the default 5 MiB
  * parts; parts in flight = 1, plus the one filling). Every part carries
- * Content-MD5, so S3 checks its bytes. Part size: 8 MiB for unknown sizes,
- * doubling every 1,000 parts (8 MiB x 1,000 x (1+2+...+512) > 5 TiB within
- * 10,000 parts); with a size hint, the smallest whole MiB that fits the
- * hint in 9,000 parts. Commit sends the last part, waits for every part's
+ * Content-MD5, so S3 checks its bytes, which is why a part is whole in
+ * memory before it is sent. Part size: S3's minimum, 5 MiB, for unknown
+ * sizes, doubling every 900 parts (5 MiB x 900 x (1+2+...+512), then
+ * 5 GiB parts, passes 5 TiB within 10,000 parts), so the bound grows only
+ * for objects past 4.4 GiB; with a size hint, the smallest whole MiB (at
+ * least 5) that fits the hint in 9,000 parts: 5 MiB up to 44 GiB. Commit sends the last part, waits for every part's
  * confirmation, then CompleteMultipartUpload, whose body must be a
  * CompleteMultipartUploadResult. Any failure aborts the upload
  * (AbortMultipartUpload; a server without it, such as the test server's
@@ -99,11 +101,11 @@
 
 #define MiB (1024ULL * 1024)
 #define GiB (1024 * MiB)
-#define DEFAULT_PART_SIZE (8 * MiB)
+#define DEFAULT_PART_SIZE (5 * MiB) /* S3's minimum: the least memory */
 #define MAX_PART_SIZE (5 * GiB)
 #define MAX_PARTS 10000
 #define MAX_OBJECT (5 * 1024 * GiB)
-#define PARTS_PER_STEP 1000     /* unknown size: double the part size
+#define PARTS_PER_STEP 900      /* unknown size: double the part size
 				   after every PARTS_PER_STEP parts */
 #define DEFAULT_COPY_THRESHOLD (5 * GiB)
 #define COPY_PART_SIZE (512 * MiB)
@@ -1766,6 +1768,9 @@ struct s3_writer {
 	int busy;               /* a job is queued or being sent */
 	int quit;
 	int err;                /* first failure of the uploader */
+	/* staged writers (store_writer_open_staged): KEY and NAME are the
+	 * temp object's; the final type is chosen at commit_as */
+	char final_ctype[STORE_CTYPE_MAX]; /* explicit type or "" */
 	int journal_fd;         /* locked journal entry, or -1 */
 	char journal_path[PATH_MAX];
 };
@@ -2186,6 +2191,47 @@ static void s3_writer_abort(struct store_writer *base)
 	writer_free(w);
 }
 
+/* One PUT of a whole object from memory. */
+static int put_single(struct s3 *s3, const char *key, const char *data,
+		      size_t len, const char *ctype, int64_t mtime,
+		      int if_none_match)
+{
+	char mbuf[32], md5[32];
+	struct s3_req req = { .method = "PUT", .key = key, .body = data,
+			      .body_len = len, .unsigned_payload = len > MiB };
+	meta_headers(&req, ctype, mtime, mbuf, sizeof mbuf);
+	md5_base64(data ? data : "", len, md5);
+	req.hdr[req.n_hdr++] = (struct sigv4_header){ "content-md5", md5 };
+	if (if_none_match)
+		req.hdr[req.n_hdr++] =
+			(struct sigv4_header){ "if-none-match", "*" };
+	struct s3_resp resp;
+	int rc = s3_do(s3, &req, &resp, ERROR_BODY_MAX);
+	resp_free(&resp);
+	return rc;
+}
+
+/* Send the last part, wait for every part, complete the upload. On
+ * success the upload id is cleared: there is nothing left to abort. */
+static int finish_multipart(struct s3_writer *w, int if_none_match)
+{
+	int rc;
+	if (w->fill_len > 0 || w->nparts == 0) {
+		rc = send_fill(w);
+		if (rc < 0)
+			return rc;
+	}
+	rc = wait_idle(w);
+	if (rc < 0)
+		return rc;
+	stop_uploader(w);
+	rc = complete_upload(w->s3, w->key, w->upload_id, w->etags, w->nparts,
+			     if_none_match);
+	if (rc == 0)
+		w->upload_id[0] = '\0';
+	return rc;
+}
+
 static int s3_writer_commit(struct store_writer *base)
 {
 	struct s3_writer *w = (struct s3_writer *)base;
@@ -2203,36 +2249,14 @@ static int s3_writer_commit(struct store_writer *base)
 			goto fail;
 	}
 	if (!w->upload_id[0]) {
-		char mbuf[32], md5[32];
-		struct s3_req req = { .method = "PUT", .key = w->key,
-				      .body = w->fill, .body_len = w->fill_len,
-				      .unsigned_payload = w->fill_len > MiB };
-		meta_headers(&req, w->ctype, w->mtime, mbuf, sizeof mbuf);
-		md5_base64(w->fill ? w->fill : "", w->fill_len, md5);
-		req.hdr[req.n_hdr++] =
-			(struct sigv4_header){ "content-md5", md5 };
-		if (w->exclusive && !w->s3->custom_endpoint)
-			req.hdr[req.n_hdr++] =
-				(struct sigv4_header){ "if-none-match", "*" };
-		struct s3_resp resp;
-		rc = s3_do(w->s3, &req, &resp, ERROR_BODY_MAX);
-		resp_free(&resp);
+		rc = put_single(w->s3, w->key, w->fill, w->fill_len, w->ctype,
+				w->mtime, w->exclusive && !w->s3->custom_endpoint);
 		if (rc < 0)
 			goto fail;
 		writer_free(w);
 		return 0;
 	}
-	if (w->fill_len > 0 || w->nparts == 0) {
-		rc = send_fill(w);
-		if (rc < 0)
-			goto fail;
-	}
-	rc = wait_idle(w);
-	if (rc < 0)
-		goto fail;
-	stop_uploader(w);
-	rc = complete_upload(w->s3, w->key, w->upload_id, w->etags, w->nparts,
-			     w->exclusive && !w->s3->custom_endpoint);
+	rc = finish_multipart(w, w->exclusive && !w->s3->custom_endpoint);
 	if (rc < 0)
 		goto fail;
 	writer_free(w);
@@ -2240,6 +2264,123 @@ static int s3_writer_commit(struct store_writer *base)
 fail:
 	log_warn("s3_put_failed", "key=%s bytes=%" PRIu64 " error=%s",
 		 log_q(w->key), w->total, log_q(store_strerror(rc)));
+	s3_writer_abort(base);
+	return rc;
+}
+
+/* ---- staged writes ------------------------------------------------------------ */
+
+static int delete_key(struct s3 *s3, const char *key);
+
+static int s3_writer_open_staged(struct store *st,
+				 const struct store_put_opts *opts,
+				 struct store_writer **out)
+{
+	unsigned char rnd[8];
+	char name[sizeof STORE_TMP_PREFIX + 17];
+	if (RAND_bytes(rnd, sizeof rnd) != 1)
+		return STORE_EIO;
+	snprintf(name, sizeof name,
+		 STORE_TMP_PREFIX "%02x%02x%02x%02x%02x%02x%02x%02x", rnd[0],
+		 rnd[1], rnd[2], rnd[3], rnd[4], rnd[5], rnd[6], rnd[7]);
+	/* The temp object is typed as bytes; the final copy gets the type. */
+	struct store_put_opts o = *opts;
+	o.content_type = "application/octet-stream";
+	int rc = s3_writer_open(st, name, &o, out);
+	if (rc < 0)
+		return rc;
+	struct s3_writer *w = (struct s3_writer *)*out;
+	if (opts->content_type)
+		snprintf(w->final_ctype, sizeof w->final_ctype, "%s",
+			 opts->content_type);
+	return 0;
+}
+
+struct mem_src {
+	const char *p;
+	size_t left;
+};
+
+static ssize_t mem_read(void *arg, void *buf, size_t cap)
+{
+	struct mem_src *m = arg;
+	size_t n = m->left < cap ? m->left : cap;
+	memcpy(buf, m->p, n);
+	m->p += n;
+	m->left -= n;
+	return (ssize_t)n;
+}
+
+static ssize_t reader_src(void *arg, void *buf, size_t cap)
+{
+	return s3_reader_read(arg, buf, cap);
+}
+
+static int s3_writer_commit_as(struct store_writer *base, struct store *dst,
+			       const char *name)
+{
+	struct s3_writer *w = (struct s3_writer *)base;
+	const char *ctype = w->final_ctype[0] ? w->final_ctype
+					      : store_content_type(name);
+	struct s3 *d = dst->be == &store_s3_backend ? dst->impl : NULL;
+	struct store_put_opts po = { .mtime = w->mtime,
+				     .content_type = w->final_ctype[0]
+							     ? w->final_ctype
+							     : NULL };
+	char dkey[KEY_MAX];
+	int rc;
+	if (d && full_key(d, name, dkey, sizeof dkey) < 0) {
+		rc = STORE_EINVAL;
+		goto fail;
+	}
+	if (!w->upload_id[0]) {
+		/* It fit in one part: straight to its final key, no temp
+		 * object ever existed. */
+		if (d) {
+			rc = put_single(d, dkey, w->fill, w->fill_len, ctype,
+					w->mtime, 0);
+		} else {
+			struct mem_src m = { w->fill, w->fill_len };
+			rc = store_stream_into(mem_read, &m, w->fill_len, dst,
+					       name, &po);
+		}
+		if (rc < 0)
+			goto fail;
+		writer_free(w);
+		return 0;
+	}
+	rc = finish_multipart(w, 0);
+	if (rc < 0)
+		goto fail;
+	/* The temp object exists now: copy it into place, then drop it. */
+	rc = STORE_EINVAL;
+	if (d && strcmp(w->s3->endpoint_id, d->endpoint_id) == 0)
+		rc = copy_key(w->s3, w->key, d, dkey, w->total, 1, ctype,
+			      w->mtime);
+	if (rc == STORE_EINVAL) {
+		/* Another endpoint or backend: stream it across. */
+		struct store_reader *r;
+		struct store_stat ss;
+		rc = s3_reader_open(w->st, w->name, 0, UINT64_MAX, &r, &ss);
+		if (rc == 0) {
+			rc = store_stream_into(reader_src, r, w->total, dst,
+					       name, &po);
+			s3_reader_close(r);
+		}
+	}
+	int drc = delete_key(w->s3, w->key);
+	if (drc < 0)
+		log_warn("s3_temp_left", "key=%s error=%s msg=%s",
+			 log_q(w->key), log_q(store_strerror(drc)),
+			 log_q("removed by the next start-up sweep"));
+	if (rc < 0)
+		goto fail;
+	writer_free(w);
+	return 0;
+fail:
+	log_warn("s3_put_failed", "key=%s name=%s bytes=%" PRIu64 " error=%s",
+		 log_q(w->key), log_q(name), w->total,
+		 log_q(store_strerror(rc)));
 	s3_writer_abort(base);
 	return rc;
 }
@@ -2290,6 +2431,8 @@ static int list_report(struct list_ctx *c, const char *key, int is_dir,
 	size_t pl = strlen(c->s3->prefix);
 	if (strncmp(key, c->s3->prefix, pl) != 0 || !key[pl])
 		return 0;
+	if (store_name_is_temp(key + pl))
+		return 0; /* staged uploads are never listed */
 	if (c->after && strcmp(key, c->after) <= 0)
 		return 0; /* S3 may roll later keys into an earlier prefix */
 	struct store_entry e;
@@ -2633,13 +2776,58 @@ static int s3_statfs(struct store *st, uint64_t *total, uint64_t *avail)
 	return 0;
 }
 
+struct sweep {
+	struct s3 *s3;
+	int64_t cutoff;
+	int removed;
+	int err;
+};
+
+static int sweep_page(void *arg, struct s3xml_list *l)
+{
+	struct sweep *sw = arg;
+	for (size_t i = 0; i < l->n_objects; i++) {
+		const struct s3xml_object *o = &l->objects[i];
+		if (o->mtime > sw->cutoff)
+			continue; /* a staged upload may be committing now */
+		int rc = delete_key(sw->s3, o->key);
+		if (rc == 0)
+			sw->removed++;
+		else if (!sw->err)
+			sw->err = rc;
+	}
+	return 0;
+}
+
+/* Staged temp objects are never kept this little (seconds): nothing can
+ * lock an S3 object, and a live commit_as may be copying one (a 5 TiB
+ * UploadPartCopy takes hours). A leftover costs storage, not correctness:
+ * it is invisible. */
+#define S3_TEMP_MIN_AGE 86400
+
+/* Staged temp objects live at the location's root ("<prefix>.assetd-
+ * tmp.<hex>") for the time between completing and copying them; one
+ * listing of that prefix finds what a crash left. Unfinished multipart
+ * uploads are invisible: store_upload_recover() aborts those of dead
+ * processes, a bucket lifecycle rule (AbortIncompleteMultipartUpload) the
+ * rest. */
 static int s3_cleanup(struct store *st, int min_age)
 {
-	/* Nothing is written outside its final key except multipart parts,
-	 * which our writers abort; those a crash left are aborted from the
-	 * upload journal (store_upload_recover), and anything else is for a
-	 * bucket lifecycle rule (AbortIncompleteMultipartUpload). */
-	return 0;
+	struct s3 *s3 = st->impl;
+	char fp[KEY_MAX];
+	if (full_key(s3, STORE_TMP_PREFIX, fp, sizeof fp) < 0)
+		return STORE_EINVAL;
+	const char *e = getenv("ASSETD_S3_TEMP_MIN_AGE");
+	int floor_age = e && *e ? atoi(e) : S3_TEMP_MIN_AGE;
+	if (min_age < floor_age)
+		min_age = floor_age;
+	struct sweep sw = { s3, (int64_t)time(NULL) - min_age, 0, 0 };
+	int rc = list_all(s3, fp, 0, NULL, sweep_page, &sw);
+	if (rc < 0)
+		return rc;
+	if (sw.removed == 0 && sw.err)
+		return sw.err;
+	return sw.removed;
 }
 
 const struct store_backend store_s3_backend = {
@@ -2665,4 +2853,6 @@ const struct store_backend store_s3_backend = {
 	.copy = s3_copy,
 	.statfs = s3_statfs,
 	.cleanup = s3_cleanup,
+	.writer_open_staged = s3_writer_open_staged,
+	.writer_commit_as = s3_writer_commit_as,
 };

@@ -43,14 +43,8 @@ static int collect_region(void *arg, const struct catalog_region *r)
 	struct region_list *l = arg;
 	if (l->snapshot_only && r->snapshot[0] == '\0')
 		return 0;
-	if (l->n == l->cap) {
-		int cap = l->cap ? l->cap * 2 : 16;
-		void *p = realloc(l->names, (size_t)cap * sizeof *l->names);
-		if (!p)
-			return CATALOG_ENOMEM;
-		l->names = p;
-		l->cap = cap;
-	}
+	if (bk_grow(&l->names, &l->cap, l->n, sizeof *l->names, 16) < 0)
+		return CATALOG_ENOMEM;
 	snprintf(l->names[l->n++], CATALOG_NAME_MAX, "%s", r->name);
 	return 0;
 }
@@ -140,10 +134,12 @@ int schedule_run_kind(struct catalog *cat, const struct conf *cf,
 
 /* ---- start-up recovery -------------------------------------------------- */
 
-/* The fs locations whose interrupted writes are cleaned at start: every
- * file:// assets, snapshot and archive folder of a region, every client's
- * own file:// location; a URL inside one already listed is skipped, so no
- * tree is walked twice. */
+/* The locations whose interrupted writes are cleaned at start: every
+ * assets, snapshot and archive folder of a region, every client's
+ * location. A file:// URL inside one already listed is skipped, so no
+ * tree is walked twice; an s3:// one is kept whatever its parent, since
+ * S3's cleanup looks only at the location's own root (where staged
+ * uploads keep their temp objects: store_writer_open_staged). */
 struct url_set {
 	char (*urls)[CATALOG_URL_MAX];
 	int n, cap;
@@ -153,9 +149,15 @@ struct url_set {
 
 static void url_add(struct url_set *u, const char *url)
 {
-	if (strncmp(url, "file://", 7) != 0)
+	int fs = strncmp(url, "file://", 7) == 0;
+	if (!fs && strncmp(url, "s3://", 5) != 0)
 		return;
 	for (int i = 0; i < u->n; i++) {
+		if (!fs || strncmp(u->urls[i], "file://", 7) != 0) {
+			if (strcmp(u->urls[i], url) == 0)
+				return;
+			continue;
+		}
 		size_t l = strlen(u->urls[i]);
 		if (strncmp(url, u->urls[i], l) == 0)
 			return; /* inside one we have */
@@ -165,14 +167,8 @@ static void url_add(struct url_set *u, const char *url)
 			return;
 		}
 	}
-	if (u->n == u->cap) {
-		int cap = u->cap ? u->cap * 2 : 16;
-		void *p = realloc(u->urls, (size_t)cap * sizeof *u->urls);
-		if (!p)
-			return;
-		u->urls = p;
-		u->cap = cap;
-	}
+	if (bk_grow(&u->urls, &u->cap, u->n, sizeof *u->urls, 16) < 0)
+		return;
 	snprintf(u->urls[u->n++], CATALOG_URL_MAX, "%s", url);
 }
 

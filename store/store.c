@@ -34,6 +34,17 @@
 
 /* ---- errors ---------------------------------------------------------- */
 
+int store_hex_digit(int c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
 const char *store_strerror(int err)
 {
 	switch (err) {
@@ -450,7 +461,32 @@ int store_is_s3(const struct store *st)
 	return st->be != &store_fs_backend;
 }
 
+/* ---- temp objects ---------------------------------------------------- */
+
+int store_name_is_temp(const char *name)
+{
+	static const size_t pl = sizeof STORE_TMP_PREFIX - 1;
+	if (!name)
+		return 0;
+	for (const char *p = name;;) {
+		if (!strncmp(p, STORE_TMP_PREFIX, pl))
+			return 1;
+		p = strchr(p, '/');
+		if (!p)
+			return 0;
+		p++;
+	}
+}
+
 /* ---- dispatch -------------------------------------------------------- */
+
+/* Reserved (temp) names: absent to readers, invalid to writers, whatever
+ * the backend. */
+#define IF_TEMP_RETURN(name, err)                                             \
+	do {                                                                  \
+		if (store_name_is_temp(name))                                 \
+			return (err);                                         \
+	} while (0)
 
 int store_stat(struct store *st, const char *name, struct store_stat *out)
 {
@@ -458,6 +494,7 @@ int store_stat(struct store *st, const char *name, struct store_stat *out)
 	if (!st || !name || !out || !dir_name_ok(name, n, sizeof n))
 		return STORE_EINVAL;
 	memset(out, 0, sizeof *out);
+	IF_TEMP_RETURN(n, STORE_ENOENT);
 	return st->be->stat(st, n, out);
 }
 
@@ -466,6 +503,7 @@ int store_set_mtime(struct store *st, const char *name, int64_t mtime)
 	char n[STORE_NAME_MAX];
 	if (!st || !name || !dir_name_ok(name, n, sizeof n))
 		return STORE_EINVAL;
+	IF_TEMP_RETURN(n, STORE_ENOENT);
 	return st->be->set_mtime(st, n, mtime);
 }
 
@@ -481,6 +519,7 @@ int store_reader_open(struct store *st, const char *name, uint64_t offset,
 	struct store_stat tmp;
 	struct store_stat *sp = out_stat ? out_stat : &tmp;
 	memset(sp, 0, sizeof *sp);
+	IF_TEMP_RETURN(name, STORE_ENOENT);
 	return st->be->reader_open(st, name, offset, len, out, sp);
 }
 
@@ -617,7 +656,7 @@ int store_writer_open(struct store *st, const char *name,
 	if (!out)
 		return STORE_EINVAL;
 	*out = NULL;
-	if (!st || !store_name_valid(name))
+	if (!st || !store_name_valid(name) || store_name_is_temp(name))
 		return STORE_EINVAL;
 	struct store_put_opts defaults = { 0 };
 	struct store_put_opts o = opts ? *opts : defaults;
@@ -655,7 +694,108 @@ int store_writer_open(struct store *st, const char *name,
 	(*out)->name = mname;
 	(*out)->old_size = old;
 	(*out)->limit = limit;
+	(*out)->staged = 0;
 	return 0;
+}
+
+int store_writer_open_staged(struct store *st,
+			     const struct store_put_opts *opts,
+			     struct store_writer **out)
+{
+	if (!out)
+		return STORE_EINVAL;
+	*out = NULL;
+	struct store_put_opts defaults = { 0 };
+	struct store_put_opts o = opts ? *opts : defaults;
+	if (!st || o.exclusive || !st->be->writer_open_staged)
+		return STORE_EINVAL;
+	if (o.content_type && (strlen(o.content_type) >= STORE_CTYPE_MAX ||
+			       strpbrk(o.content_type, "\r\n")))
+		return STORE_EINVAL;
+	int rc = st->be->writer_open_staged(st, &o, out);
+	if (rc < 0)
+		return rc;
+	(*out)->size = 0;
+	(*out)->dead = 0;
+	(*out)->staged = 1;
+	(*out)->st = NULL; /* metered at commit_as, when the store is known */
+	(*out)->name = NULL;
+	(*out)->old_size = -1;
+	(*out)->limit = UINT64_MAX;
+	return 0;
+}
+
+int store_writer_commit_as(struct store_writer *w, struct store *dst,
+			   const char *name)
+{
+	if (!w)
+		return STORE_EINVAL;
+	int rc = 0;
+	if (w->dead)
+		rc = w->dead < 0 ? w->dead : STORE_EIO;
+	else if (!w->staged || !dst || !store_name_valid(name) ||
+		 store_name_is_temp(name))
+		rc = STORE_EINVAL;
+	if (rc < 0) {
+		store_writer_abort(w);
+		return rc;
+	}
+	if (!dst->meter.account)
+		return w->be->writer_commit_as(w, dst, name);
+	/* The final store is metered: the quota is checked here, once the
+	 * size is known (a staged write has no meter while it streams; the
+	 * upload's own size limit bounds it meanwhile). */
+	int64_t old = object_size(dst, name, &rc);
+	int64_t dobj = old < 0 ? 1 : 0;
+	int64_t dbytes = (int64_t)w->size - (old > 0 ? old : 0);
+	rc = meter_account(dst, name, dobj, dbytes, 1);
+	if (rc < 0) {
+		store_writer_abort(w);
+		return rc;
+	}
+	rc = w->be->writer_commit_as(w, dst, name);
+	if (rc < 0)
+		meter_account(dst, name, -dobj, -dbytes, 0);
+	return rc;
+}
+
+int store_stream_into(store_read_fn rd, void *arg, uint64_t expect,
+		      struct store *dst, const char *name,
+		      const struct store_put_opts *opts)
+{
+	struct store_writer *w;
+	struct store_put_opts po = *opts;
+	po.size_hint = expect;
+	int rc = store_writer_open(dst, name, &po, &w);
+	if (rc < 0)
+		return rc;
+	/* The caller (commit_as) has accounted this object already. */
+	free(w->name);
+	w->name = NULL;
+	w->st = NULL;
+	char *buf = aligned_alloc(4096, STORE_COPY_BUF);
+	if (!buf) {
+		store_writer_abort(w);
+		return STORE_ENOMEM;
+	}
+	for (;;) {
+		ssize_t n = rd(arg, buf, STORE_COPY_BUF);
+		if (n <= 0) {
+			rc = (int)n;
+			break;
+		}
+		rc = store_writer_write(w, buf, (size_t)n);
+		if (rc < 0)
+			break;
+	}
+	free(buf);
+	if (rc == 0 && store_writer_size(w) != expect)
+		rc = STORE_EIO; /* cut short */
+	if (rc < 0) {
+		store_writer_abort(w);
+		return rc;
+	}
+	return store_writer_commit(w);
 }
 
 int store_writer_write(struct store_writer *w, const void *buf, size_t len)
@@ -690,8 +830,9 @@ int store_writer_commit(struct store_writer *w)
 {
 	if (!w)
 		return STORE_EINVAL;
-	if (w->dead) {
-		int rc = w->dead < 0 ? w->dead : STORE_EIO;
+	if (w->dead || w->staged) {
+		int rc = w->dead < 0 ? w->dead : w->dead ? STORE_EIO
+							  : STORE_EINVAL;
 		store_writer_abort(w);
 		return rc;
 	}
@@ -767,6 +908,7 @@ int store_delete(struct store *st, const char *name)
 {
 	if (!st || !store_name_valid(name))
 		return STORE_EINVAL;
+	IF_TEMP_RETURN(name, STORE_ENOENT);
 	if (!st->meter.account)
 		return st->be->delete_object(st, name);
 	int rc;
@@ -784,6 +926,7 @@ int store_mkdir(struct store *st, const char *name)
 		return STORE_EINVAL;
 	if (!n[0])
 		return STORE_EEXIST; /* the root always exists */
+	IF_TEMP_RETURN(n, STORE_EINVAL);
 	return st->be->mkdir(st, n);
 }
 
@@ -792,6 +935,7 @@ int store_rmdir(struct store *st, const char *name)
 	char n[STORE_NAME_MAX];
 	if (!st || !name || !dir_name_ok(name, n, sizeof n) || !n[0])
 		return STORE_EINVAL; /* the root is not removable */
+	IF_TEMP_RETURN(n, STORE_ENOENT);
 	return st->be->rmdir(st, n);
 }
 
@@ -856,6 +1000,8 @@ int store_rename(struct store *st, const char *from, const char *to,
 	if (!st || !from || !to || !dir_name_ok(from, f, sizeof f) ||
 	    !dir_name_ok(to, t, sizeof t) || !f[0] || !t[0])
 		return STORE_EINVAL;
+	IF_TEMP_RETURN(f, STORE_ENOENT);
+	IF_TEMP_RETURN(t, STORE_EINVAL);
 	if (!strcmp(f, t)) {
 		/* posix rename onto itself: nothing to do if it exists */
 		struct store_stat ss;
@@ -953,6 +1099,8 @@ int store_copy(struct store *src, const char *from, struct store *dst,
 {
 	if (!src || !dst || !store_name_valid(from) || !store_name_valid(to))
 		return STORE_EINVAL;
+	IF_TEMP_RETURN(from, STORE_ENOENT);
+	IF_TEMP_RETURN(to, STORE_EINVAL);
 	/* ASSETD_STORE_STREAMED_COPY=1 forces the streamed path, so that the
 	 * tests exercise it on a single backend too. */
 	const char *force = getenv("ASSETD_STORE_STREAMED_COPY");
