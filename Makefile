@@ -5,6 +5,7 @@
 #   make check      install what the tests need, build, run every test
 #   make bench      run the benchmarks beside their peers (tests/bench)
 #   make fuzz       run each fuzz target for FUZZ_SECONDS
+#   make valgrind   the daemon under valgrind, one session of each protocol
 #   make install    PREFIX=/usr/local DESTDIR=
 #
 # Every .c under store/, http/, sshd/ goes into libassetd.a; new files need
@@ -49,7 +50,7 @@ UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 TOOL_SRC := $(sort $(wildcard tests/tools/*.c))
 TOOL_BIN := $(TOOL_SRC:tests/tools/%.c=$(BUILD)/tools/%)
 
-.PHONY: all run check unit tools deps deps-test deps-bench install clean bench fuzz fuzz-build
+.PHONY: all run check unit tools deps deps-test deps-bench install clean bench fuzz fuzz-build valgrind
 
 all: assetd assetctl
 
@@ -142,6 +143,12 @@ fuzz-build: $(FUZZ_BIN)
 fuzz: deps-test
 	@$(MAKE) --no-print-directory fuzz-build
 	@FUZZ_BUILD=$(FUZZ_BUILD) FUZZ_SECONDS=$(FUZZ_SECONDS) sh tests/fuzz/run.sh
+
+# ---- valgrind: not in check (minutes under valgrind) ----------------------
+valgrind: deps-test
+	@$(MAKE) --no-print-directory all tools
+	@ASSETD_BUILD=$(BUILD) /usr/bin/python3 -m pytest -q -s \
+		-p no:cacheprovider tests/valgrind
 
 # ---- install ------------------------------------------------------------
 install: all

@@ -182,7 +182,11 @@ struct store_writer;
  * Parent directories are created as needed on fs; on S3 nothing is needed.
  * fs: a hidden temp file in the target directory; s3: a single PUT for
  * small objects, else a multipart upload whose parts are sent as they fill.
- * Memory per writer is bounded (see store/s3.c for the figure). */
+ * Memory per writer is bounded: fs, none beyond the caller's buffer;
+ * s3, 2 x part size (one part being sent, one filling): 10 MiB with the
+ * 5 MiB parts used for objects up to 44 GiB with a size hint, or up to
+ * 4.4 GiB without one (parts then double every 900 parts; store/s3.c). A
+ * reader holds 256 KiB on S3. */
 int store_writer_open(struct store *st, const char *name,
 		      const struct store_put_opts *opts,
 		      struct store_writer **out);
@@ -380,6 +384,10 @@ int store_upload_journal_dir(const char *catalog_path, char *out,
  * that never journalled are for the bucket's lifecycle rule
  * (AbortIncompleteMultipartUpload). */
 int store_upload_recover(const char *dir, volatile int *cancel);
+
+/* The value of the hexadecimal digit C (0-15), or -1 if C is not one.
+ * Shared by the percent-decoders (S3 listings, SigV4, the HTTP side). */
+int store_hex_digit(int c);
 
 /* The Content-Type for a name's extension ("image/jpeg"), or
  * "application/octet-stream". Static string. */

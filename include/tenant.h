@@ -34,6 +34,10 @@ void tenant_cache_free(struct tenant_cache *tc);
 int tenant_get(struct tenant_cache *tc, const char *client_name,
 	       struct catalog_client *client, struct store **store);
 
+/* Open client C's location the way its row says to reach it (endpoint,
+ * S3 region, profile). */
+int tenant_open_client(const struct catalog_client *c, struct store **out);
+
 /* Usage is kept per top-level folder of a client's location: the part of
  * object NAME before its first '/' ("originals", a collection's
  * subfolder), or "" for an object at the root. A directory name ending in

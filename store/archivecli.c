@@ -142,14 +142,8 @@ static int collect_stale(void *arg, const struct catalog_archive *a)
 	struct reap *r = arg;
 	if (a->state != CATALOG_RUNNING || !bk_marker_is_stale(a->error))
 		return 0;
-	if (r->n == r->cap) {
-		int cap = r->cap ? r->cap * 2 : 8;
-		void *p = realloc(r->ids, (size_t)cap * sizeof *r->ids);
-		if (!p)
-			return CATALOG_ENOMEM;
-		r->ids = p;
-		r->cap = cap;
-	}
+	if (bk_grow(&r->ids, &r->cap, r->n, sizeof *r->ids, 8) < 0)
+		return CATALOG_ENOMEM;
 	r->ids[r->n++] = a->id;
 	return 0;
 }
@@ -201,17 +195,6 @@ static void record_run(struct catalog *cat, const struct catalog_archive *a,
 			 log_q(a->client), log_q(catalog_errmsg(cat)));
 }
 
-static int open_client_store(const struct catalog_client *c,
-			     struct store **out)
-{
-	struct store_opts o = { 0 };
-	o.endpoint = c->endpoint[0] ? c->endpoint : NULL;
-	o.region = c->s3_region[0] ? c->s3_region : NULL;
-	o.profile = c->profile[0] ? c->profile : NULL;
-	o.path_style = -1;
-	return store_open(c->location, &o, out);
-}
-
 int archives_create(struct catalog *cat, const struct conf *cf,
 		    const char *client, const char *format,
 		    volatile int *cancel, struct catalog_archive *out)
@@ -258,7 +241,7 @@ int archives_create(struct catalog *cat, const struct conf *cf,
 			 store_strerror(rc));
 		goto out;
 	}
-	rc = open_client_store(c, &src);
+	rc = tenant_open_client(c, &src);
 	if (rc != 0) {
 		snprintf(a->error, sizeof a->error, "%.150s: %s", c->location,
 			 store_strerror(rc));
@@ -542,14 +525,8 @@ static int collect_client(void *arg, const struct catalog_client *c)
 	struct client_names *l = arg;
 	if (c->disabled)
 		return 0;
-	if (l->count == l->cap) {
-		int cap = l->cap ? l->cap * 2 : 16;
-		void *p = realloc(l->n, (size_t)cap * sizeof *l->n);
-		if (!p)
-			return CATALOG_ENOMEM;
-		l->n = p;
-		l->cap = cap;
-	}
+	if (bk_grow(&l->n, &l->cap, l->count, sizeof *l->n, 16) < 0)
+		return CATALOG_ENOMEM;
 	snprintf(l->n[l->count++], CATALOG_NAME_MAX, "%s", c->name);
 	return 0;
 }

@@ -126,3 +126,18 @@ int bk_parse_int(const char *s, long min, long max, long *out)
 	*out = v;
 	return 0;
 }
+
+int bk_grow(void *arrp, int *cap, int n, size_t size, int first)
+{
+	if (n < *cap)
+		return 0;
+	void *arr;
+	memcpy(&arr, arrp, sizeof arr);
+	int nc = *cap ? *cap * 2 : first;
+	void *p = realloc(arr, (size_t)nc * size);
+	if (!p)
+		return -1;
+	memcpy(arrp, &p, sizeof p);
+	*cap = nc;
+	return 0;
+}

@@ -1942,8 +1942,42 @@ static int archive_check(const struct catalog_archive *a)
 	return rc;
 }
 
-static void bind_archive(sqlite3_stmt *s, const struct catalog_archive *a)
+/* Write one row of a table in its own transaction: BIND fills statement
+ * WHICH from ROW. An insert (ID_COL 0) stores the new row's id in *NEW_ID;
+ * an update binds ID at column ID_COL and is CATALOG_ENOENT, with TABLE in
+ * the message, when no row has that id. WHAT names the action for errors. */
+typedef void (*row_binder)(sqlite3_stmt *s, const void *row);
+
+static int row_write(struct catalog *cat, enum stmt_id which,
+		     row_binder bind, const void *row, int id_col, int64_t id,
+		     const char *what, const char *table, int64_t *new_id)
 {
+	lock(cat);
+	int rc = tx_begin(cat);
+	if (!rc) {
+		sqlite3_stmt *s = stmt(cat, which);
+		if (!s) {
+			rc = CATALOG_EDB;
+		} else {
+			bind(s, row);
+			if (id_col)
+				sqlite3_bind_int64(s, id_col, id);
+			rc = step_done(cat, s, what);
+			if (!rc && id_col && sqlite3_changes(cat->db) == 0)
+				rc = fail(CATALOG_ENOENT,
+					  "no %s with id %" PRId64, table, id);
+			if (!rc && !id_col && new_id)
+				*new_id = sqlite3_last_insert_rowid(cat->db);
+		}
+		rc = tx_end(cat, rc);
+	}
+	unlock(cat);
+	return rc;
+}
+
+static void bind_archive(sqlite3_stmt *s, const void *row)
+{
+	const struct catalog_archive *a = row;
 	bind_text(s, 1, a->client);
 	bind_text(s, 2, a->location);
 	bind_text(s, 3, a->format);
@@ -1960,24 +1994,10 @@ int catalog_archive_add(struct catalog *cat, struct catalog_archive *a)
 	int rc = archive_check(a);
 	if (rc)
 		return rc;
-	lock(cat);
-	rc = tx_begin(cat);
-	if (!rc) {
-		sqlite3_stmt *s = stmt(cat, S_ARCH_INSERT);
-		if (!s) {
-			rc = CATALOG_EDB;
-		} else {
-			bind_archive(s, a);
-			if (!a->created)
-				sqlite3_bind_int64(s, 4, (int64_t)time(NULL));
-			rc = step_done(cat, s, "recording the archive");
-			if (!rc)
-				a->id = sqlite3_last_insert_rowid(cat->db);
-		}
-		rc = tx_end(cat, rc);
-	}
-	unlock(cat);
-	return rc;
+	if (!a->created)
+		a->created = (int64_t)time(NULL);
+	return row_write(cat, S_ARCH_INSERT, bind_archive, a, 0, 0,
+			 "recording the archive", "archive", &a->id);
 }
 
 int catalog_archive_update(struct catalog *cat, const struct catalog_archive *a)
@@ -1985,24 +2005,8 @@ int catalog_archive_update(struct catalog *cat, const struct catalog_archive *a)
 	int rc = archive_check(a);
 	if (rc)
 		return rc;
-	lock(cat);
-	rc = tx_begin(cat);
-	if (!rc) {
-		sqlite3_stmt *s = stmt(cat, S_ARCH_UPDATE);
-		if (!s) {
-			rc = CATALOG_EDB;
-		} else {
-			bind_archive(s, a);
-			sqlite3_bind_int64(s, 10, a->id);
-			rc = step_done(cat, s, "updating the archive");
-			if (!rc && sqlite3_changes(cat->db) == 0)
-				rc = fail(CATALOG_ENOENT,
-					  "no archive with id %" PRId64, a->id);
-		}
-		rc = tx_end(cat, rc);
-	}
-	unlock(cat);
-	return rc;
+	return row_write(cat, S_ARCH_UPDATE, bind_archive, a, 10, a->id,
+			 "updating the archive", "archive", NULL);
 }
 
 int catalog_archive_get(struct catalog *cat, int64_t id,
@@ -2110,8 +2114,9 @@ static int run_check(const struct catalog_run *r)
 	return rc;
 }
 
-static void bind_run(sqlite3_stmt *s, const struct catalog_run *r)
+static void bind_run(sqlite3_stmt *s, const void *row)
 {
+	const struct catalog_run *r = row;
 	bind_text(s, 1, r->kind);
 	bind_text(s, 2, r->what);
 	sqlite3_bind_int64(s, 3, r->started ? r->started : (int64_t)time(NULL));
@@ -2133,22 +2138,8 @@ int catalog_run_add(struct catalog *cat, struct catalog_run *r)
 		return rc;
 	if (!r->started)
 		r->started = (int64_t)time(NULL);
-	lock(cat);
-	rc = tx_begin(cat);
-	if (!rc) {
-		sqlite3_stmt *s = stmt(cat, S_RUN_INSERT);
-		if (!s) {
-			rc = CATALOG_EDB;
-		} else {
-			bind_run(s, r);
-			rc = step_done(cat, s, "recording the run");
-			if (!rc)
-				r->id = sqlite3_last_insert_rowid(cat->db);
-		}
-		rc = tx_end(cat, rc);
-	}
-	unlock(cat);
-	return rc;
+	return row_write(cat, S_RUN_INSERT, bind_run, r, 0, 0,
+			 "recording the run", "run", &r->id);
 }
 
 int catalog_run_update(struct catalog *cat, const struct catalog_run *r)
@@ -2156,24 +2147,8 @@ int catalog_run_update(struct catalog *cat, const struct catalog_run *r)
 	int rc = run_check(r);
 	if (rc)
 		return rc;
-	lock(cat);
-	rc = tx_begin(cat);
-	if (!rc) {
-		sqlite3_stmt *s = stmt(cat, S_RUN_UPDATE);
-		if (!s) {
-			rc = CATALOG_EDB;
-		} else {
-			bind_run(s, r);
-			sqlite3_bind_int64(s, 13, r->id);
-			rc = step_done(cat, s, "updating the run");
-			if (!rc && sqlite3_changes(cat->db) == 0)
-				rc = fail(CATALOG_ENOENT,
-					  "no run with id %" PRId64, r->id);
-		}
-		rc = tx_end(cat, rc);
-	}
-	unlock(cat);
-	return rc;
+	return row_write(cat, S_RUN_UPDATE, bind_run, r, 13, r->id,
+			 "updating the run", "run", NULL);
 }
 
 int catalog_run_list(struct catalog *cat, const char *kind, int limit,

@@ -233,6 +233,22 @@ static int reopen_dir(int fd)
 	return openat(fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 }
 
+/* A DIR stream on its own copy of directory FD (FD stays usable for the
+ * *at() calls while the stream is read), or NULL with errno set. */
+static DIR *read_dir(int fd)
+{
+	int own = reopen_dir(fd);
+	if (own < 0)
+		return NULL;
+	DIR *dir = fdopendir(own);
+	if (!dir) {
+		int e = errno;
+		close(own);
+		errno = e;
+	}
+	return dir;
+}
+
 /* Open directory DIR ("" = the root) for use as a dirfd. */
 static int fs_opendir(struct fs *fs, const char *dir)
 {
@@ -839,15 +855,9 @@ static int cmp_offs(const void *a, const void *b, void *arena)
 /* Read DIRFD's entries whose name starts with PART into D, sorted. */
 static int dirents_read(int dirfd, const char *part, struct dirents *d)
 {
-	int fd = reopen_dir(dirfd);
-	if (fd < 0)
+	DIR *dir = read_dir(dirfd);
+	if (!dir)
 		return fs_err(errno);
-	DIR *dir = fdopendir(fd);
-	if (!dir) {
-		int rc = fs_err(errno);
-		close(fd);
-		return rc;
-	}
 	size_t pl = strlen(part);
 	int rc = 0;
 	for (;;) {
@@ -1005,32 +1015,34 @@ static int fs_list(struct store *st, const char *prefix, char delim,
 
 /* ---- namespace ------------------------------------------------------- */
 
-static int fs_delete(struct store *st, const char *name)
+/* The parent directory of NAME (created first when CREATE), with the
+ * leaf's name in *LEAF; a temp file's name is RESERVED_RC. */
+static int leaf_parent(struct store *st, const char *name, int create,
+		       int reserved_rc, const char **leaf)
 {
 	if (is_reserved(name))
-		return STORE_ENOENT;
+		return reserved_rc;
+	return fs_parent(fs_of(st), name, create, leaf);
+}
+
+static int fs_delete(struct store *st, const char *name)
+{
 	const char *leaf;
-	int dirfd = fs_parent(fs_of(st), name, 0, &leaf);
+	int dirfd = leaf_parent(st, name, 0, STORE_ENOENT, &leaf);
 	if (dirfd < 0)
 		return dirfd;
-	int rc = 0;
-	if (unlinkat(dirfd, leaf, 0) < 0)
-		rc = fs_err(errno);
+	int rc = unlinkat(dirfd, leaf, 0) < 0 ? fs_err(errno) : 0;
 	close(dirfd);
 	return rc;
 }
 
 static int fs_mkdir(struct store *st, const char *name)
 {
-	if (is_reserved(name))
-		return STORE_EINVAL;
 	const char *leaf;
-	int dirfd = fs_parent(fs_of(st), name, 1, &leaf);
+	int dirfd = leaf_parent(st, name, 1, STORE_EINVAL, &leaf);
 	if (dirfd < 0)
 		return dirfd;
-	int rc = 0;
-	if (mkdirat(dirfd, leaf, 0755) < 0)
-		rc = fs_err(errno);
+	int rc = mkdirat(dirfd, leaf, 0755) < 0 ? fs_err(errno) : 0;
 	close(dirfd);
 	return rc;
 }
@@ -1039,14 +1051,9 @@ static int fs_mkdir(struct store *st, const char *name)
  * directory being removed). Returns 1 if the directory held nothing else. */
 static int only_temps_removed(int fd)
 {
-	int dup_fd = reopen_dir(fd);
-	if (dup_fd < 0)
+	DIR *dir = read_dir(fd);
+	if (!dir)
 		return 0;
-	DIR *dir = fdopendir(dup_fd);
-	if (!dir) {
-		close(dup_fd);
-		return 0;
-	}
 	int only = 1;
 	struct dirent *de;
 	while ((de = readdir(dir)) != NULL) {
@@ -1068,10 +1075,8 @@ static int only_temps_removed(int fd)
 
 static int fs_rmdir(struct store *st, const char *name)
 {
-	if (is_reserved(name))
-		return STORE_ENOENT;
 	const char *leaf;
-	int dirfd = fs_parent(fs_of(st), name, 0, &leaf);
+	int dirfd = leaf_parent(st, name, 0, STORE_ENOENT, &leaf);
 	if (dirfd < 0)
 		return dirfd;
 	int rc = 0;
@@ -1233,14 +1238,9 @@ static int cleanup_dir(int dirfd, time_t cutoff, int depth)
 {
 	if (depth > FS_MAX_DEPTH)
 		return 0;
-	int fd = reopen_dir(dirfd);
-	if (fd < 0)
+	DIR *dir = read_dir(dirfd);
+	if (!dir)
 		return 0;
-	DIR *dir = fdopendir(fd);
-	if (!dir) {
-		close(fd);
-		return 0;
-	}
 	int removed = 0;
 	struct dirent *de;
 	while ((de = readdir(dir)) != NULL) {

@@ -39,12 +39,14 @@
  * buffer is sent as one PUT at commit. Past the multipart threshold a
  * multipart upload is created, and each full buffer is handed to the
  * writer's upload thread while the caller fills the other buffer: the
- * memory bound per writer is 2 x part size (16 MiB with the default 8 MiB
+ * memory bound per writer is 2 x part size (10 MiB with the default 5 MiB
  * parts; parts in flight = 1, plus the one filling). Every part carries
- * Content-MD5, so S3 checks its bytes. Part size: 8 MiB for unknown sizes,
- * doubling every 1,000 parts (8 MiB x 1,000 x (1+2+...+512) > 5 TiB within
- * 10,000 parts); with a size hint, the smallest whole MiB that fits the
- * hint in 9,000 parts. Commit sends the last part, waits for every part's
+ * Content-MD5, so S3 checks its bytes, which is why a part is whole in
+ * memory before it is sent. Part size: S3's minimum, 5 MiB, for unknown
+ * sizes, doubling every 900 parts (5 MiB x 900 x (1+2+...+512), then
+ * 5 GiB parts, passes 5 TiB within 10,000 parts), so the bound grows only
+ * for objects past 4.4 GiB; with a size hint, the smallest whole MiB (at
+ * least 5) that fits the hint in 9,000 parts: 5 MiB up to 44 GiB. Commit sends the last part, waits for every part's
  * confirmation, then CompleteMultipartUpload, whose body must be a
  * CompleteMultipartUploadResult. Any failure aborts the upload
  * (AbortMultipartUpload; a server without it, such as the test server's
@@ -99,11 +101,11 @@
 
 #define MiB (1024ULL * 1024)
 #define GiB (1024 * MiB)
-#define DEFAULT_PART_SIZE (8 * MiB)
+#define DEFAULT_PART_SIZE (5 * MiB) /* S3's minimum: the least memory */
 #define MAX_PART_SIZE (5 * GiB)
 #define MAX_PARTS 10000
 #define MAX_OBJECT (5 * 1024 * GiB)
-#define PARTS_PER_STEP 1000     /* unknown size: double the part size
+#define PARTS_PER_STEP 900      /* unknown size: double the part size
 				   after every PARTS_PER_STEP parts */
 #define DEFAULT_COPY_THRESHOLD (5 * GiB)
 #define COPY_PART_SIZE (512 * MiB)

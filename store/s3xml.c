@@ -15,6 +15,7 @@
  * past it.
  */
 #include "s3xml.h"
+#include "store.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -549,17 +550,6 @@ void s3xml_list_free(struct s3xml_list *l)
 	memset(l, 0, sizeof *l);
 }
 
-static int hexdig(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 int s3xml_url_decode(char *s)
 {
 	size_t n = strlen(s), o = 0;
@@ -568,14 +558,14 @@ int s3xml_url_decode(char *s)
 			continue;
 		if (i + 2 >= n)
 			return -1;
-		if (hexdig(s[i + 1]) < 0 || hexdig(s[i + 2]) < 0 ||
+		if (store_hex_digit((unsigned char)s[i + 1]) < 0 || store_hex_digit((unsigned char)s[i + 2]) < 0 ||
 		    (s[i + 1] == '0' && s[i + 2] == '0'))
 			return -1;
 		i += 2;
 	}
 	for (size_t i = 0; i < n; i++) {
 		if (s[i] == '%') {
-			s[o++] = (char)(hexdig(s[i + 1]) * 16 + hexdig(s[i + 2]));
+			s[o++] = (char)(store_hex_digit((unsigned char)s[i + 1]) * 16 + store_hex_digit((unsigned char)s[i + 2]));
 			i += 2;
 		} else if (s[i] == '+') {
 			s[o++] = ' '; /* S3 form-encodes: '+' is a space */

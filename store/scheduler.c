@@ -43,14 +43,8 @@ static int collect_region(void *arg, const struct catalog_region *r)
 	struct region_list *l = arg;
 	if (l->snapshot_only && r->snapshot[0] == '\0')
 		return 0;
-	if (l->n == l->cap) {
-		int cap = l->cap ? l->cap * 2 : 16;
-		void *p = realloc(l->names, (size_t)cap * sizeof *l->names);
-		if (!p)
-			return CATALOG_ENOMEM;
-		l->names = p;
-		l->cap = cap;
-	}
+	if (bk_grow(&l->names, &l->cap, l->n, sizeof *l->names, 16) < 0)
+		return CATALOG_ENOMEM;
 	snprintf(l->names[l->n++], CATALOG_NAME_MAX, "%s", r->name);
 	return 0;
 }
@@ -173,14 +167,8 @@ static void url_add(struct url_set *u, const char *url)
 			return;
 		}
 	}
-	if (u->n == u->cap) {
-		int cap = u->cap ? u->cap * 2 : 16;
-		void *p = realloc(u->urls, (size_t)cap * sizeof *u->urls);
-		if (!p)
-			return;
-		u->urls = p;
-		u->cap = cap;
-	}
+	if (bk_grow(&u->urls, &u->cap, u->n, sizeof *u->urls, 16) < 0)
+		return;
 	snprintf(u->urls[u->n++], CATALOG_URL_MAX, "%s", url);
 }
 

@@ -14,6 +14,7 @@
  * error, never a truncation.
  */
 #include "sigv4.h"
+#include "store.h"
 
 #include <ctype.h>
 #include <stdio.h>
@@ -80,17 +81,6 @@ int sigv4_uri_encode(const char *in, size_t len, int keep_slash, char *out,
 	return (int)o;
 }
 
-static int hexval(int c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 /* Percent-decode LEN bytes of IN into OUT (same or smaller size). A '%' not
  * followed by two hex digits is kept as it is. Returns the decoded length. */
 static size_t pct_decode(const char *in, size_t len, char *out)
@@ -98,9 +88,9 @@ static size_t pct_decode(const char *in, size_t len, char *out)
 	size_t o = 0;
 	for (size_t i = 0; i < len; i++) {
 		if (in[i] == '%' && i + 2 < len &&
-		    hexval(in[i + 1]) >= 0 && hexval(in[i + 2]) >= 0) {
-			out[o++] = (char)(hexval(in[i + 1]) * 16 +
-					  hexval(in[i + 2]));
+		    store_hex_digit((unsigned char)in[i + 1]) >= 0 && store_hex_digit((unsigned char)in[i + 2]) >= 0) {
+			out[o++] = (char)(store_hex_digit((unsigned char)in[i + 1]) * 16 +
+					  store_hex_digit((unsigned char)in[i + 2]));
 			i += 2;
 		} else {
 			out[o++] = in[i];

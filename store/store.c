@@ -34,6 +34,17 @@
 
 /* ---- errors ---------------------------------------------------------- */
 
+int store_hex_digit(int c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
 const char *store_strerror(int err)
 {
 	switch (err) {

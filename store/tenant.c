@@ -203,7 +203,7 @@ int tenant_usage_recount(struct catalog *cat, const char *client,
 
 /* ---- clients ------------------------------------------------------------ */
 
-static int open_client(const struct catalog_client *c, struct store **out)
+int tenant_open_client(const struct catalog_client *c, struct store **out)
 {
 	struct store_opts o = { 0 };
 	o.endpoint = c->endpoint[0] ? c->endpoint : NULL;
@@ -272,7 +272,7 @@ int tenant_get(struct tenant_cache *tc, const char *client_name,
 	}
 	if (!e->store || !same_place(&e->client, row)) {
 		struct store *st = NULL;
-		rc = open_client(row, &st);
+		rc = tenant_open_client(row, &st);
 		/* A known client whose folder is missing must not read as an
 		 * unknown client (STORE_ENOENT == CATALOG_ENOENT). */
 		if (rc == STORE_ENOENT)

@@ -51,8 +51,9 @@ class Row:
 
     def __init__(self, scenario, ours, peer=None, unit="", ratio=None,
                  target="", rss_mib=None, cpu_s=None, peer_name="",
-                 note="", higher=True):
+                 note="", higher=True, runs=None):
         self.scenario = scenario
+        self.runs = runs        # when not ctx.runs (a figure taken once)
         self.ours = ours
         self.peer = peer
         self.unit = unit
@@ -350,11 +351,11 @@ def main():
         print("bench %s ..." % name, flush=True)
         t0 = time.monotonic()
         ran.add(name)
-        label = run_label(name, args.quick, runs,
-                          datetime.datetime.now(datetime.timezone.utc))
+        started = datetime.datetime.now(datetime.timezone.utc)
         try:
             got = mod.run(ctx)
             for r in got:
+                label = run_label(name, args.quick, r.runs or runs, started)
                 new_lines.append((name, row_line(r, label)))
                 print("  %s: ours %s, peer %s %s, ratio %s (target %s)" % (
                     r.scenario, fmt(r.ours), fmt(r.peer), r.unit,
@@ -362,7 +363,8 @@ def main():
         except Exception as e:
             traceback.print_exc()
             failures.append("- %s: %s: %s (%s)" % (
-                name, type(e).__name__, str(e)[:200], label))
+                name, type(e).__name__, str(e)[:200],
+                run_label(name, args.quick, runs, started)))
         finally:
             ctx.close()
             shutil.rmtree(workdir, ignore_errors=True)

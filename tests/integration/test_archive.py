@@ -279,6 +279,16 @@ def test_daemon_runs_scheduled_jobs(make_daemon, tmp_path):
     assert "event=sync_done region=test" in log
     assert "event=archive_done client=kufish" in log
     assert "event=schedule_start kind=sync" in log
+    # the scheduler's runs are counted in /metrics too
+    import urllib.request
+    with urllib.request.urlopen("http://127.0.0.1:%d/metrics" %
+                                d.admin_port, timeout=30) as r:
+        metrics = r.read().decode()
+    for kind in ("sync", "archive"):
+        line = [l for l in metrics.splitlines() if l.startswith(
+            'assetd_job_runs_total{kind="%s",state="ok"} ' % kind)]
+        assert line and float(line[0].split()[-1]) >= 1, metrics
+        assert 'assetd_job_last_success{kind="%s"} 1\n' % kind in metrics
     # a reload turns a schedule off (and the change is logged)
     d.conf_extra = "SyncSchedule off\nArchiveSchedule 0 3 * * 0\n"
     d.write_conf()

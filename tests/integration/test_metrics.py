@@ -106,11 +106,20 @@ def test_every_protocol_counted_and_audited(daemon, tmp_path):
     src.write_bytes(data)
     before = settled(d)
 
-    # HTTP: one upload, one get, one delete (Specify's own calls)
+    # HTTP: one upload and one get with curl, one delete as Specify does
     sp = spec(d, c)
-    assert sp.upload(data, "h.bin").status == 200
-    got = sp.fileget("h.bin")
-    assert got.status == 200 and got.body == data
+    r = subprocess.run(
+        ["curl", "-sS", "--max-time", "60", "-o", "/dev/null", "-w",
+         "%{http_code}", "-F", "file=@%s" % src, "-F",
+         "token=" + sp.token("h.bin"), "-F", "store=h.bin", "-F", "type=O",
+         "-F", "coll=Demo", "%s/c/%s/fileupload" % (d.http, c.name)],
+        capture_output=True, text=True, timeout=90)
+    assert r.stdout == "200", r
+    r = subprocess.run(["curl", "-sS", "--max-time", "60", "-o",
+                        str(tmp_path / "h.got"), "-w", "%{http_code}",
+                        sp.fileget_url("h.bin")],
+                       capture_output=True, text=True, timeout=90)
+    assert r.stdout == "200" and (tmp_path / "h.got").read_bytes() == data
     assert sp.delete("h.bin").status == 200
     # a refused upload (bad token): counted with its status, audited
     assert sp.upload(b"no", "bad.bin", token="0" * 32 + ":1").status == 403
@@ -300,3 +309,64 @@ def test_audit_off(make_daemon):
     assert not os.path.exists(os.path.join(d.var, "audit"))
     r = d.ctl("audit", check=False)
     assert r.returncode == 1 and "off" in r.stderr
+
+
+def test_s3_requests_and_retries_counted_as_the_server_saw_them(
+        tmp_path, s3server):
+    """Behind a proxy that logs every request and answers the first PUT
+    with 503 SlowDown: /metrics counts exactly the requests the S3 server
+    side saw, by operation and status, and the one retry."""
+    from conftest import Daemon
+    from faultproxy import FaultProxy, ProxiedS3
+    proxy = FaultProxy(s3server.port)
+    d = Daemon(tmp_path / "d", "s3", ProxiedS3(s3server, proxy))
+    d.env.update(ASSETD_S3_RETRY_BASE_MS="10")
+    try:
+        d.start()
+        c = d.add_client("sx")
+        sp = spec(d, c)
+        before = settled(d)
+        proxy.clear()
+        proxy.add("503", method="PUT", times=1)
+        data = os.urandom(100000)
+        assert sp.upload(data, "r.bin").status == 200
+        got = sp.fileget("r.bin")
+        assert got.status == 200 and got.body == data
+        m = Delta(before, settled(d))
+        seen = proxy.requests()
+        assert m.total("assetd_s3_requests_total") == len(seen)
+        puts = [e for e in seen if e[0] == "PUT"]
+        assert [e[3] for e in puts] == ["503", "pass"]
+        S = "assetd_s3_requests_total"
+        assert m(S, operation="PutObject", status="503") == 1
+        assert m(S, operation="PutObject", status="200") == 1
+        assert m("assetd_s3_retries_total", operation="PutObject") == 1
+        assert m.total(S, operation="GetObject") == \
+            len([e for e in seen if e[0] == "GET" and e[1].endswith(
+                "/r.bin")])
+        assert m.total(S, operation="GetObject") >= 1
+        assert m("assetd_s3_request_seconds_count", operation="PutObject") \
+            == 2
+    finally:
+        d.stop()
+        proxy.close()
+
+
+@pytest.mark.parametrize("backend", ["fs"])
+def test_last_job_runs_come_from_the_catalog(daemon):
+    """A run made with assetctl, in another process, shows in the daemon's
+    "last run" gauges: they are read from the catalog's runs."""
+    import time
+    d = daemon
+    c = d.add_client("jx")
+    assert spec(d, c).upload(b"j" * 100, "j.bin").status == 200
+    m = scrape(d)
+    assert not [k for k in m if k[0] == "assetd_job_last_success"]
+    t0 = time.time()
+    d.ctl("archive", "create", "jx")
+    runs = d.ctl("runs", json_out=True)
+    assert runs and runs[0]["kind"] == "archive"
+    m = scrape(d)
+    assert m[key("assetd_job_last_success", kind="archive")] == 1
+    ts = m[key("assetd_job_last_run_timestamp_seconds", kind="archive")]
+    assert t0 - 2 <= ts <= time.time() + 2

@@ -184,6 +184,30 @@ static void test_overlong_path_still_recorded(void **state)
 	assert_non_null(strstr(c.last, "(path too long)"));
 }
 
+/* When the day turns, the new day's first event prunes the days that fell
+ * out of the retention: an event dated ten days ahead leaves only the
+ * files of the last three days (its own). */
+static void test_retention_prunes_when_the_day_turns(void **state)
+{
+	(void)state;
+	assert_int_equal(audit_open(dir, 3), 0);
+	struct audit_event e = { 0, "a", "", "", "sftp", "write", "/x", NULL, 1, "ok" };
+	audit_record(&e); /* today */
+	time_t now = time(NULL);
+	struct tm tm;
+	gmtime_r(&now, &tm);
+	char today[128];
+	snprintf(today, sizeof today, "%s/audit-%04d%02d%02d.jsonl", dir,
+		 tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday);
+	assert_int_equal(access(today, F_OK), 0);
+	e.t = (int64_t)now + 10 * 86400;
+	audit_record(&e);
+	assert_int_equal(access(today, F_OK), -1);
+	struct collected c = { 0 };
+	assert_int_equal(audit_query(dir, NULL, 0, collect, &c), 0);
+	assert_int_equal(c.n, 1);
+}
+
 static void test_parse_since(void **state)
 {
 	(void)state;
@@ -234,6 +258,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_escape),
 		cmocka_unit_test(test_parse_since),
+		cmocka_unit_test_setup_teardown(test_retention_prunes_when_the_day_turns, setup, teardown),
 		cmocka_unit_test(test_line_field),
 		cmocka_unit_test_setup_teardown(test_record_and_query, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_retention_prunes_old_days, setup, teardown),

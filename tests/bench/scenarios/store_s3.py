@@ -1,10 +1,10 @@
-"""Storage, S3 backend: a 1 GiB file uploaded (multipart, 8 MiB parts) and
+"""Storage, S3 backend: a 1 GiB file uploaded (multipart, 5 MiB parts) and
 downloaded (one streamed GET) through the store interface with store_pipe,
 beside /usr/bin/aws s3 cp of the same file to and from the same test S3
 server in the same run. Reports both throughputs and both peak RSS (the
 process's maxrss). Target (issue 3): at least the AWS CLI's throughput at
 under a quarter of its peak memory. The documented bound for our side:
-2 x part size for a writer (16 MiB) + 256 KiB for a reader, over the
+2 x part size for a writer (10 MiB) + 256 KiB for a reader, over the
 process's baseline."""
 import os
 import subprocess
