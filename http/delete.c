@@ -252,6 +252,7 @@ enum MHD_Result http_delete_end(struct http_req *rq)
 	if (st) {
 		ret = http_reply_text(rq, (unsigned)st, st == 403
 				      ? "Invalid token.\n"
+				      : st == 429 ? HTTP_TEXT_PENALISED
 				      : st == 404 ? "Unknown collection.\n"
 						  : "Refused.\n");
 		goto out;

@@ -234,6 +234,7 @@ enum MHD_Result http_route_fileget(struct http_req *rq)
 				      strlen(filename));
 	if (st) {
 		ret = http_reply_text(rq, st, st == 403 ? "Invalid token.\n"
+					  : st == 429 ? HTTP_TEXT_PENALISED
 					  : st == 404 ? "Unknown collection.\n"
 						      : "Unavailable.\n");
 	} else if (type[0] == 'T') {

@@ -88,6 +88,9 @@ struct http_server {
 					   opened for staging uploads */
 	int n_stage;
 
+	struct penalty_table *pen;      /* per-source penalties for bad
+					   tokens (store/penalty.c) */
+
 	/* thumbnails */
 	pthread_mutex_t tlock;
 	pthread_cond_t tcond;
@@ -156,6 +159,10 @@ struct http_scope {
 
 /* ---- server.c ------------------------------------------------------- */
 
+/* The answer's text when http_check_token() returns 429. */
+#define HTTP_TEXT_PENALISED \
+	"Too many failed attempts from this address; try again later.\n"
+
 /* Queue R with STATUS after adding X-Timestamp and the CORS header; takes
  * ownership of R. */
 enum MHD_Result http_reply(struct http_req *rq, unsigned status,
@@ -176,9 +183,14 @@ int http_scope_resolve(struct http_req *rq, const char *coll,
 		       struct http_scope *out);
 
 /* Check TOKEN for NAME (LEN bytes) with KEY, against the request's start.
- * 0 or 403 (logged, never with the token). */
+ * 0, 403 (logged, never with the token; counts towards the source's
+ * penalty), or 429 when the source is refused for repeated failures. */
 int http_check_token(struct http_req *rq, const char *key, const char *token,
 		     const char *name, size_t len);
+
+/* 429 if the request's source is refused for repeated token failures
+ * (logged), else 0. */
+int http_penalised(struct http_req *rq);
 
 /* "<dir>/<sub>/<name>" into OUT. 0 or -1. */
 int http_object_name(const struct http_scope *sc, const char *sub,

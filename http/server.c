@@ -39,6 +39,7 @@
 #include "http_token.h"
 #include "log.h"
 #include "ops.h"
+#include "penalty.h"
 
 /* ---- replies -------------------------------------------------------- */
 
@@ -254,17 +255,54 @@ int http_scope_resolve(struct http_req *rq, const char *coll,
 	return 404;
 }
 
+/* The peer's address as text, "" if unknown. */
+static void peer_addr(struct http_req *rq, char *out, size_t outlen)
+{
+	const union MHD_ConnectionInfo *ci = MHD_get_connection_info(
+		rq->conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+	out[0] = '\0';
+	if (ci == NULL || ci->client_addr == NULL)
+		return;
+	const struct sockaddr *sa = ci->client_addr;
+	if (sa->sa_family == AF_INET)
+		inet_ntop(AF_INET, &((const struct sockaddr_in *)sa)->sin_addr,
+			  out, (socklen_t)outlen);
+	else if (sa->sa_family == AF_INET6)
+		inet_ntop(AF_INET6,
+			  &((const struct sockaddr_in6 *)sa)->sin6_addr, out,
+			  (socklen_t)outlen);
+}
+
+int http_penalised(struct http_req *rq)
+{
+	char addr[INET6_ADDRSTRLEN];
+	peer_addr(rq, addr, sizeof addr);
+	int left = penalty_refused(rq->srv->pen, addr, rq->started);
+	if (left == 0)
+		return 0;
+	log_info("http_refused", "reason=penalty addr=%s path=%s seconds=%d",
+		 log_q(addr), log_q(rq->url), left);
+	return 429;
+}
+
 int http_check_token(struct http_req *rq, const char *key, const char *token,
 		     const char *name, size_t len)
 {
+	char addr[INET6_ADDRSTRLEN];
+	/* A refused source gets no verdict on its token at all: a guesser
+	 * learns nothing while it waits. */
+	if (http_penalised(rq))
+		return 429;
 	int rc = http_token_check(key, token, name, len, rq->started,
 				  rq->set.time_tolerance);
 	ops_auth("http", rc == HTTP_TOKEN_OK);
 	if (rc == HTTP_TOKEN_OK)
 		return 0;
-	log_info("http_refused", "reason=%s path=%s client=%s",
+	peer_addr(rq, addr, sizeof addr);
+	log_info("http_refused", "reason=%s path=%s client=%s addr=%s",
 		 log_q(http_token_strerror(rc)), log_q(rq->url),
-		 log_q(rq->client));
+		 log_q(rq->client), log_q(addr));
+	penalty_add(rq->srv->pen, addr, PENALTY_TOKENFAIL, rq->started);
 	return 403;
 }
 
@@ -505,6 +543,8 @@ static enum MHD_Result route_testkey(struct http_req *rq)
 		return http_reply_text(rq, bad ? 400 : 403,
 				       bad ? "Bad request.\n"
 					   : "Invalid token.\n");
+	if (http_penalised(rq))
+		return http_reply_text(rq, 429, HTTP_TEXT_PENALISED);
 	if (rq->prefixed) {
 		struct http_scope *sc = malloc(sizeof *sc);
 		if (sc == NULL)
@@ -517,6 +557,7 @@ static enum MHD_Result route_testkey(struct http_req *rq)
 		if (st)
 			return http_reply_text(rq, st, st == 403
 					       ? "Invalid token.\n"
+					       : st == 429 ? HTTP_TEXT_PENALISED
 					       : "Unknown client.\n");
 		return http_reply_text(rq, 200, "Ok.");
 	}
@@ -533,9 +574,11 @@ static enum MHD_Result route_testkey(struct http_req *rq)
 		return http_reply_text(rq, 200, "Ok.");
 	}
 	/* One log line with the reason, from the usual place. */
-	http_check_token(rq, rq->set.attachment_key, token, random,
-			 strlen(random));
-	return http_reply_text(rq, 403, "Invalid token.\n");
+	int st = http_check_token(rq, rq->set.attachment_key, token, random,
+				  strlen(random));
+	return http_reply_text(rq, st == 429 ? 429 : 403,
+			       st == 429 ? HTTP_TEXT_PENALISED
+					 : "Invalid token.\n");
 }
 
 /* ---- the route table ------------------------------------------------ */
@@ -1092,6 +1135,11 @@ int http_start(const struct conf *conf, struct catalog *cat,
 	srv->cat = cat;
 	srv->tc = tc;
 	settings_from_conf(&srv->set, conf);
+	struct penalty_settings ps;
+	penalty_from_conf(conf, &ps);
+	srv->pen = penalty_new(&ps, "http");
+	if (srv->pen == NULL)
+		goto fail;
 	srv->threads_limit = conf->http_max_connections > 0
 				     ? conf->http_max_connections : 1024;
 	srv->timeout = conf->http_timeout > 0 ? conf->http_timeout : 60;
@@ -1144,6 +1192,9 @@ int http_reload(struct http_server *srv, const struct conf *conf)
 	pthread_mutex_lock(&srv->lock);
 	settings_from_conf(&srv->set, conf);
 	pthread_mutex_unlock(&srv->lock);
+	struct penalty_settings ps;
+	penalty_from_conf(conf, &ps);
+	penalty_reload(srv->pen, &ps);
 	mkdir_p(srv->set.spool_dir);
 	srv->gen_max = conf->thumbnail_concurrency > 0
 			       ? conf->thumbnail_concurrency : srv->gen_max;
@@ -1271,6 +1322,7 @@ void http_stop(struct http_server *srv, int grace_seconds)
 	}
 	free(srv->tls_cert);
 	free(srv->tls_key);
+	penalty_free(srv->pen);
 	pthread_mutex_destroy(&srv->lock);
 	pthread_mutex_destroy(&srv->tlock);
 	pthread_cond_destroy(&srv->tcond);

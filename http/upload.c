@@ -134,7 +134,8 @@ static int check_fields(struct upload *u)
 	s = http_check_token(rq, u->sc->key, tk->seen ? tk->buf : NULL,
 			     st->buf, st->len);
 	if (s) {
-		set_fail(u, s, "Invalid token.\n");
+		set_fail(u, s, s == 429 ? HTTP_TEXT_PENALISED
+				       : "Invalid token.\n");
 		return u->fail;
 	}
 	if (!name_ok) {

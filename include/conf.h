@@ -71,11 +71,20 @@ struct conf {
 	/* SSH */
 	int max_auth_tries;             /* MaxAuthTries, 6 */
 	int login_grace_time;           /* LoginGraceTime seconds, 120 */
-	int max_sessions;               /* MaxSessions (concurrent), 1000 */
+	int max_connections;            /* MaxConnections: SSH connections at
+					   once, in all, 1000 */
+	int max_sessions;               /* MaxSessions: session channels at
+					   once on one connection, 10 */
 	int max_startups_per_source;    /* PerSourceMaxStartups, 10 */
 	int idle_timeout;               /* IdleTimeout seconds, 0 = none */
 	char spool_dir[CONF_PATH_MAX];  /* SpoolDir, default DataDir/spool:
 					   out-of-order SFTP writes */
+
+	/* per-source penalties, SSH and HTTP (penalty.h parses them) */
+	char per_source_penalties[256]; /* PerSourcePenalties, "" = defaults */
+	char penalty_exempt[2048];      /* PerSourcePenaltyExemptList, "" =
+					   none */
+	char net_block_size[32];        /* PerSourceNetBlockSize, "" = 32:64 */
 
 	/* backups */
 	char sync_schedule[128];        /* SyncSchedule cron form, "" = off */

@@ -3,19 +3,28 @@
  *
  * Shape: we own the listening sockets. One acceptor thread polls them (and a
  * wake-up pipe used by sshd_stop), applies the connection limits before a
- * single byte of SSH is spoken (MaxSessions overall, PerSourceMaxStartups
+ * single byte of SSH is spoken (MaxConnections overall, PerSourceMaxStartups
  * unauthenticated connections per address, like OpenSSH's MaxStartups), and
  * hands each accepted socket to libssh with ssh_bind_accept_fd() and to a
  * new detached thread. A session never touches another thread's libssh
  * objects.
  *
- * In its thread a session does the key exchange, then polls an ssh_event
- * with server callbacks until it is authenticated and its one session
- * channel has asked for the "sftp" subsystem or an exec command (within
- * LoginGraceTime), then leaves the event loop and does blocking channel
- * I/O in the protocol handler. It ends the channel the way OpenSSH expects
- * (exit-status, EOF, close, then waits for the client's close) so that
- * scp and sftp exit 0.
+ * In its thread a connection does the key exchange and authentication
+ * (within LoginGraceTime), polling an ssh_event with server callbacks.
+ * After login each session channel the client opens (up to MaxSessions at
+ * once: OpenSSH's ControlMaster runs several commands over one
+ * connection) that asks for the "sftp" subsystem or an exec command gets
+ * a thread of its own, which does blocking I/O on its channel in the
+ * protocol handler. libssh is not thread-safe within a session, so every
+ * libssh call on a connection is made holding the connection's lock; a
+ * thread that finds no data for its channel lets the lock go and waits,
+ * the first of them in poll() on the socket, the others on a condition
+ * broadcast whenever packets were read (they may carry any channel's
+ * data). With one channel, the common case, its thread simply polls the
+ * socket as a single-threaded server would. A channel ends the way OpenSSH
+ * expects (exit-status, EOF, close, then the client's close) so that scp
+ * and sftp exit 0; the connection ends when the client leaves and every
+ * channel is done.
  *
  * Authentication is public key only. The user name is the client's name;
  * the offered key must be registered for that client in the catalog and the
@@ -24,6 +33,13 @@
  * answer is read from the catalog at login (the tenant cache trusts a row
  * for at most a few seconds), so a removed key or a disabled client is
  * refused at the next login without a restart.
+ *
+ * Metrics and audit (store/ops.c): every accepted login, and one refusal
+ * per connection that never logs in (a client offers each of its keys in
+ * turn), is counted and audited here; the protocol handlers report each
+ * file they move or change through sshd_record() and open transfers
+ * through sshd_transfer(), which also keeps a stop from ending a session
+ * that has one open.
  */
 #include "sshd.h"
 
@@ -50,6 +66,7 @@
 
 #include "log.h"
 #include "ops.h"
+#include "penalty.h"
 #include "session.h"
 #include "rsync.h"
 #include "sshkey.h"
@@ -74,7 +91,8 @@
 struct limits {
 	int max_auth_tries;
 	int login_grace_time;
-	int max_sessions;
+	int max_connections;
+	int max_sessions;               /* session channels per connection */
 	int per_source;
 	int idle_timeout;
 };
@@ -86,9 +104,21 @@ struct source {
 
 struct conn;
 
-struct conn_callbacks {
-	struct ssh_server_callbacks_struct server;
-	struct ssh_channel_callbacks_struct channel;
+struct conn;
+
+/* One session channel of a connection and the thread that serves it. */
+struct chan {
+	struct conn *c;
+	struct chan *next;
+	ssh_channel ch;
+	struct ssh_channel_callbacks_struct cb; /* libssh keeps a pointer */
+	enum { REQ_NONE, REQ_SFTP, REQ_EXEC, REQ_SHELL } req;
+	char command[4096];
+	int started;                    /* its thread was started */
+	int finished;                   /* its thread is done: join, free */
+	int remote_closed;              /* the client sent CHANNEL_CLOSE */
+	pthread_t thread;
+	struct sshd_session sess;       /* what the protocol handler sees */
 };
 
 struct sshd_server {
@@ -110,6 +140,7 @@ struct sshd_server {
 	int live;                       /* session threads running */
 	struct source *sources;
 	int nsources;
+	struct penalty_table *pen;      /* per-source penalties (own lock) */
 	struct conn *conns;             /* live sessions, for sshd_stop */
 };
 
@@ -123,19 +154,34 @@ struct conn {
 	struct limits lim;              /* snapshot at accept */
 
 	int auth_tries;
+	int grace_expired;              /* LoginGraceTime ran out */
 	int authenticated;
 	char fail_user[CATALOG_NAME_MAX]; /* last refused attempt: user, */
 	char fail_fp[128];              /* key fingerprint */
 	const char *fail_why;           /* and reason (a static string) */
 	int too_many_tries;
-	int remote_closed;              /* the client sent CHANNEL_CLOSE */
-	ssh_channel chan;
-	enum { REQ_NONE, REQ_SFTP, REQ_EXEC, REQ_SHELL } req;
-	char command[4096];
 
-	struct sshd_session sess;
+	struct sshd_session sess;       /* the login: each channel's session
+					   starts as a copy of it */
 	struct catalog_key key;         /* the key that logged in */
-	struct conn_callbacks *cbs;     /* libssh keeps pointers to these */
+	struct ssh_server_callbacks_struct cbs; /* libssh keeps a pointer */
+
+	/* Every libssh call on SSH is made holding IO, by the connection's
+	 * thread or by a channel's. A thread that finds no data for its
+	 * channel waits: the first in poll() on the socket (POLLING), the
+	 * others on IO_CV, which is broadcast whenever packets were read,
+	 * as they may carry data for any channel. */
+	pthread_mutex_t io;
+	pthread_cond_t io_cv;
+	pthread_cond_t serve_cv;        /* a channel asked for something or
+					   ended: conn_serve has work */
+	ssh_event ev;                   /* the session's poll context */
+	int polling;                    /* a thread waits in poll() */
+	int wake[2];                    /* wakes it (non-blocking pipe) */
+	struct chan *chans;             /* open session channels */
+	int nchans;                     /* their number (MaxSessions) */
+	int running;                    /* channel threads not finished */
+	time_t last_active;             /* when the last channel ended */
 };
 
 /* ---- source accounting ---------------------------------------------- */
@@ -185,49 +231,135 @@ static void conn_authenticated(struct conn *c)
 	pthread_mutex_unlock(&c->srv->mu);
 }
 
+/* The connection's lock, condition and wake-up pipe. 0 or -1. */
+static int conn_init_sync(struct conn *c)
+{
+	if (pipe2(c->wake, O_CLOEXEC | O_NONBLOCK) != 0)
+		return -1;
+	pthread_mutex_init(&c->io, NULL);
+	pthread_cond_init(&c->io_cv, NULL);
+	pthread_cond_init(&c->serve_cv, NULL);
+	return 0;
+}
+
+static void conn_free_sync(struct conn *c)
+{
+	pthread_mutex_destroy(&c->io);
+	pthread_cond_destroy(&c->io_cv);
+	pthread_cond_destroy(&c->serve_cv);
+	close(c->wake[0]);
+	close(c->wake[1]);
+}
+
 /* ---- channel I/O (session.h) ---------------------------------------- */
+
+static void cond_wait_ms(pthread_cond_t *cv, pthread_mutex_t *mu, int ms)
+{
+	struct timespec until;
+	clock_gettime(CLOCK_REALTIME, &until);
+	until.tv_nsec += (long)ms * 1000000L;
+	until.tv_sec += until.tv_nsec / 1000000000L;
+	until.tv_nsec %= 1000000000L;
+	pthread_cond_timedwait(cv, mu, &until);
+}
+
+/* Wait, with C->io held, until something may have changed for a channel:
+ * the first waiter polls the socket (then reads what came, for all
+ * channels), the others wait to be told. At most MS milliseconds. */
+static void io_wait(struct conn *c, int ms)
+{
+	if (!c->polling) {
+		struct pollfd p[2] = { { ssh_get_fd(c->ssh), POLLIN, 0 },
+				       { c->wake[0], POLLIN, 0 } };
+		char junk[64];
+		c->polling = 1;
+		pthread_mutex_unlock(&c->io);
+		poll(p, 2, ms);
+		if (p[1].revents & POLLIN)
+			while (read(c->wake[0], junk, sizeof junk) > 0) {
+			}
+		pthread_mutex_lock(&c->io);
+		c->polling = 0;
+		ssh_event_dopoll(c->ev, 0);
+		pthread_cond_broadcast(&c->io_cv);
+		return;
+	}
+	cond_wait_ms(&c->io_cv, &c->io, ms);
+}
+
+/* Done with libssh for now: the packets just read may be for another
+ * channel, so tell the waiters (and the one in poll(), which would not
+ * see them on the socket any more). Unlocks C->io. */
+static void io_release(struct conn *c)
+{
+	pthread_cond_broadcast(&c->io_cv);
+	if (c->polling) {
+		ssize_t w = write(c->wake[1], "", 1);
+		(void)w; /* a full pipe already wakes it */
+	}
+	pthread_mutex_unlock(&c->io);
+}
+
+static struct conn *conn_of(struct sshd_session *s)
+{
+	return ((struct chan *)s->io)->c;
+}
 
 ssize_t sshd_io_read(struct sshd_session *s, void *buf, size_t cap)
 {
+	struct conn *c = conn_of(s);
+	ssize_t r = -1;
+
+	pthread_mutex_lock(&c->io);
 	for (;;) {
 		if (__atomic_load_n(s->killed, __ATOMIC_RELAXED))
-			return -1;
-		int n = ssh_channel_poll_timeout(s->chan, 1000, 0);
+			break;
+		int n = ssh_channel_poll(s->chan, 0);
+		if (n == SSH_ERROR)
+			break;
 		if (n == SSH_EOF) {
 			/* Data may still be buffered before the EOF. */
-			int r = ssh_channel_read_nonblocking(s->chan, buf,
-							     (uint32_t)cap, 0);
-			return r > 0 ? r : 0;
+			int got = ssh_channel_read_nonblocking(s->chan, buf,
+							       (uint32_t)cap, 0);
+			r = got > 0 ? got : 0;
+			break;
 		}
-		if (n == SSH_ERROR)
-			return -1;
 		if (n > 0) {
 			uint32_t want = (uint32_t)(cap < (size_t)n ? cap : (size_t)n);
-			int r = ssh_channel_read(s->chan, buf, want, 0);
-			if (r < 0)
-				return -1;
-			if (r == 0 && ssh_channel_is_eof(s->chan))
-				return 0;
-			s->last_io = time(NULL);
-			s->bytes_in += (uint64_t)r;
-			if (r > 0)
-				return r;
-			continue;
+			int got = ssh_channel_read_nonblocking(s->chan, buf,
+							       want, 0);
+			if (got < 0)
+				break;
+			if (got > 0) {
+				s->last_io = time(NULL);
+				s->bytes_in += (uint64_t)got;
+				r = got;
+				break;
+			}
 		}
-		/* Timed out this slice: a stop request ends idle sessions
-		 * only. One that is mid-request, or has a transfer open (an
-		 * upload whose client paused), goes on until the grace is
-		 * over and the session is killed. */
+		if (ssh_channel_is_closed(s->chan)) {
+			r = 0;
+			break;
+		}
+		if (ssh_get_status(c->ssh) & (SSH_CLOSED | SSH_CLOSED_ERROR))
+			break;
+		/* Nothing yet: a stop request ends idle sessions only. One
+		 * that is mid-request, or has a transfer open (an upload
+		 * whose client paused), goes on until the grace is over and
+		 * the session is killed. */
 		if (__atomic_load_n(s->stopping, __ATOMIC_RELAXED) &&
 		    s->busy <= 0)
-			return -1;
+			break;
 		if (s->idle_timeout > 0 &&
 		    time(NULL) - s->last_io >= s->idle_timeout) {
 			log_info("ssh_idle_timeout", "client=%s addr=%s",
 				 log_q(s->client), log_q(s->addr));
-			return -1;
+			break;
 		}
+		io_wait(c, 1000);
 	}
+	io_release(c);
+	return r;
 }
 
 int sshd_io_read_full(struct sshd_session *s, void *buf, size_t n)
@@ -245,12 +377,17 @@ int sshd_io_read_full(struct sshd_session *s, void *buf, size_t n)
 
 int sshd_io_write(struct sshd_session *s, const void *buf, size_t n)
 {
+	struct conn *c = conn_of(s);
 	const uint8_t *p = buf;
 	while (n > 0) {
 		if (__atomic_load_n(s->killed, __ATOMIC_RELAXED))
 			return -1;
+		/* The lock is let go between chunks, so that the other
+		 * channels of the connection move too. */
 		uint32_t chunk = n > 65536 ? 65536 : (uint32_t)n;
+		pthread_mutex_lock(&c->io);
 		int w = ssh_channel_write(s->chan, p, chunk);
+		io_release(c);
 		if (w <= 0)
 			return -1;
 		p += w;
@@ -263,9 +400,13 @@ int sshd_io_write(struct sshd_session *s, const void *buf, size_t n)
 
 void sshd_io_stderr(struct sshd_session *s, const char *msg)
 {
+	struct conn *c = conn_of(s);
 	size_t n = strlen(msg);
-	if (n)
-		ssh_channel_write_stderr(s->chan, msg, (uint32_t)n);
+	if (!n)
+		return;
+	pthread_mutex_lock(&c->io);
+	ssh_channel_write_stderr(s->chan, msg, (uint32_t)n);
+	io_release(c);
 }
 
 /* ---- metrics and audit ------------------------------------------------ */
@@ -373,37 +514,40 @@ static int auth_pubkey(ssh_session session, const char *user,
 static int chan_subsystem(ssh_session session, ssh_channel channel,
 			  const char *subsystem, void *userdata)
 {
-	struct conn *c = userdata;
+	struct chan *c = userdata;
 	(void)session;
 	(void)channel;
 	if (c->req != REQ_NONE || strcmp(subsystem, "sftp") != 0)
 		return -1;
 	c->req = REQ_SFTP;
+	pthread_cond_signal(&c->c->serve_cv);
 	return 0;
 }
 
 static int chan_exec(ssh_session session, ssh_channel channel,
 		     const char *command, void *userdata)
 {
-	struct conn *c = userdata;
+	struct chan *c = userdata;
 	(void)session;
 	(void)channel;
 	if (c->req != REQ_NONE)
 		return -1;
 	snprintf(c->command, sizeof c->command, "%s", command);
 	c->req = REQ_EXEC;
+	pthread_cond_signal(&c->c->serve_cv);
 	return 0;
 }
 
 static int chan_shell(ssh_session session, ssh_channel channel,
 		      void *userdata)
 {
-	struct conn *c = userdata;
+	struct chan *c = userdata;
 	(void)session;
 	(void)channel;
 	if (c->req != REQ_NONE)
 		return -1;
 	c->req = REQ_SHELL;
+	pthread_cond_signal(&c->c->serve_cv);
 	return 0;
 }
 
@@ -428,10 +572,11 @@ static int chan_env(ssh_session session, ssh_channel channel,
 static void chan_close_cb(ssh_session session, ssh_channel channel,
 			  void *userdata)
 {
-	struct conn *c = userdata;
+	struct chan *c = userdata;
 	(void)session;
 	(void)channel;
 	c->remote_closed = 1;
+	pthread_cond_signal(&c->c->serve_cv);
 }
 
 static struct ssh_channel_callbacks_struct chan_cb_template = {
@@ -443,56 +588,72 @@ static struct ssh_channel_callbacks_struct chan_cb_template = {
 	.channel_close_function = chan_close_cb,
 };
 
+/* A client's request for a session channel: granted up to MaxSessions
+ * at once (OpenSSH's ControlMaster multiplexes several commands over one
+ * connection). Runs in whichever thread is reading packets, C->io held. */
 static ssh_channel chan_open(ssh_session session, void *userdata)
 {
 	struct conn *c = userdata;
-	if (!c->authenticated || c->chan)
-		return NULL; /* one session channel per connection */
-	c->chan = ssh_channel_new(session);
-	if (!c->chan)
+	if (!c->authenticated)
 		return NULL;
-	ssh_set_channel_callbacks(c->chan, &c->cbs->channel);
-	return c->chan;
-}
-
-/* ---- one session ----------------------------------------------------- */
-
-static void conn_finish_channel(struct conn *c, int status)
-{
-	ssh_channel ch = c->chan;
-	ssh_event ev;
+	if (c->lim.max_sessions > 0 && c->nchans >= c->lim.max_sessions) {
+		log_warn("ssh_channel_refused", "client=%s addr=%s reason=%s",
+			 log_q(c->sess.client), log_q(c->sess.addr),
+			 log_q("MaxSessions reached"));
+		return NULL;
+	}
+	struct chan *ch = calloc(1, sizeof *ch);
 	if (!ch)
-		return;
-	if (!c->remote_closed) {
-		ssh_channel_request_send_exit_status(ch, status);
-		ssh_channel_send_eof(ch);
+		return NULL;
+	ch->ch = ssh_channel_new(session);
+	if (!ch->ch) {
+		free(ch);
+		return NULL;
 	}
-	ssh_channel_close(ch);
-	/* Wait (briefly) for the client's CLOSE: disconnecting before it
-	 * makes OpenSSH report "closed by remote host" and scp exit 1. */
-	ev = ssh_event_new();
-	if (!ev)
-		return;
-	if (ssh_event_add_session(ev, c->ssh) == SSH_OK) {
-		for (int i = 0; i < 50 && !c->remote_closed; i++) {
-			if (ssh_event_dopoll(ev, 100) == SSH_ERROR)
-				break;
-			if (ssh_get_status(c->ssh) &
-			    (SSH_CLOSED | SSH_CLOSED_ERROR))
-				break;
-		}
-		ssh_event_remove_session(ev, c->ssh);
-	}
-	ssh_event_free(ev);
+	ch->c = c;
+	ch->cb = chan_cb_template;
+	ch->cb.userdata = ch;
+	ssh_callbacks_init(&ch->cb);
+	ssh_set_channel_callbacks(ch->ch, &ch->cb);
+	ch->sess = c->sess;
+	ch->sess.chan = ch->ch;
+	ch->sess.io = ch;
+	ch->sess.bytes_in = ch->sess.bytes_out = 0;
+	ch->next = c->chans;
+	c->chans = ch;
+	c->nchans++;
+	return ch->ch;
 }
 
-static int run_request(struct conn *c)
+/* ---- one channel ----------------------------------------------------- */
+
+/* End a channel the way OpenSSH expects: exit status, EOF, close, then
+ * wait (briefly) for the client's CLOSE; disconnecting before it makes
+ * OpenSSH report "closed by remote host" and scp exit 1. C->io held. */
+static void chan_finish(struct chan *ch, int status)
 {
-	struct sshd_session *s = &c->sess;
+	struct conn *c = ch->c;
+	if (!ch->remote_closed) {
+		ssh_channel_request_send_exit_status(ch->ch, status);
+		ssh_channel_send_eof(ch->ch);
+	}
+	ssh_channel_close(ch->ch);
+	time_t until = time(NULL) + 5;
+	while (!ch->remote_closed && time(NULL) < until &&
+	       !(ssh_get_status(c->ssh) & (SSH_CLOSED | SSH_CLOSED_ERROR)) &&
+	       !__atomic_load_n(&c->killed, __ATOMIC_RELAXED)) {
+		ssh_event_dopoll(c->ev, 0);
+		if (!ch->remote_closed)
+			io_wait(c, 100);
+	}
+}
+
+static int run_request(struct chan *ch)
+{
+	struct sshd_session *s = &ch->sess;
 	int rc;
-	s->chan = c->chan;
 	s->last_io = time(NULL);
-	switch (c->req) {
+	switch (ch->req) {
 	case REQ_SFTP:
 		log_info("ssh_request", "client=%s addr=%s request=sftp",
 			 log_q(s->client), log_q(s->addr));
@@ -503,11 +664,11 @@ static int run_request(struct conn *c)
 		return rc;
 	case REQ_EXEC:
 		log_info("ssh_request", "client=%s addr=%s request=exec command=%s",
-			 log_q(s->client), log_q(s->addr), log_q(c->command));
-		s->protocol = rsync_is_server_command(c->command) ? "rsync"
-								  : "scp";
+			 log_q(s->client), log_q(s->addr), log_q(ch->command));
+		s->protocol = rsync_is_server_command(ch->command) ? "rsync"
+								   : "scp";
 		ops_session(s->protocol, 1);
-		rc = sshd_scp_serve(s, c->command);
+		rc = sshd_scp_serve(s, ch->command);
 		ops_session(s->protocol, -1);
 		return rc;
 	case REQ_SHELL:
@@ -518,25 +679,124 @@ static int run_request(struct conn *c)
 	}
 }
 
+static void *chan_thread(void *arg)
+{
+	struct chan *ch = arg;
+	struct conn *c = ch->c;
+	int status = run_request(ch);
+
+	pthread_mutex_lock(&c->io);
+	chan_finish(ch, status);
+	log_info("ssh_session_end",
+		 "client=%s addr=%s status=%d bytes_in=%llu bytes_out=%llu",
+		 log_q(ch->sess.client), log_q(ch->sess.addr), status,
+		 (unsigned long long)ch->sess.bytes_in,
+		 (unsigned long long)ch->sess.bytes_out);
+	ch->finished = 1;
+	c->running--;
+	c->last_active = time(NULL);
+	pthread_cond_signal(&c->serve_cv);
+	io_release(c);
+	return NULL;
+}
+
+/* Start the thread of a channel that asked for sftp, a command or a
+ * shell. C->io held. */
+static void chan_start(struct chan *ch)
+{
+	struct conn *c = ch->c;
+	pthread_attr_t at;
+	ch->started = 1;
+	pthread_attr_init(&at);
+	/* SFTP buffers live on the heap; a modest stack is plenty. */
+	pthread_attr_setstacksize(&at, 512 * 1024);
+	int rc = pthread_create(&ch->thread, &at, chan_thread, ch);
+	pthread_attr_destroy(&at);
+	if (rc != 0) {
+		log_error("ssh_thread", "addr=%s msg=%s", log_q(c->sess.addr),
+			  log_q(strerror(rc)));
+		ssh_channel_request_send_exit_status(ch->ch, 1);
+		ssh_channel_close(ch->ch);
+		ch->started = 0; /* nothing to join */
+		ch->finished = 1;
+		return;
+	}
+	c->running++;
+}
+
+/* Free the channels whose threads are done, and those the client closed
+ * before asking for anything. C->io held. */
+static void chans_reap(struct conn *c)
+{
+	struct chan **pp = &c->chans;
+	while (*pp) {
+		struct chan *ch = *pp;
+		if (!ch->finished && !(ch->remote_closed && !ch->started)) {
+			pp = &ch->next;
+			continue;
+		}
+		if (ch->started)
+			pthread_join(ch->thread, NULL); /* it has let go of
+							   everything */
+		*pp = ch->next;
+		ssh_remove_channel_callbacks(ch->ch, &ch->cb);
+		ssh_channel_free(ch->ch);
+		free(ch);
+		c->nchans--;
+	}
+}
+
+/* After login: start a thread for each session channel the client opens,
+ * until it disconnects (or the server stops) and every channel is done.
+ * While channels run, their threads read the packets; with none, this
+ * thread does. C->io held. */
+static void conn_serve(struct conn *c)
+{
+	struct sshd_server *srv = c->srv;
+	c->last_active = time(NULL);
+	for (;;) {
+		for (struct chan *ch = c->chans; ch; ch = ch->next)
+			if (!ch->started && !ch->finished &&
+			    ch->req != REQ_NONE)
+				chan_start(ch);
+		chans_reap(c);
+		if (c->running > 0) {
+			/* The channel threads read the packets (a new
+			 * channel's request among them); this one waits to
+			 * be told, not to slow them with wake-ups. */
+			cond_wait_ms(&c->serve_cv, &c->io, 1000);
+			continue;
+		}
+		if (__atomic_load_n(&srv->stopping, __ATOMIC_RELAXED) ||
+		    __atomic_load_n(&c->killed, __ATOMIC_RELAXED))
+			break;
+		if (ssh_get_status(c->ssh) & (SSH_CLOSED | SSH_CLOSED_ERROR))
+			break;
+		if (c->lim.idle_timeout > 0 &&
+		    time(NULL) - c->last_active >= c->lim.idle_timeout) {
+			log_info("ssh_idle_timeout", "client=%s addr=%s",
+				 log_q(c->sess.client), log_q(c->sess.addr));
+			break;
+		}
+		/* No channel thread: nobody else reads the socket. */
+		if (ssh_event_dopoll(c->ev, 500) == SSH_ERROR)
+			break;
+	}
+	chans_reap(c);
+}
+
 static void *conn_thread(void *arg)
 {
 	struct conn *c = arg;
 	struct sshd_server *srv = c->srv;
-	struct conn_callbacks *cbs = calloc(1, sizeof *cbs);
-	ssh_event ev = NULL;
 	time_t deadline;
-	int status = -1;
 
-	if (!cbs)
-		goto done;
-	cbs->server.userdata = c;
-	cbs->server.auth_pubkey_function = auth_pubkey;
-	cbs->server.channel_open_request_session_function = chan_open;
-	ssh_callbacks_init(&cbs->server);
-	cbs->channel = chan_cb_template;
-	cbs->channel.userdata = c;
-	ssh_callbacks_init(&cbs->channel);
-	ssh_set_server_callbacks(c->ssh, &cbs->server);
+	pthread_mutex_lock(&c->io);
+	c->cbs.userdata = c;
+	c->cbs.auth_pubkey_function = auth_pubkey;
+	c->cbs.channel_open_request_session_function = chan_open;
+	ssh_callbacks_init(&c->cbs);
+	ssh_set_server_callbacks(c->ssh, &c->cbs);
 	ssh_set_auth_methods(c->ssh, SSH_AUTH_METHOD_PUBLICKEY);
 	c->sess.stopping = &srv->stopping;
 	c->sess.killed = &c->killed;
@@ -544,20 +804,24 @@ static void *conn_thread(void *arg)
 	c->sess.cat = srv->cat;
 	c->sess.tc = srv->tc;
 	c->sess.spool_dir = srv->spool_dir;
-	c->cbs = cbs;
 
 	long grace = c->lim.login_grace_time > 0 ? c->lim.login_grace_time : 120;
 	ssh_options_set(c->ssh, SSH_OPTIONS_TIMEOUT, &grace);
 	deadline = time(NULL) + grace;
 	if (ssh_handle_key_exchange(c->ssh) != SSH_OK) {
-		log_info("ssh_kex_failed", "addr=%s msg=%s", log_q(c->sess.addr),
+		/* A client silent until the grace time ran out is a slow
+		 * one, not one that merely left. */
+		c->grace_expired = time(NULL) >= deadline;
+		log_info(c->grace_expired ? "ssh_login_timeout" :
+					    "ssh_kex_failed",
+			 "addr=%s msg=%s", log_q(c->sess.addr),
 			 log_q(ssh_get_error(c->ssh)));
 		goto done;
 	}
-	ev = ssh_event_new();
-	if (!ev || ssh_event_add_session(ev, c->ssh) != SSH_OK)
+	c->ev = ssh_event_new();
+	if (!c->ev || ssh_event_add_session(c->ev, c->ssh) != SSH_OK)
 		goto done;
-	while (!(c->authenticated && c->chan && c->req != REQ_NONE)) {
+	while (!c->authenticated) {
 		if (__atomic_load_n(&srv->stopping, __ATOMIC_RELAXED))
 			goto done;
 		if (c->too_many_tries) {
@@ -565,47 +829,46 @@ static void *conn_thread(void *arg)
 				 log_q(c->sess.addr), c->auth_tries);
 			goto done;
 		}
-		/* The grace time covers authentication and the first request. */
 		if (time(NULL) >= deadline) {
 			log_info("ssh_login_timeout", "addr=%s",
 				 log_q(c->sess.addr));
+			c->grace_expired = 1;
 			goto done;
 		}
-		if (ssh_event_dopoll(ev, 500) == SSH_ERROR)
+		if (ssh_event_dopoll(c->ev, 500) == SSH_ERROR)
 			goto done;
 		if (ssh_get_status(c->ssh) & (SSH_CLOSED | SSH_CLOSED_ERROR))
 			goto done;
-		if (c->authenticated)
-			conn_authenticated(c);
 	}
 	conn_authenticated(c);
-	ssh_event_remove_session(ev, c->ssh);
-	ssh_event_free(ev);
-	ev = NULL;
 	/* From here a blocking write may wait for the client's window; bound
 	 * it by the idle timeout (or ten minutes). */
 	long tmo = c->lim.idle_timeout > 0 ? c->lim.idle_timeout : 600;
 	ssh_options_set(c->ssh, SSH_OPTIONS_TIMEOUT, &tmo);
-	status = run_request(c);
-	conn_finish_channel(c, status);
-	log_info("ssh_session_end",
-		 "client=%s addr=%s status=%d bytes_in=%llu bytes_out=%llu",
-		 log_q(c->sess.client), log_q(c->sess.addr), status,
-		 (unsigned long long)c->sess.bytes_in,
-		 (unsigned long long)c->sess.bytes_out);
+	conn_serve(c);
 done:
 	if (!c->authenticated && c->auth_tries > 0) {
 		struct ops_actor who = { "ssh", c->fail_user, c->fail_fp,
 					 c->sess.addr };
 		ops_login(&who, 0, c->fail_why);
 	}
-	if (ev) {
-		ssh_event_remove_session(ev, c->ssh);
-		ssh_event_free(ev);
+	if (c->ev) {
+		ssh_event_remove_session(c->ev, c->ssh);
+		ssh_event_free(c->ev);
 	}
+	/* A connection that never logged in costs its source: most for
+	 * failed keys, less for running out of time, least for leaving
+	 * (scans, failed key exchanges, garbage). */
+	if (!c->authenticated &&
+	    !__atomic_load_n(&srv->stopping, __ATOMIC_RELAXED))
+		penalty_add(srv->pen, c->sess.addr,
+			    c->auth_tries > 0 ? PENALTY_AUTHFAIL :
+			    c->grace_expired ? PENALTY_GRACE : PENALTY_NOAUTH,
+			    (int64_t)time(NULL));
 	ssh_disconnect(c->ssh);
 	ssh_free(c->ssh);
-	free(cbs);
+	pthread_mutex_unlock(&c->io);
+	conn_free_sync(c);
 
 	pthread_mutex_lock(&srv->mu);
 	if (c->counted_unauth)
@@ -653,11 +916,21 @@ static void accept_one(struct sshd_server *srv, int lfd)
 		return;
 	addr_text(&ss, addr, sizeof addr);
 
+	/* A penalised source is dropped before a byte of SSH: it learns
+	 * nothing, and costs no thread or key exchange. */
+	int left = penalty_refused(srv->pen, addr, (int64_t)time(NULL));
+	if (left > 0) {
+		log_debug("ssh_refused", "addr=%s reason=penalty seconds=%d",
+			  log_q(addr), left);
+		close(fd);
+		return;
+	}
+
 	pthread_mutex_lock(&srv->mu);
 	struct limits lim = srv->lim;
 	const char *refuse = NULL;
-	if (lim.max_sessions > 0 && srv->live >= lim.max_sessions)
-		refuse = "MaxSessions reached";
+	if (lim.max_connections > 0 && srv->live >= lim.max_connections)
+		refuse = "MaxConnections reached";
 	else if (source_take(srv, addr, lim.per_source) != 0)
 		refuse = "too many unauthenticated connections from this address";
 	pthread_mutex_unlock(&srv->mu);
@@ -673,12 +946,18 @@ static void accept_one(struct sshd_server *srv, int lfd)
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
 
 	struct conn *c = calloc(1, sizeof *c);
+	if (c && conn_init_sync(c) != 0) {
+		free(c);
+		c = NULL;
+	}
 	ssh_session ssh = c ? ssh_new() : NULL;
 	if (!ssh || ssh_bind_accept_fd(srv->bind, ssh, fd) != SSH_OK) {
 		log_error("ssh_accept", "addr=%s msg=%s", log_q(addr),
 			  log_q(ssh ? ssh_get_error(srv->bind) : "out of memory"));
 		if (ssh)
 			ssh_free(ssh);
+		if (c)
+			conn_free_sync(c);
 		free(c);
 		close(fd);
 		pthread_mutex_lock(&srv->mu);
@@ -713,6 +992,7 @@ static void accept_one(struct sshd_server *srv, int lfd)
 			  log_q(strerror(rc)));
 		/* conn_thread's cleanup, done here. */
 		ssh_free(ssh);
+		conn_free_sync(c);
 		pthread_mutex_lock(&srv->mu);
 		source_release(srv, addr);
 		if (c->next)
@@ -818,6 +1098,7 @@ static void limits_from(struct limits *lim, const struct conf *conf)
 {
 	lim->max_auth_tries = conf->max_auth_tries;
 	lim->login_grace_time = conf->login_grace_time;
+	lim->max_connections = conf->max_connections;
 	lim->max_sessions = conf->max_sessions;
 	lim->per_source = conf->max_startups_per_source;
 	lim->idle_timeout = conf->idle_timeout;
@@ -846,6 +1127,7 @@ static void server_free(struct sshd_server *srv)
 		ssh_bind_free(srv->bind);
 	pthread_mutex_destroy(&srv->mu);
 	pthread_cond_destroy(&srv->cv);
+	penalty_free(srv->pen);
 	free(srv->sources);
 	free(srv);
 }
@@ -872,6 +1154,11 @@ int sshd_start(const struct conf *conf, struct catalog *cat,
 	snprintf(srv->spool_dir, sizeof srv->spool_dir, "%s", conf->spool_dir);
 	srv->sources = calloc(MAX_SOURCES, sizeof *srv->sources);
 	if (!srv->sources || pipe2(srv->wake, O_CLOEXEC) != 0)
+		goto fail;
+	struct penalty_settings ps;
+	penalty_from_conf(conf, &ps);
+	srv->pen = penalty_new(&ps, "ssh");
+	if (!srv->pen)
 		goto fail;
 
 	srv->bind = ssh_bind_new();
@@ -941,9 +1228,14 @@ int sshd_reload(struct sshd_server *srv, const struct conf *conf)
 	pthread_mutex_lock(&srv->mu);
 	limits_from(&srv->lim, conf);
 	pthread_mutex_unlock(&srv->mu);
-	log_info("ssh_reload", "max_sessions=%d max_auth_tries=%d "
-		 "login_grace_time=%d per_source=%d idle_timeout=%d",
-		 conf->max_sessions, conf->max_auth_tries,
+	struct penalty_settings ps;
+	penalty_from_conf(conf, &ps);
+	penalty_reload(srv->pen, &ps);
+	log_info("ssh_reload", "max_connections=%d max_sessions=%d "
+		 "max_auth_tries=%d login_grace_time=%d per_source=%d "
+		 "idle_timeout=%d",
+		 conf->max_connections, conf->max_sessions,
+		 conf->max_auth_tries,
 		 conf->login_grace_time, conf->max_startups_per_source,
 		 conf->idle_timeout);
 	return 0;

@@ -4,7 +4,8 @@
  * they use.
  *
  * A session belongs to exactly one thread (server.c starts one per
- * connection); nothing here is shared, so nothing here locks.
+ * session channel); the channel I/O below takes care of the connection's
+ * lock, so the handlers need none.
  */
 #ifndef ASSETD_SSHD_SESSION_H
 #define ASSETD_SSHD_SESSION_H
@@ -35,6 +36,7 @@ struct sshd_session {
 	struct store *store;            /* the client's location (cache-owned) */
 	const char *spool_dir;          /* out-of-order SFTP writes */
 	uint64_t bytes_in, bytes_out;   /* payload counters for the log */
+	void *io;                       /* server.c's state of the channel */
 	const char *protocol;           /* "sftp", "scp" or "rsync": the
 					   metrics and audit label */
 	int busy;                       /* file transfers open (an SFTP

@@ -18,16 +18,26 @@
  *
  * Writing: the object becomes visible only at CLOSE (or fsync), atomically,
  * through a store_writer. Bytes that arrive at the writer's end stream
- * straight in (S3 multipart as the parts fill). Bytes that arrive ahead of
- * it (out-of-order writes) are parked in an unlinked sparse spool file under
- * SpoolDir with a list of the extents held, and drained into the writer as
- * soon as the gap before them is filled; gaps still open at close read as
+ * straight in (S3 multipart as the parts fill), and are also mirrored into
+ * the handle's spool: an unlinked sparse file under SpoolDir. Bytes that
+ * arrive ahead of the writer (out-of-order writes) are parked in the same
+ * spool with a list of the extents held, and drained into the writer as
+ * soon as the gap before them is filled. A write (or a truncation) behind
+ * the writer's end cannot be given to the writer, which cannot rewind: the
+ * writer is then aborted and the handle goes on in the spool alone, which
+ * holds every byte written so far thanks to the mirror; at CLOSE the whole
+ * spool is streamed into a fresh writer. So no write is ever refused and
+ * nothing half-written is ever visible. Gaps still open at close read as
  * the old object's bytes (resume) or zeros, as on a POSIX file. A handle
  * opened on an existing object without TRUNC (OpenSSH "reput") copies the
  * old bytes first and then takes the appended ones. A session that drops
- * aborts every writer: nothing partial is ever visible. Rewriting bytes that
- * have already been streamed to the store is the one thing refused (with a
- * clear message): no stock client does it when uploading.
+ * aborts every writer: nothing partial is ever visible. If the spool cannot
+ * be written (SpoolDir full), in-order uploads still stream; only a later
+ * rewrite then fails, with a clear message.
+ *
+ * Truncation (SETSTAT/FSETSTAT with a size) works on the same state: it
+ * trims the extents and the old object's part that are kept, and extends
+ * with zeros; on a closed file it rewrites the object through a writer.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -60,11 +70,16 @@ struct wstate {
 	struct store_writer *w;         /* opened on first need */
 	uint64_t cursor;                /* bytes given to the writer */
 	int base_exists;                /* overlaying an existing object */
-	uint64_t base_size;
-	uint64_t max_end;               /* highest byte the client wrote */
-	int spool_fd;                   /* -1 until a write arrives early */
+	uint64_t base_size;             /* its bytes kept (after truncation) */
+	uint64_t max_end;               /* logical end the client made */
+	int spool_fd;                   /* -1 until the first byte */
 	struct extent *ext;             /* sorted, disjoint, beyond cursor */
 	size_t next, capx;
+	int mirror_ok;                  /* spool holds [0, cursor) too */
+	int spooled;                    /* writer given up: all in the spool
+					   until commit */
+	int dirty;                      /* written or truncated since open
+					   or the last commit */
 	int append;                     /* SSH_FXF_APPEND */
 	int exclusive;
 	int64_t mtime;                  /* from FSETSTAT, applied at commit */
@@ -303,6 +318,7 @@ static struct handle *handle_new(struct sftp *f, int *idx)
 	memset(h, 0, sizeof *h);
 	h->fd = -1;
 	h->ws.spool_fd = -1;
+	h->ws.mirror_ok = 1;
 	h->gen = ++f->gen;
 	*idx = slot;
 	return h;
@@ -378,11 +394,79 @@ static int ws_open_writer(struct sftp *f, struct handle *h)
 	return store_writer_open(f->s->store, h->name, &po, &h->ws.w);
 }
 
-static int ws_put(struct sftp *f, struct handle *h, const void *p, size_t n)
+static int spool_open(struct sftp *f)
+{
+	const char *dir = f->s->spool_dir && f->s->spool_dir[0] ?
+				  f->s->spool_dir : "/tmp";
+	mkdir(dir, 0700);
+	int fd = open(dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+	if (fd >= 0)
+		return fd;
+	char path[CONF_PATH_MAX + 32];
+	snprintf(path, sizeof path, "%s/sftp-XXXXXX", dir);
+	fd = mkostemp(path, O_CLOEXEC);
+	if (fd >= 0)
+		unlink(path); /* nothing is left behind, whatever happens */
+	return fd;
+}
+
+/* The handle's spool, opened on first need. 0 or a store error. */
+static int ws_spool_fd(struct sftp *f, struct handle *h)
+{
+	if (h->ws.spool_fd >= 0)
+		return 0;
+	h->ws.spool_fd = spool_open(f);
+	if (h->ws.spool_fd >= 0)
+		return 0;
+	log_error("sftp_spool", "dir=%s msg=%s", log_q(f->s->spool_dir),
+		  log_q(strerror(errno)));
+	return STORE_EIO;
+}
+
+static int spool_pwrite(int fd, const void *buf, size_t n, uint64_t off)
+{
+	const uint8_t *p = buf;
+	size_t done = 0;
+	while (done < n) {
+		ssize_t w = pwrite(fd, p + done, n - done, (off_t)(off + done));
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0)
+			return errno == ENOSPC ? STORE_ENOSPC : STORE_EIO;
+		done += (size_t)w;
+	}
+	return 0;
+}
+
+/* Keep the copy of streamed bytes that lets a later rewrite go back. A
+ * failure costs only that ability: the upload itself goes on. */
+static void ws_mirror(struct sftp *f, struct handle *h, const void *p,
+		      size_t n)
+{
+	struct wstate *ws = &h->ws;
+	if (!ws->mirror_ok)
+		return;
+	if (ws_spool_fd(f, h) == 0 &&
+	    spool_pwrite(ws->spool_fd, p, n, ws->cursor) == 0)
+		return;
+	ws->mirror_ok = 0;
+	log_warn("sftp_spool_full", "client=%s path=%s msg=%s",
+		 log_q(f->s->client), log_q(h->vp.abs),
+		 log_q("no room in SpoolDir for a copy of this upload; "
+		       "a rewrite of bytes already sent will fail"));
+}
+
+/* Give N bytes at the cursor to the writer, and to the mirror unless they
+ * come out of the spool already. */
+static int ws_stream(struct sftp *f, struct handle *h, const void *p,
+		     size_t n, int from_spool)
 {
 	int rc = ws_open_writer(f, h);
-	if (rc == 0 && n)
+	if (rc == 0 && n) {
+		if (!from_spool)
+			ws_mirror(f, h, p, n);
 		rc = store_writer_write(h->ws.w, p, n);
+	}
 	if (rc == 0)
 		h->ws.cursor += n;
 	return rc;
@@ -411,7 +495,7 @@ static int ws_copy_base(struct sftp *f, struct handle *h, uint64_t until)
 		else if (n == 0)
 			break; /* the old object is shorter: zeros follow */
 		else
-			rc = ws_put(f, h, buf, (size_t)n);
+			rc = ws_stream(f, h, buf, (size_t)n, 0);
 	}
 	if (r)
 		store_reader_close(r);
@@ -425,7 +509,8 @@ static int ws_zeros(struct sftp *f, struct handle *h, uint64_t until)
 	int rc = 0;
 	while (rc == 0 && h->ws.cursor < until) {
 		uint64_t n = until - h->ws.cursor;
-		rc = ws_put(f, h, zero, n < sizeof zero ? (size_t)n : sizeof zero);
+		rc = ws_stream(f, h, zero,
+			       n < sizeof zero ? (size_t)n : sizeof zero, 0);
 	}
 	return rc;
 }
@@ -453,7 +538,7 @@ static int ws_drain(struct sftp *f, struct handle *h)
 				rc = STORE_EIO;
 				break;
 			}
-			rc = ws_put(f, h, buf, n);
+			rc = ws_stream(f, h, buf, n, 1);
 		}
 	}
 	if (i) {
@@ -464,46 +549,10 @@ static int ws_drain(struct sftp *f, struct handle *h)
 	return rc;
 }
 
-static int spool_open(struct sftp *f)
+/* Record [start, end) as held in the spool, keeping the list sorted and
+ * merged. 0 or a store error. */
+static int ext_add(struct wstate *ws, uint64_t start, uint64_t end)
 {
-	const char *dir = f->s->spool_dir && f->s->spool_dir[0] ?
-				  f->s->spool_dir : "/tmp";
-	mkdir(dir, 0700);
-	int fd = open(dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
-	if (fd >= 0)
-		return fd;
-	char path[CONF_PATH_MAX + 32];
-	snprintf(path, sizeof path, "%s/sftp-XXXXXX", dir);
-	fd = mkostemp(path, O_CLOEXEC);
-	if (fd >= 0)
-		unlink(path); /* nothing is left behind, whatever happens */
-	return fd;
-}
-
-/* Park [off, off+n) in the spool and record the extent (merged). */
-static int ws_spool(struct sftp *f, struct handle *h, uint64_t off,
-		    const uint8_t *p, size_t n)
-{
-	struct wstate *ws = &h->ws;
-	if (ws->spool_fd < 0) {
-		ws->spool_fd = spool_open(f);
-		if (ws->spool_fd < 0) {
-			log_error("sftp_spool", "dir=%s msg=%s",
-				  log_q(f->s->spool_dir),
-				  log_q(strerror(errno)));
-			return STORE_EIO;
-		}
-	}
-	size_t done = 0;
-	while (done < n) {
-		ssize_t w = pwrite(ws->spool_fd, p + done, n - done,
-				   (off_t)(off + done));
-		if (w <= 0)
-			return errno == ENOSPC ? STORE_ENOSPC : STORE_EIO;
-		done += (size_t)w;
-	}
-	/* Insert [off, end) keeping the list sorted and merged. */
-	uint64_t start = off, end = off + n;
 	size_t i = 0;
 	while (i < ws->next && ws->ext[i].end < start)
 		i++;
@@ -539,6 +588,46 @@ static int ws_spool(struct sftp *f, struct handle *h, uint64_t off,
 	return 0;
 }
 
+/* Park [off, off+n) in the spool. */
+static int ws_spool(struct sftp *f, struct handle *h, uint64_t off,
+		    const uint8_t *p, size_t n)
+{
+	int rc = ws_spool_fd(f, h);
+	if (rc == 0)
+		rc = spool_pwrite(h->ws.spool_fd, p, n, off);
+	if (rc == 0)
+		rc = ext_add(&h->ws, off, off + n);
+	return rc;
+}
+
+/* A write or a truncation behind the cursor: the writer cannot rewind, so
+ * give it up and go on in the spool alone, which mirrors every byte the
+ * writer was given. STORE_ECANCELED if the mirror could not be kept. */
+static int ws_to_spool(struct sftp *f, struct handle *h)
+{
+	struct wstate *ws = &h->ws;
+	int rc;
+
+	if (ws->spooled)
+		return 0;
+	if (!ws->mirror_ok)
+		return STORE_ECANCELED;
+	if (ws->cursor) {
+		rc = ext_add(ws, 0, ws->cursor);
+		if (rc)
+			return rc;
+	}
+	if (ws->w)
+		store_writer_abort(ws->w);
+	ws->w = NULL;
+	log_debug("sftp_spooled", "client=%s path=%s streamed=%llu",
+		  log_q(f->s->client), log_q(h->vp.abs),
+		  (unsigned long long)ws->cursor);
+	ws->cursor = 0;
+	ws->spooled = 1;
+	return 0;
+}
+
 static uint64_t ws_size(const struct wstate *ws)
 {
 	uint64_t sz = ws->max_end;
@@ -547,6 +636,13 @@ static uint64_t ws_size(const struct wstate *ws)
 	if (ws->cursor > sz)
 		sz = ws->cursor;
 	return sz;
+}
+
+/* Nothing written or truncated since the open or the last commit: the
+ * stored object (if any) already is what the handle holds. */
+static int ws_untouched(const struct wstate *ws)
+{
+	return ws->base_exists && !ws->dirty;
 }
 
 static int ws_write(struct sftp *f, struct handle *h, uint64_t off,
@@ -563,33 +659,66 @@ static int ws_write(struct sftp *f, struct handle *h, uint64_t off,
 		return 0;
 	if (off + n < off)
 		return STORE_EINVAL;
-	/* Resume/append onto an existing object: its bytes go first. */
-	if (ws->base_exists && !ws->w && ws->cursor == 0 && ws->next == 0 &&
-	    off >= ws->base_size) {
-		rc = ws_copy_base(f, h, ws->base_size);
+	ws->dirty = 1;
+	if (off < ws->cursor) {
+		rc = ws_to_spool(f, h);
 		if (rc)
 			return rc;
 	}
-	if (off < ws->cursor) {
-		if (off + n <= ws->cursor)
-			return STORE_ECANCELED; /* a rewrite: see the top */
-		/* The head overlaps what is already streamed: a client
-		 * resending; keep only the new tail. */
-		size_t skip = (size_t)(ws->cursor - off);
-		p += skip;
-		n -= skip;
-		off = ws->cursor;
-	}
-	if (off == ws->cursor) {
-		rc = ws_put(f, h, p, n);
-		if (rc == 0 && ws->next)
-			rc = ws_drain(f, h);
-	} else {
+	if (ws->spooled) {
 		rc = ws_spool(f, h, off, p, n);
+	} else {
+		/* Resume/append onto an existing object: its bytes first. */
+		if (ws->base_exists && !ws->w && ws->cursor == 0 &&
+		    ws->next == 0 && off >= ws->base_size) {
+			rc = ws_copy_base(f, h, ws->base_size);
+			if (rc)
+				return rc;
+		}
+		if (off == ws->cursor) {
+			rc = ws_stream(f, h, p, n, 0);
+			if (rc == 0 && ws->next)
+				rc = ws_drain(f, h);
+		} else {
+			rc = ws_spool(f, h, off, p, n);
+		}
 	}
 	if (rc == 0 && off + n > ws->max_end)
 		ws->max_end = off + n;
 	return rc;
+}
+
+/* Make the handle's file SIZE bytes long: later bytes (spooled, or the
+ * old object's) are dropped, a longer file reads zeros at its end. */
+static int ws_truncate(struct sftp *f, struct handle *h, uint64_t size)
+{
+	struct wstate *ws = &h->ws;
+	size_t k = 0;
+
+	if (ws->failed)
+		return STORE_EIO;
+	if (size < ws->cursor) {
+		int rc = ws_to_spool(f, h);
+		if (rc)
+			return rc;
+	}
+	for (size_t i = 0; i < ws->next; i++) {
+		if (ws->ext[i].start >= size)
+			continue;
+		ws->ext[k] = ws->ext[i];
+		if (ws->ext[k].end > size)
+			ws->ext[k].end = size;
+		k++;
+	}
+	ws->next = k;
+	if (ws->spool_fd >= 0 && ftruncate(ws->spool_fd, (off_t)size) != 0) {
+		/* only space is lost: the extents say what is held */
+	}
+	if (ws->base_size > size)
+		ws->base_size = size;
+	ws->max_end = size;
+	ws->dirty = 1;
+	return 0;
 }
 
 /* Make everything written so far the object: fill gaps, commit. Leaves the
@@ -602,6 +731,7 @@ static int ws_commit(struct sftp *f, struct handle *h)
 
 	if (ws->failed)
 		return STORE_EIO;
+	ws->mirror_ok = 0; /* nothing rewinds while the commit runs */
 	while (rc == 0 && ws->cursor < final) {
 		rc = ws_drain(f, h);
 		if (rc || ws->cursor >= final)
@@ -651,6 +781,9 @@ static int ws_commit(struct sftp *f, struct handle *h)
 	ws->cursor = 0;
 	ws->max_end = 0;
 	ws->exclusive = 0;
+	ws->spooled = 0;
+	ws->mirror_ok = 1;
+	ws->dirty = 0;
 	return 0;
 }
 
@@ -803,11 +936,9 @@ static int do_close(struct sftp *f)
 	if (!h)
 		return reply_status(f, SFTP_FX_FAILURE, "Invalid handle");
 	if (h->kind == H_WRITE) {
-		/* After a commit with nothing new written, leave it be. */
-		int untouched = h->ws.base_exists && !h->ws.w &&
-				h->ws.cursor == 0 && h->ws.next == 0 &&
-				h->ws.max_end == 0;
-		if (!untouched)
+		/* Opened on an existing object (or committed by fsync) and
+		 * nothing changed since: leave it be. */
+		if (!ws_untouched(&h->ws))
 			rc = ws_commit(f, h);
 		if (rc) {
 			log_warn("sftp_put_failed", "client=%s path=%s msg=%s",
@@ -921,6 +1052,16 @@ static int do_read(struct sftp *f)
 	return send_out(f);
 }
 
+/* The answer to a WRITE or a size change on a write handle. */
+static int reply_write(struct sftp *f, int rc)
+{
+	if (rc == STORE_ECANCELED)
+		return reply_status(f, SFTP_FX_FAILURE,
+				    "No room in SpoolDir to rewrite bytes "
+				    "already sent; the upload so far is kept");
+	return rc ? reply_err(f, rc) : reply_ok(f);
+}
+
 static int do_write(struct sftp *f)
 {
 	struct sftp_request *rq = &f->rq;
@@ -931,15 +1072,9 @@ static int do_write(struct sftp *f)
 		return reply_status(f, SFTP_FX_PERMISSION_DENIED,
 				    "File is not open for writing");
 	int rc = ws_write(f, h, rq->offset, rq->data, rq->data_len);
-	if (rc == STORE_ECANCELED)
-		return reply_status(f, SFTP_FX_OP_UNSUPPORTED,
-				    "Rewriting bytes already written in this "
-				    "session is not supported");
-	if (rc) {
+	if (rc && rc != STORE_ECANCELED)
 		h->ws.failed = 1;
-		return reply_err(f, rc);
-	}
-	return reply_ok(f);
+	return reply_write(f, rc);
 }
 
 static int send_attrs(struct sftp *f, const struct sftp_attrs *a)
@@ -981,9 +1116,35 @@ static int do_fstat(struct sftp *f)
 	return send_attrs(f, &a);
 }
 
-/* SETSTAT on a path: the mtime is kept; mode and owner are accepted
- * without effect (there are none to keep on S3); size only truncates to
- * zero or confirms the current size. */
+/* Truncate or extend a stored object to SIZE. No backend cuts an object in
+ * place, so it is rewritten through a writer: its first bytes are copied,
+ * zeros added, and the new version replaces the old one atomically. */
+static int truncate_object(struct sftp *f, const struct vfs_path *vp,
+			   uint64_t old_size, uint64_t size)
+{
+	struct handle *t = calloc(1, sizeof *t);
+	int rc;
+	if (!t)
+		return STORE_ENOMEM;
+	t->kind = H_FREE; /* not a client's handle: no transfer counted */
+	t->vp = *vp;
+	t->st = f->s->store;
+	snprintf(t->name, sizeof t->name, "%s", vp->name);
+	t->fd = -1;
+	t->ws.spool_fd = -1;
+	t->ws.base_exists = 1;
+	t->ws.base_size = old_size;
+	rc = ws_truncate(f, t, size);
+	if (rc == 0)
+		rc = ws_commit(f, t);
+	handle_free(f, t);
+	free(t);
+	return rc;
+}
+
+/* SETSTAT on a path: the size truncates or extends the file, the mtime is
+ * kept; mode and owner are accepted without effect (there are none to
+ * keep on S3). */
 static int setstat_path(struct sftp *f, const struct vfs_path *vp,
 			const struct sftp_attrs *a)
 {
@@ -995,14 +1156,14 @@ static int setstat_path(struct sftp *f, const struct vfs_path *vp,
 	rc = store_stat(f->s->store, vp->name, &st);
 	if (rc)
 		return rc;
-	if ((a->flags & SFTP_ATTR_SIZE) && !st.is_dir && a->size != st.size) {
-		if (a->size != 0)
-			return STORE_ECANCELED;
-		struct store_put_opts po = { 0 };
-		po.mtime = st.mtime;
-		rc = store_put(f->s->store, vp->name, "", 0, &po);
-		if (rc)
-			return rc;
+	if (a->flags & SFTP_ATTR_SIZE) {
+		if (st.is_dir)
+			return STORE_EISDIR;
+		if (a->size != st.size) {
+			rc = truncate_object(f, vp, st.size, a->size);
+			if (rc)
+				return rc;
+		}
 	}
 	if (a->flags & SFTP_ATTR_ACMODTIME) {
 		if (!vp->name[0])
@@ -1014,42 +1175,38 @@ static int setstat_path(struct sftp *f, const struct vfs_path *vp,
 	return 0;
 }
 
-static int reply_setstat(struct sftp *f, int rc)
-{
-	if (rc == STORE_ECANCELED)
-		return reply_status(f, SFTP_FX_OP_UNSUPPORTED,
-				    "Only truncation to zero is supported");
-	return rc ? reply_err(f, rc) : reply_ok(f);
-}
-
 static int do_setstat(struct sftp *f)
 {
 	struct vfs_path vp;
-	int sent;
+	int sent, rc;
 	if (resolve(f, f->rq.path, &vp, &sent))
 		return sent;
-	return reply_setstat(f, setstat_path(f, &vp, &f->rq.attrs));
+	rc = setstat_path(f, &vp, &f->rq.attrs);
+	return rc ? reply_err(f, rc) : reply_ok(f);
 }
 
 static int do_fsetstat(struct sftp *f)
 {
 	struct handle *h = handle_get(f, H_FREE);
 	const struct sftp_attrs *a = &f->rq.attrs;
+	int rc = 0;
 	if (!h)
 		return reply_status(f, SFTP_FX_FAILURE, "Invalid handle");
-	if (h->kind != H_WRITE)
-		return reply_setstat(f, setstat_path(f, &h->vp, a));
+	if (h->kind != H_WRITE) {
+		rc = setstat_path(f, &h->vp, a);
+		return rc ? reply_err(f, rc) : reply_ok(f);
+	}
 	/* After a failed write OpenSSH's clients truncate the file to what
 	 * was written ("remote fsetstat"): the upload is lost anyway and
-	 * will be abandoned at close, so say so rather than "unsupported". */
+	 * will be abandoned at close, so say so. */
 	if (h->ws.failed)
 		return reply_status(f, SFTP_FX_FAILURE,
 				    "The upload already failed");
 	if ((a->flags & SFTP_ATTR_SIZE) && a->size != ws_size(&h->ws))
-		return reply_setstat(f, STORE_ECANCELED);
-	if (a->flags & SFTP_ATTR_ACMODTIME)
+		rc = ws_truncate(f, h, a->size);
+	if (rc == 0 && (a->flags & SFTP_ATTR_ACMODTIME))
 		h->ws.mtime = (int64_t)a->mtime;
-	return reply_ok(f);
+	return reply_write(f, rc);
 }
 
 static int do_opendir(struct sftp *f)
@@ -1235,15 +1392,28 @@ static int do_readdir(struct sftp *f)
 	return send_out(f);
 }
 
+/* Resolve the request path P of a request that changes what it names;
+ * answers and returns -1 when P is outside the writable tree (a name that
+ * does not exist there is "no such file", the read-only parts "denied"). */
+static int resolve_writable(struct sftp *f, const char *p,
+			    struct vfs_path *vp, int *sent)
+{
+	if (resolve(f, p, vp, sent))
+		return -1;
+	if (!vfs_writable(vp)) {
+		*sent = reply_err(f, vp->kind == VFS_OTHER ? STORE_ENOENT :
+							     STORE_EACCES);
+		return -1;
+	}
+	return 0;
+}
+
 static int do_remove(struct sftp *f)
 {
 	struct vfs_path vp;
 	int sent, rc;
-	if (resolve(f, f->rq.path, &vp, &sent))
+	if (resolve_writable(f, f->rq.path, &vp, &sent))
 		return sent;
-	if (!vfs_writable(&vp))
-		return reply_err(f, vp.kind == VFS_OTHER ? STORE_ENOENT :
-							   STORE_EACCES);
 	rc = store_delete(f->s->store, vp.name);
 	if (rc == 0)
 		log_info("sftp_remove", "client=%s path=%s",
@@ -1274,11 +1444,8 @@ static int do_rmdir(struct sftp *f)
 {
 	struct vfs_path vp;
 	int sent, rc;
-	if (resolve(f, f->rq.path, &vp, &sent))
+	if (resolve_writable(f, f->rq.path, &vp, &sent))
 		return sent;
-	if (!vfs_writable(&vp))
-		return reply_err(f, vp.kind == VFS_OTHER ? STORE_ENOENT :
-							   STORE_EACCES);
 	rc = store_rmdir(f->s->store, vp.name);
 	sshd_record(f->s, "rmdir", vp.abs, NULL, rc, 0, 1);
 	return rc ? reply_err(f, rc) : reply_ok(f);
@@ -1288,12 +1455,9 @@ static int rename_common(struct sftp *f, int noreplace)
 {
 	struct vfs_path from, to;
 	int sent, rc;
-	if (resolve(f, f->rq.path, &from, &sent) ||
+	if (resolve_writable(f, f->rq.path, &from, &sent) ||
 	    resolve(f, f->rq.path2, &to, &sent))
 		return sent;
-	if (!vfs_writable(&from))
-		return reply_err(f, from.kind == VFS_OTHER ? STORE_ENOENT :
-							     STORE_EACCES);
 	if (!vfs_writable(&to))
 		return reply_err(f, STORE_EACCES);
 	rc = parent_exists(f, &to);
@@ -1393,7 +1557,7 @@ static int do_extended(struct sftp *f)
 		if (h->kind != H_WRITE)
 			return reply_ok(f);
 		/* Durable means stored: commit what we have now. */
-		int rc = ws_commit(f, h);
+		int rc = ws_untouched(&h->ws) ? 0 : ws_commit(f, h);
 		return rc ? reply_err(f, rc) : reply_ok(f);
 	}
 	if (!strcmp(e, "limits@openssh.com")) {
@@ -1504,7 +1668,7 @@ out:
 		struct handle *h = f->h[i];
 		if (!h)
 			continue;
-		if (h->kind == H_WRITE && (h->ws.w || h->ws.next)) {
+		if (h->kind == H_WRITE && h->ws.dirty) {
 			log_warn("sftp_put_aborted", "client=%s path=%s",
 				 log_q(s->client), log_q(h->vp.abs));
 			sshd_record(s, "write", h->vp.abs, NULL,

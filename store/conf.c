@@ -24,6 +24,7 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "penalty.h"
 #include "schedule.h"
 
 enum conf_kind {
@@ -36,6 +37,7 @@ enum conf_kind {
 	K_PATHLIST,     /* repeatable host key path */
 	K_FORMAT,       /* archive format: tar.xz|tar.zst */
 	K_SCHEDULE,     /* crontab(5) schedule, or off|none = "" */
+	K_CHECKED,      /* string into char[size], checked by CHECK */
 };
 
 struct conf_keyword {
@@ -45,29 +47,53 @@ struct conf_keyword {
 	size_t size;    /* of a string field */
 	long min, max;  /* for K_INT */
 	size_t count_offset; /* for repeatable kinds: the n_ field */
+	int (*check)(const char *val, char *err, size_t errlen); /* K_CHECKED */
 };
 
 #define F(field) offsetof(struct conf, field)
 #define S(field) sizeof(((struct conf *)0)->field)
-#define STR(kw, field) { kw, K_STR, F(field), S(field), 0, 0, 0 }
-#define INT(kw, field, lo, hi) { kw, K_INT, F(field), 0, lo, hi, 0 }
-#define BOOL(kw, field) { kw, K_BOOL, F(field), 0, 0, 1, 0 }
+#define STR(kw, field) { kw, K_STR, F(field), S(field), 0, 0, 0, NULL }
+#define INT(kw, field, lo, hi) { kw, K_INT, F(field), 0, lo, hi, 0, NULL }
+#define BOOL(kw, field) { kw, K_BOOL, F(field), 0, 0, 1, 0, NULL }
+#define CHECKED(kw, field, fn) { kw, K_CHECKED, F(field), S(field), 0, 0, 0, fn }
+
+/* The penalty keywords are checked with the parser that will use them. */
+static int check_penalties(const char *v, char *err, size_t errlen)
+{
+	struct penalty_settings ps;
+	penalty_defaults(&ps);
+	return penalty_parse(&ps, v, NULL, NULL, err, errlen);
+}
+
+static int check_exempt(const char *v, char *err, size_t errlen)
+{
+	struct penalty_settings ps;
+	penalty_defaults(&ps);
+	return penalty_parse(&ps, NULL, v, NULL, err, errlen);
+}
+
+static int check_netblock(const char *v, char *err, size_t errlen)
+{
+	struct penalty_settings ps;
+	penalty_defaults(&ps);
+	return penalty_parse(&ps, NULL, NULL, v, err, errlen);
+}
 
 static const struct conf_keyword conf_keywords[] = {
 	STR("DataDir", data_dir),
 	STR("Catalog", catalog),
 	{ "HostKey", K_PATHLIST, F(host_keys), S(host_keys[0]), 0,
-	  CONF_MAX_HOSTKEYS, F(n_host_keys) },
+	  CONF_MAX_HOSTKEYS, F(n_host_keys), NULL },
 	STR("PidFile", pid_file),
-	{ "LogLevel", K_LOGLEVEL, F(log_level), 0, 0, 0, 0 },
-	{ "ListenHTTP", K_LISTEN, F(http), 0, 0, CONF_MAX_LISTEN, F(n_http) },
-	{ "ListenSSH", K_LISTEN, F(ssh), 0, 0, CONF_MAX_LISTEN, F(n_ssh) },
-	{ "ListenAdmin", K_LISTEN, F(admin), 0, 0, CONF_MAX_LISTEN, F(n_admin) },
+	{ "LogLevel", K_LOGLEVEL, F(log_level), 0, 0, 0, 0, NULL },
+	{ "ListenHTTP", K_LISTEN, F(http), 0, 0, CONF_MAX_LISTEN, F(n_http), NULL },
+	{ "ListenSSH", K_LISTEN, F(ssh), 0, 0, CONF_MAX_LISTEN, F(n_ssh), NULL },
+	{ "ListenAdmin", K_LISTEN, F(admin), 0, 0, CONF_MAX_LISTEN, F(n_admin), NULL },
 	STR("PublicURL", public_url),
 	STR("AttachmentKey", attachment_key),
 	INT("TimeTolerance", time_tolerance, 1, 86400),
 	BOOL("RequireKeyForGet", require_key_for_get),
-	{ "MaxUploadSize", K_SIZE, F(max_upload_size), 0, 0, 0, 0 },
+	{ "MaxUploadSize", K_SIZE, F(max_upload_size), 0, 0, 0, 0, NULL },
 	INT("MaxThumbnailScale", max_thumbnail_scale, 16, 16384),
 	INT("ThumbnailConcurrency", thumbnail_concurrency, 0, 256),
 	STR("DefaultClient", default_client),
@@ -79,16 +105,20 @@ static const struct conf_keyword conf_keywords[] = {
 	INT("HTTPTimeout", http_timeout, 1, 86400),
 	INT("MaxAuthTries", max_auth_tries, 1, 100),
 	INT("LoginGraceTime", login_grace_time, 1, 3600),
-	INT("MaxSessions", max_sessions, 1, 100000),
+	INT("MaxConnections", max_connections, 1, 100000),
+	INT("MaxSessions", max_sessions, 1, 1000),
 	INT("PerSourceMaxStartups", max_startups_per_source, 1, 100000),
 	INT("IdleTimeout", idle_timeout, 0, 7 * 86400),
 	STR("SpoolDir", spool_dir),
-	{ "SyncSchedule", K_SCHEDULE, F(sync_schedule), S(sync_schedule), 0, 0, 0 },
+	CHECKED("PerSourcePenalties", per_source_penalties, check_penalties),
+	CHECKED("PerSourcePenaltyExemptList", penalty_exempt, check_exempt),
+	CHECKED("PerSourceNetBlockSize", net_block_size, check_netblock),
+	{ "SyncSchedule", K_SCHEDULE, F(sync_schedule), S(sync_schedule), 0, 0, 0, NULL },
 	{ "ArchiveSchedule", K_SCHEDULE, F(archive_schedule), S(archive_schedule),
-	  0, 0, 0 },
+	  0, 0, 0, NULL },
 	INT("ArchiveKeep", archive_keep, 1, 10000),
 	STR("ArchiveLocation", archive_location),
-	{ "ArchiveFormat", K_FORMAT, F(archive_format), S(archive_format), 0, 0, 0 },
+	{ "ArchiveFormat", K_FORMAT, F(archive_format), S(archive_format), 0, 0, 0, NULL },
 	INT("SyncConcurrency", sync_concurrency, 1, 1024),
 	STR("AwsPrincipal", aws_principal),
 	INT("ShutdownGrace", shutdown_grace, 0, 86400),
@@ -150,7 +180,8 @@ void conf_defaults(struct conf *c)
 	c->http_timeout = 60;
 	c->max_auth_tries = 6;
 	c->login_grace_time = 120;
-	c->max_sessions = 1000;
+	c->max_connections = 1000;
+	c->max_sessions = 10;
 	c->max_startups_per_source = 10;
 	c->archive_keep = 4;
 	snprintf(c->archive_format, sizeof c->archive_format, "tar.xz");
@@ -392,6 +423,20 @@ int conf_parse_line(struct conf *c, const char *line, char *err, size_t errlen)
 			return -1;
 		}
 		*(int *)field = lvl;
+		return 0;
+	}
+	case K_CHECKED: {
+		char why[200] = "";
+		if (strlen(val) >= k->size) {
+			set_err(err, errlen, "%s: value too long (at most %zu bytes)",
+				k->name, k->size - 1);
+			return -1;
+		}
+		if (k->check(val, why, sizeof why) < 0) {
+			set_err(err, errlen, "%s: %s", k->name, why);
+			return -1;
+		}
+		memcpy(field, val, strlen(val) + 1);
 		return 0;
 	}
 	case K_FORMAT:

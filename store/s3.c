@@ -2597,7 +2597,7 @@ static int list_rollup(struct s3 *s3, struct list_ctx *c)
 {
 	struct rollup ru = { c, NULL, 0, 0 };
 	int rc = list_all(s3, c->full_prefix, 0, NULL, rollup_page, &ru);
-	if (rc == 0)
+	if (rc == 0 && ru.n > 1) /* qsort(NULL, 0) is undefined */
 		qsort(ru.e, ru.n, sizeof *ru.e, rollup_cmp);
 	for (size_t i = 0; rc == 0 && i < ru.n; i++) {
 		if (i > 0 && strcmp(ru.e[i].key, ru.e[i - 1].key) == 0)

@@ -130,6 +130,9 @@ class Context:
         self.runs = runs
         self._s3 = None
         self._daemons = []
+        # Rows a scenario adds as it goes (ctx.rows.append): kept if a later
+        # part of the same scenario fails.
+        self.rows = []
         self._cleanups = []
 
     def path(self, *parts):
@@ -362,6 +365,9 @@ def main():
                     fmt(r.ratio), r.target), flush=True)
         except Exception as e:
             traceback.print_exc()
+            for r in ctx.rows:
+                label = run_label(name, args.quick, r.runs or runs, started)
+                new_lines.append((name, row_line(r, label)))
             failures.append("- %s: %s: %s (%s)" % (
                 name, type(e).__name__, str(e)[:200],
                 run_label(name, args.quick, runs, started)))

@@ -15,7 +15,6 @@ After the restart, on both backends:
   - the daemon serves HTTP and SSH again (the time from exec to the first
     answer of each is printed: run with -s to see it) and takes uploads.
 """
-import concurrent.futures
 import hashlib
 import os
 import signal

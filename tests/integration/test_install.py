@@ -30,7 +30,7 @@ def conf_keywords():
         src = f.read()
     table = src[src.index("conf_keywords[] = {"):]
     table = table[:table.index("};")]
-    kws = re.findall(r'(?:STR|INT|BOOL)\("(\w+)"|\{ "(\w+)", K_', table)
+    kws = re.findall(r'(?:STR|INT|BOOL|CHECKED)\("(\w+)"|\{ "(\w+)", K_', table)
     kws = [a or b for a, b in kws]
     assert len(kws) > 30
     return kws

@@ -839,17 +839,12 @@ def test_aws_secret_not_in_log_when_s3_refuses(make_daemon, s3server):
         assert secret.encode() not in b
 
 
-@pytest.mark.xfail(strict=True, reason="not implemented yet: repeated "
-                   "authentication failures from one address are neither "
-                   "slowed nor refused for a while (OpenSSH's "
-                   "PerSourcePenalties); only MaxAuthTries per connection "
-                   "and PerSourceMaxStartups bound a guesser")
 def test_repeated_auth_failures_refuse_the_source(make_daemon, tmp_path):
     """Twenty connections from one address that each fail public-key
     authentication: the next connection from that address is refused
     (closed before the SSH banner) for a while, even with a good key."""
     import socket
-    d = make_daemon("fs")
+    d = make_daemon("fs", "PerSourcePenaltyExemptList none\n")
     d.start()
     c = d.add_client("guessed")
     wrong = str(tmp_path / "wrong")
@@ -871,4 +866,9 @@ def test_repeated_auth_failures_refuse_the_source(make_daemon, tmp_path):
         banner = b""
     s.close()
     assert banner == b"", "the penalised source still gets a banner"
-    assert c.name == "guessed"
+    r = subprocess.run(
+        ["ssh", "-p", str(d.ssh_port)] + c.ssh_opts() +
+        ["-T", "guessed@127.0.0.1", "true"], capture_output=True, timeout=30)
+    assert r.returncode == 255        # the right key is refused too
+    assert "penalty_source_refused" in d.log()
+    assert "reason=authfail" in d.log()

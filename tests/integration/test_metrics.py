@@ -106,11 +106,20 @@ def test_every_protocol_counted_and_audited(daemon, tmp_path):
     src.write_bytes(data)
     before = settled(d)
 
-    # HTTP: one upload, one get, one delete (Specify's own calls)
+    # HTTP: one upload and one get with curl, one delete as Specify does
     sp = spec(d, c)
-    assert sp.upload(data, "h.bin").status == 200
-    got = sp.fileget("h.bin")
-    assert got.status == 200 and got.body == data
+    r = subprocess.run(
+        ["curl", "-sS", "--max-time", "60", "-o", "/dev/null", "-w",
+         "%{http_code}", "-F", "file=@%s" % src, "-F",
+         "token=" + sp.token("h.bin"), "-F", "store=h.bin", "-F", "type=O",
+         "-F", "coll=Demo", "%s/c/%s/fileupload" % (d.http, c.name)],
+        capture_output=True, text=True, timeout=90)
+    assert r.stdout == "200", r
+    r = subprocess.run(["curl", "-sS", "--max-time", "60", "-o",
+                        str(tmp_path / "h.got"), "-w", "%{http_code}",
+                        sp.fileget_url("h.bin")],
+                       capture_output=True, text=True, timeout=90)
+    assert r.stdout == "200" and (tmp_path / "h.got").read_bytes() == data
     assert sp.delete("h.bin").status == 200
     # a refused upload (bad token): counted with its status, audited
     assert sp.upload(b"no", "bad.bin", token="0" * 32 + ":1").status == 403

@@ -184,12 +184,96 @@ def test_paramiko_setstat_and_modes(daemon, tmp_path):
         names = {a.filename: a for a in sftp.listdir_attr("/attachments")}
         assert names["f"].st_size == 5
         assert stat.S_ISDIR(names["originals"].st_mode)
-        # truncating to zero works; other sizes are refused cleanly
-        sftp.truncate("/attachments/g", 0)
-        assert c.read("g") == b""
+    finally:
+        t.close()
+
+
+def test_paramiko_rewrites_after_streaming(daemon, tmp_path):
+    """Bytes already streamed into the store (12 MiB in order: past the
+    first 8 MiB S3 part) are rewritten at offset 0, in the middle and
+    across the end; nothing is refused, the object appears only at close,
+    byte for byte."""
+    c = new_client(daemon)
+    data = bytearray(os.urandom(12 * MiB + 777))
+    sftp, t = paramiko_sftp(daemon, c)
+    try:
+        f = sftp.open("/attachments/rw.bin", "wb")
+        f.set_pipelined(True)
+        for off in range(0, len(data), 65536):
+            f.write(bytes(data[off:off + 65536]))
+        sftp.stat("/attachments")     # a round trip: the writes were taken
+        assert "rw.bin" not in visible(c)
+        for off, b in ((0, b"HEAD" * 1000), (5 * MiB + 3, os.urandom(70000)),
+                       (len(data) - 10, b"tail" * 10)):
+            f.seek(off)
+            f.write(b)
+            data[off:off + len(b)] = b
+        f.seek(len(data))
+        f.write(b"appended after the rewrites")
+        data += b"appended after the rewrites"
+        sftp.stat("/attachments")
+        assert "rw.bin" not in visible(c)
+        assert f.stat().st_size == len(data)
+        f.close()
+        assert c.read("rw.bin") == bytes(data)
+        # the same onto an existing object opened without TRUNC (reput)
+        with sftp.open("/attachments/rw.bin", "r+") as f:
+            f.seek(len(data))
+            f.write(b"more")
+            f.seek(1)
+            f.write(b"EAD")
+        data += b"more"
+        data[1:4] = b"EAD"
+        assert c.read("rw.bin") == bytes(data)
+    finally:
+        t.close()
+
+
+def test_paramiko_truncate(daemon, tmp_path):
+    """truncate() shrinks and extends (with zeros) stored files and open
+    handles; open with TRUNC empties the file at close."""
+    c = new_client(daemon)
+    data = os.urandom(3 * MiB + 5)
+    sftp, t = paramiko_sftp(daemon, c)
+    try:
+        with sftp.open("/attachments/t.bin", "wb") as f:
+            f.write(data)
+        sftp.utime("/attachments/t.bin", (1500000000, 1500000000))
+        sftp.truncate("/attachments/t.bin", 1000)
+        assert c.read("t.bin") == data[:1000]
+        assert sftp.stat("/attachments/t.bin").st_size == 1000
+        sftp.truncate("/attachments/t.bin", 5000)
+        assert c.read("t.bin") == data[:1000] + b"\0" * 4000
+        sftp.truncate("/attachments/t.bin", 0)
+        assert c.read("t.bin") == b""
+        # an open handle, behind what it already streamed, then beyond
+        with sftp.open("/attachments/h.bin", "wb") as f:
+            f.set_pipelined(True)
+            f.write(data)
+            f.truncate(100)
+            f.seek(100)
+            f.write(b"more")
+            f.truncate(200)
+            assert f.stat().st_size == 200
+            assert "h.bin" not in visible(c)
+        assert c.read("h.bin") == data[:100] + b"more" + b"\0" * 96
+        # an existing object opened without TRUNC keeps its bytes up to
+        # the new size
+        with sftp.open("/attachments/t.bin", "wb") as f:
+            f.write(data)
+        with sftp.open("/attachments/t.bin", "r+") as f:
+            f.truncate(10)
+        assert c.read("t.bin") == data[:10]
+        # SSH_FXF_TRUNC ("w"): empty once closed, even with nothing written
+        with sftp.open("/attachments/t.bin", "w"):
+            pass
+        assert c.read("t.bin") == b""
+        # folders and the read-only tree are refused, nothing changes
         with pytest.raises(IOError):
-            sftp.truncate("/attachments/f", 2)
-        assert c.read("f") == b"hello"
+            sftp.truncate("/attachments/originals", 0)
+        with pytest.raises(PermissionError):
+            sftp.truncate("/backups", 0)
+        assert c.read("h.bin") == data[:100] + b"more" + b"\0" * 96
     finally:
         t.close()
 
@@ -489,3 +573,4 @@ def test_fifty_concurrent_uploads(daemon, tmp_path):
         assert p.wait(120) == 0, p.stderr.read()
     for i in range(50):
         assert c.read("u%02d.bin" % i) == files[i]
+

@@ -10,7 +10,8 @@ import time
 import paramiko
 import pytest
 
-from sshtools import new_client, paramiko_sftp, sftp_batch, shared_daemon, ssh
+from sshtools import (make_file, new_client, paramiko_sftp, sftp_batch,
+                      shared_daemon, ssh)
 
 
 @pytest.fixture
@@ -208,3 +209,108 @@ def test_idle_timeout(make_daemon):
     finally:
         t.close()
     assert "event=ssh_idle_timeout" in d.log()
+
+
+def test_two_hundred_concurrent_sessions(make_daemon, tmp_path):
+    """200 short sftp sessions at once (one thread each): every one logs
+    in, uploads and lists; every file lands byte for byte. (Sessions do
+    not depend on the backend: fs keeps it quick.)"""
+    d = make_daemon("fs", "PerSourceMaxStartups 250\n")
+    d.start()
+    c = d.add_client("many")
+    procs = []
+    files = {}
+    for i in range(200):
+        p = tmp_path / ("s%03d" % i)
+        files[i] = make_file(p, 4096 + i, seed=1000 + i)
+        argv = ["sftp", "-b", "-", "-P", str(d.ssh_port)] + c.ssh_opts() + \
+            ["%s@127.0.0.1" % c.name]
+        procs.append(subprocess.Popen(
+            argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE, text=True))
+    for i, p in enumerate(procs):
+        p.stdin.write("put %s attachments/s%03d\nls attachments\n" % (
+            tmp_path / ("s%03d" % i), i))
+        p.stdin.close()
+    for p in procs:
+        assert p.wait(120) == 0, p.stderr.read()
+    for i in range(200):
+        assert c.read("s%03d" % i) == files[i]
+def test_multiplexed_sessions_up_to_max_sessions(make_daemon, tmp_path):
+    """OpenSSH's ControlMaster: one connection carries several sessions at
+    once (two sftp and an scp -O upload side by side, then rsync, each its
+    own channel and thread), up to MaxSessions; one more channel is refused
+    while the others go on; the master ends cleanly."""
+    d = make_daemon("fs", "MaxSessions 3\n")
+    d.start()
+    c = d.add_client("mux")
+    sock = str(tmp_path / "mux.sock")
+    ssh_base = ["ssh", "-p", str(d.ssh_port)] + c.ssh_opts()
+    mux = ["-o", "ControlMaster=no", "-o", "ControlPath=" + sock]
+    master = subprocess.Popen(ssh_base + ["-o", "ControlMaster=yes", "-o",
+                                          "ControlPath=" + sock, "-N",
+                                          "mux@127.0.0.1"])
+    try:
+        for _ in range(100):
+            if os.path.exists(sock):
+                break
+            time.sleep(0.1)
+        assert os.path.exists(sock)
+        data = {}
+        for name in ("a", "b", "s", "r"):
+            data[name] = os.urandom(6 * 1024 * 1024 + ord(name))
+            (tmp_path / name).write_bytes(data[name])
+        sftp = ["sftp", "-b", "-", "-P", str(d.ssh_port)] + c.ssh_opts() + \
+            mux + ["mux@127.0.0.1"]
+        procs = []
+        for name in ("a", "b"):
+            p = subprocess.Popen(sftp, stdin=subprocess.PIPE, text=True,
+                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+            p.stdin.write("put %s attachments/%s\n" % (tmp_path / name, name))
+            p.stdin.close()
+            procs.append(p)
+        procs.append(subprocess.Popen(
+            ["scp", "-O", "-q", "-P", str(d.ssh_port)] + c.ssh_opts() + mux +
+            [str(tmp_path / "s"), "mux@127.0.0.1:attachments/s"],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
+        for p in procs:
+            assert p.wait(60) == 0, p.stderr.read()
+        r = subprocess.run(["rsync", "-e", " ".join(ssh_base + mux),
+                            str(tmp_path / "r"), "mux@127.0.0.1:attachments/r"],
+                           capture_output=True, text=True, timeout=60)
+        assert r.returncode == 0, r.stderr
+        for name in data:
+            assert c.read(name) == data[name]
+        assert d.log().count("event=ssh_login ") == 1   # one connection
+        # three sessions held open at once: a fourth channel is refused
+        held = []
+        for _ in range(3):
+            p = subprocess.Popen(sftp, stdin=subprocess.PIPE, text=True,
+                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+            p.stdin.write("pwd\n")
+            p.stdin.flush()
+            held.append(p)
+        for _ in range(100):
+            if d.log().count("request=sftp") >= 5:
+                break
+            time.sleep(0.1)
+        assert d.log().count("request=sftp") == 5
+        # (OpenSSH's client then falls back to a connection of its own)
+        r = subprocess.run(sftp, input="pwd\n", capture_output=True,
+                           text=True, timeout=30)
+        assert "Session open refused by peer" in r.stderr
+        assert "event=ssh_channel_refused" in d.log()
+        assert d.log().count("event=ssh_login ") == 2
+        for p in held:
+            p.stdin.close()
+            assert p.wait(30) == 0, p.stderr.read()
+        # and once they ended, the connection takes a new session
+        r = subprocess.run(sftp, input="ls attachments\n", capture_output=True,
+                           text=True, timeout=30)
+        assert r.returncode == 0, r.stderr
+        assert "refused" not in r.stderr
+        assert d.log().count("event=ssh_login ") == 2
+    finally:
+        subprocess.run(["ssh", "-O", "exit"] + mux + ["mux@127.0.0.1"],
+                       capture_output=True, timeout=30)
+        master.wait(30)   # (a -N master's own status is 255 by design)

@@ -11,9 +11,11 @@ clients. assetd is restarted before each size so that its VmHWM is that
 size's; a first listing and a first no-change pass warm it (and the page
 cache) before the measured, alternating runs.
 
-Backends: fs at every size. On the test S3 server only up to 10k objects:
-s3rver keeps one directory entry per object plus metadata and lists by
-reading them all, so its own time (not ours) dominates long before 100k.
+Backends: fs at every size. On the test S3 server only 1k objects: s3rver
+answers each ListObjectsV2 page by reading every object of the bucket from
+its own directories, so a listing of 10k objects costs it minutes of CPU
+(seen: over 3 minutes per listing, with assetd idle) and measures it, not
+us. The 100k fs size is measured once (a listing there takes minutes).
 QUICK: 200 and 2,000 objects (S3: 200), one run.
 """
 import os
@@ -42,7 +44,7 @@ def run(ctx):
         sizes = {"fs": [200, 2000], "s3": [200]}
         runs = 1
     else:
-        sizes = {"fs": [1000, 10000, 100000], "s3": [1000, 10000]}
+        sizes = {"fs": [1000, 10000, 100000], "s3": [1000]}
         runs = ctx.runs
     key = keypair(ctx.path("keys", "id_bench"))
     ossh = OpenSSH(ctx.workdir, key)
@@ -72,7 +74,7 @@ def run(ctx):
         return time.monotonic() - t0, r.stdout
 
     srcs = {}
-    rows = []
+    rows = ctx.rows
     for backend in ("fs", "s3"):
         d = ctx.daemon(backend, conf_extra="LogLevel info\n")
         d.start()
@@ -95,18 +97,21 @@ def run(ctx):
             d.start()
             ours_sftp = ["sftp", "-q", "-b", "-", "-P", str(d.ssh_port)] + \
                 c.ssh_opts() + ["%s@127.0.0.1" % c.name]
-            sftp_ls(ours_sftp, "attachments/" + folder, n)
-            sftp_ls(peer_sftp, peer_root + "/" + folder, n)
+            n_runs = 1 if n >= 100000 else runs
+            if n_runs > 1:
+                sftp_ls(ours_sftp, "attachments/" + folder, n)
+                sftp_ls(peer_sftp, peer_root + "/" + folder, n)
             rsync(ours_ssh, src, ours_dest)
             rsync(peer_ssh, src, peer_dest)
-            ls = alternate(lambda: sftp_ls(ours_sftp, "attachments/" + folder),
+            ls = alternate(lambda: sftp_ls(ours_sftp, "attachments/" + folder,
+                                           n),
                            lambda: sftp_ls(peer_sftp,
-                                           peer_root + "/" + folder),
-                           runs, higher=False)
+                                           peer_root + "/" + folder, n),
+                           n_runs, higher=False)
             rss_ls = peak_rss_mib(d.proc.pid)
             rs = alternate(lambda: rsync(ours_ssh, src, ours_dest)[0],
                            lambda: rsync(peer_ssh, src, peer_dest)[0],
-                           runs, higher=False)
+                           n_runs, higher=False)
             rss_rs = peak_rss_mib(d.proc.pid)
             here = {"ls": (ls[0], rss_ls), "rs": (rs[0], rss_rs)}
 
@@ -124,13 +129,13 @@ def run(ctx):
                 target="linear time, flat RSS", rss_mib=rss_ls,
                 peer_name="OpenSSH sftp-server, local disk",
                 note="%s; folder made by rsync through assetd in %.1f s" % (
-                    growth("ls"), created), higher=False))
+                    growth("ls"), created), higher=False, runs=n_runs))
             rows.append(Row(
                 "rsync no-change pass over %d objects (%s)" % (n, backend),
                 rs[0], rs[1], unit="s", ratio=rs[2],
                 target="linear time, flat RSS", rss_mib=rss_rs,
                 peer_name="rsync over OpenSSH, local disk",
-                note=growth("rs"), higher=False))
+                note=growth("rs"), higher=False, runs=n_runs))
             prev = (n, here)
         d.stop()
     return rows

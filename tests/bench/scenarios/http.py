@@ -10,13 +10,14 @@
 """
 import os
 import re
+import resource
 import shutil
 import subprocess
 import sys
 import time
 import uuid
 
-from bench import Row, alternate, peak_rss_mib, median
+from bench import Row, alternate, cpu_seconds, peak_rss_mib, median
 from peers import Nginx
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "..",
@@ -94,26 +95,41 @@ def thumbnail_rows(ctx):
         with open(path, "rb") as f:
             data = f.read()
 
+        # CPU seconds too: on a loaded machine both sides wait for a CPU,
+        # and the CPU each spent is the steadier figure.
+        cpu = {"ours": [], "peer": []}
+
         def ours():
             n = c.new_name(ext)
             assert c.upload(data, n).status == 200
+            c0 = cpu_seconds(d.proc.pid)
             t0 = time.monotonic()
             r = c.thumbnail(n, 123)
             dt = time.monotonic() - t0
+            cpu["ours"].append(cpu_seconds(d.proc.pid) - c0)
             assert r.status == 200, r
             return dt
 
         def peer():
             out = ctx.path("media", "im_out" + (".png" if ext == ".pdf" else ".jpg"))
+            u0 = resource.getrusage(resource.RUSAGE_CHILDREN)
             t0 = time.monotonic()
             p = subprocess.run([CONVERT, path, "-resize", "123x123>", out],
                                capture_output=True)
             if p.returncode != 0:
                 return None
-            return time.monotonic() - t0
+            dt = time.monotonic() - t0
+            u1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+            cpu["peer"].append(u1.ru_utime + u1.ru_stime - u0.ru_utime -
+                               u0.ru_stime)
+            return dt
 
         o, p, r = alternate(ours, peer, ctx.runs, higher=False)
         note = "first request, cache empty"
+        co, cp = median(cpu["ours"]), median(cpu["peer"])
+        if co and cp:
+            note += "; CPU s: ours %.2f, convert %.2f (%.1fx)" % (co, cp,
+                                                                cp / co)
         if p is None:
             note += "; convert refused the file (Debian's ImageMagick policy" \
                     " forbids PDF)"
