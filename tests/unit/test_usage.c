@@ -310,6 +310,11 @@ static void test_quota_bytes(void **state)
 			 STORE_ENOENT);
 	assert_int_equal(store_delete(f->st, "originals/c.jpg"), 0);
 
+	/* the early check rsync's generator makes: room for 8000 more */
+	assert_int_equal(store_quota_check(f->st, 1, 8000), 0);
+	assert_int_equal(store_quota_check(f->st, 1, 8001), STORE_EQUOTA);
+	assert_int_equal(store_quota_check(f->st, 0, -100), 0);
+
 	/* statfs: the quota is the disk */
 	uint64_t tot = 0, avail = 0;
 	assert_int_equal(store_statfs(f->st, &tot, &avail), 0);
