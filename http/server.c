@@ -1000,6 +1000,14 @@ static void retire(struct http_server *srv, struct MHD_Daemon *mhd, int fd)
 {
 	struct http_retired *r = calloc(1, sizeof *r);
 	MHD_quiesce_daemon(mhd);
+	if (r != NULL) {
+		/* Filled in before the thread exists: it reads them at once
+		 * (filled after, a busy machine let it read NULL and crash
+		 * the daemon, and every later client was refused). */
+		r->srv = srv;
+		r->mhd = mhd;
+		r->fd = fd;
+	}
 	if (r == NULL ||
 	    pthread_create(&r->thread, NULL, retire_main, r) != 0) {
 		free(r);
@@ -1008,9 +1016,6 @@ static void retire(struct http_server *srv, struct MHD_Daemon *mhd, int fd)
 			close(fd);
 		return;
 	}
-	r->srv = srv;
-	r->mhd = mhd;
-	r->fd = fd;
 	pthread_mutex_lock(&srv->lock);
 	r->next = srv->retired;
 	srv->retired = r;
