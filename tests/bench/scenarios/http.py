@@ -188,7 +188,7 @@ def upload_rows(ctx, backend):
     after = peak_rss_mib(d.proc.pid)
     return [Row("upload %d MiB via fileupload (%s)" % (total >> 20, backend),
                 after - before, unit="MiB RSS growth", target="< 64 MiB",
-                rss_mib=after, note="%.0f MiB/s; file part first (spooled)"
+                rss_mib=after, note="%.0f MiB/s; file part first (staged in the store)"
                 % ((total >> 20) / secs), higher=False)]
 
 
