@@ -70,6 +70,17 @@ struct http_inflight {
 
 #define HTTP_STAGE_MAX 16
 
+/* One open connection, for the header deadline (server.c). */
+struct http_watch {
+	int fd;                         /* the connection's socket */
+	int64_t since;                  /* when it began waiting for headers */
+	int in_request;                 /* headers are in; a request runs */
+	int cut;                        /* shut down by the watchdog */
+	int served;                     /* a request has ended: keep-alive
+					   idle time (HTTPTimeout) comes first */
+	struct http_watch *prev, *next;
+};
+
 struct http_server {
 	pthread_mutex_t lock;           /* guards set, tls, listeners */
 	struct http_settings set;
@@ -81,6 +92,14 @@ struct http_server {
 	char *tls_key;
 	int threads_limit;              /* HTTPMaxConnections */
 	int timeout;                    /* HTTPTimeout */
+	int header_timeout;             /* HTTPHeaderTimeout */
+	int max_per_source;             /* HTTPMaxConnectionsPerSource */
+	size_t max_header_size;         /* HTTPMaxHeaderSize */
+	/* connections waiting for a request's headers (the watchdog) */
+	pthread_mutex_t wlock;
+	struct http_watch *watch;
+	pthread_t watchdog;
+	int watchdog_started;
 	struct http_retired *retired;
 	struct http_old_pem *old_pem;
 	volatile int stopping;
@@ -181,6 +200,13 @@ const char *http_header(struct http_req *rq, const char *name);
  * Logs why when refusing. */
 int http_scope_resolve(struct http_req *rq, const char *coll,
 		       struct http_scope *out);
+
+/* The scope of a read (fileget, getmetadata, getfileref): resolve COLL,
+ * then, with RequireKeyForGet, check TOKEN for FILENAME. 0 with *OUT
+ * (malloc'd, the caller frees it), or an HTTP status (*OUT NULL). */
+int http_scope_for_read(struct http_req *rq, const char *coll,
+			const char *filename, const char *token,
+			struct http_scope **out);
 
 /* Check TOKEN for NAME (LEN bytes) with KEY, against the request's start.
  * 0, 403 (logged, never with the token; counts towards the source's

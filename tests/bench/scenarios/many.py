@@ -162,7 +162,9 @@ def http_rows(ctx):
     sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "..",
                                     "integration"))
     from specify_client import SpecifyClient
-    d = ctx.daemon("fs", conf_extra="LogLevel info\n")
+    # every wrk connection comes from 127.0.0.1: lift the per-address cap
+    d = ctx.daemon("fs", conf_extra="LogLevel info\n"
+                   "HTTPMaxConnectionsPerSource 0\n")
     d.start()
     cl = d.add_client("thumbs", collections=("T",), ssh_key=False)
     c = SpecifyClient(d.http + "/web_asset_store.xml", cl.attachment_key, "T")
