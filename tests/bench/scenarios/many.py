@@ -162,7 +162,10 @@ def http_rows(ctx):
     sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "..",
                                     "integration"))
     from specify_client import SpecifyClient
-    d = ctx.daemon("fs", conf_extra="LogLevel info\n")
+    # All of wrk's connections come from one loopback address, as from a
+    # proxy: no per-address limit (HTTPMaxConnectionsPerSource 0).
+    d = ctx.daemon("fs", conf_extra="LogLevel info\n"
+                   "HTTPMaxConnectionsPerSource 0\n")
     d.start()
     cl = d.add_client("thumbs", collections=("T",), ssh_key=False)
     c = SpecifyClient(d.http + "/web_asset_store.xml", cl.attachment_key, "T")
