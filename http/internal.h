@@ -70,6 +70,17 @@ struct http_inflight {
 
 #define HTTP_STAGE_MAX 16
 
+/* One open connection, for the header deadline (server.c). */
+struct http_watch {
+	int fd;                         /* the connection's socket */
+	int64_t since;                  /* when it began waiting for headers */
+	int in_request;                 /* headers are in; a request runs */
+	int cut;                        /* shut down by the watchdog */
+	int served;                     /* a request has ended: keep-alive
+					   idle time (HTTPTimeout) comes first */
+	struct http_watch *prev, *next;
+};
+
 struct http_server {
 	pthread_mutex_t lock;           /* guards set, tls, listeners */
 	struct http_settings set;
@@ -81,6 +92,14 @@ struct http_server {
 	char *tls_key;
 	int threads_limit;              /* HTTPMaxConnections */
 	int timeout;                    /* HTTPTimeout */
+	int header_timeout;             /* HTTPHeaderTimeout */
+	int max_per_source;             /* HTTPMaxConnectionsPerSource */
+	size_t max_header_size;         /* HTTPMaxHeaderSize */
+	/* connections waiting for a request's headers (the watchdog) */
+	pthread_mutex_t wlock;
+	struct http_watch *watch;
+	pthread_t watchdog;
+	int watchdog_started;
 	struct http_retired *retired;
 	struct http_old_pem *old_pem;
 	volatile int stopping;

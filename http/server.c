@@ -638,6 +638,115 @@ static void allow_header(const struct http_route *r, char *out, size_t len)
 		out[n - 2] = '\0';
 }
 
+/* ---- slow clients --------------------------------------------------- */
+
+/* HTTPTimeout is an idle timeout: a client that sends one byte a second
+ * never trips it, and would hold a thread for ever. Each connection is
+ * therefore watched from the moment it opens (or its previous request
+ * ends) until its next request's headers are in; past HTTPHeaderTimeout
+ * (plus HTTPTimeout of keep-alive idle after a request) the watchdog shuts
+ * its socket down, which ends the connection's thread.
+ * An entry leaves the list (under WLOCK) before libmicrohttpd closes the
+ * fd, so the watchdog never touches a reused descriptor. */
+static void notify_conn(void *cls, struct MHD_Connection *c,
+			void **socket_context,
+			enum MHD_ConnectionNotificationCode code)
+{
+	struct http_server *srv = cls;
+	struct http_watch *w = *socket_context;
+	if (code == MHD_CONNECTION_NOTIFY_STARTED) {
+		const union MHD_ConnectionInfo *ci = MHD_get_connection_info(
+			c, MHD_CONNECTION_INFO_CONNECTION_FD);
+		w = calloc(1, sizeof *w);
+		if (w == NULL || ci == NULL) {
+			free(w);
+			return;
+		}
+		w->fd = ci->connect_fd;
+		w->since = (int64_t)time(NULL);
+		pthread_mutex_lock(&srv->wlock);
+		w->next = srv->watch;
+		if (srv->watch)
+			srv->watch->prev = w;
+		srv->watch = w;
+		pthread_mutex_unlock(&srv->wlock);
+		*socket_context = w;
+		return;
+	}
+	if (w == NULL)
+		return;
+	pthread_mutex_lock(&srv->wlock);
+	if (w->prev)
+		w->prev->next = w->next;
+	else
+		srv->watch = w->next;
+	if (w->next)
+		w->next->prev = w->prev;
+	pthread_mutex_unlock(&srv->wlock);
+	free(w);
+	*socket_context = NULL;
+}
+
+/* Mark C's request as started (headers in) or ended. */
+static void watch_mark(struct http_server *srv, struct MHD_Connection *c,
+		       int in_request)
+{
+	const union MHD_ConnectionInfo *ci =
+		MHD_get_connection_info(c, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+	if (ci == NULL || ci->socket_context == NULL)
+		return;
+	struct http_watch *w = ci->socket_context;
+	pthread_mutex_lock(&srv->wlock);
+	w->in_request = in_request;
+	w->since = (int64_t)time(NULL);
+	if (!in_request)
+		w->served = 1;
+	pthread_mutex_unlock(&srv->wlock);
+}
+
+static void *watchdog_main(void *arg)
+{
+	struct http_server *srv = arg;
+	while (!srv->stopping) {
+		usleep(250 * 1000);
+		int64_t now = (int64_t)time(NULL);
+		pthread_mutex_lock(&srv->wlock);
+		for (struct http_watch *w = srv->watch; w; w = w->next) {
+			int limit = srv->header_timeout +
+				    (w->served ? srv->timeout : 0);
+			if (w->in_request || w->cut || now - w->since < limit)
+				continue;
+			w->cut = 1;
+			shutdown(w->fd, SHUT_RDWR);
+			log_info("http_refused", "reason=header_timeout secs=%d",
+				 srv->header_timeout);
+		}
+		pthread_mutex_unlock(&srv->wlock);
+	}
+	return NULL;
+}
+
+/* Bytes of the request head as received: request line and headers. */
+struct head_size {
+	size_t n;
+};
+
+static enum MHD_Result add_header_size(void *cls, enum MHD_ValueKind kind,
+				       const char *key, const char *value)
+{
+	struct head_size *h = cls;
+	(void)kind;
+	h->n += strlen(key) + (value ? strlen(value) : 0) + 4;
+	return MHD_YES;
+}
+
+static size_t request_head_size(struct MHD_Connection *c, const char *url)
+{
+	struct head_size h = { strlen(url) + 16 };
+	MHD_get_connection_values(c, MHD_HEADER_KIND, add_header_size, &h);
+	return h.n;
+}
+
 /* The first call, when the headers are in: find the route. Answers are
  * given on the last call (libmicrohttpd closes a connection whose answer
  * was queued on the first one), except the early refusals of body routes,
@@ -649,6 +758,7 @@ static enum MHD_Result start_request(struct http_server *srv,
 	struct http_req *rq = calloc(1, sizeof *rq);
 	if (rq == NULL)
 		return MHD_NO;
+	watch_mark(srv, c, 1);
 	rq->srv = srv;
 	rq->conn = c;
 	rq->started = (int64_t)time(NULL);
@@ -659,6 +769,18 @@ static enum MHD_Result start_request(struct http_server *srv,
 	rq->tls = srv->tls_cert != NULL;
 	pthread_mutex_unlock(&srv->lock);
 	*con_cls = rq;
+	if (request_head_size(c, url) > srv->max_header_size) {
+		/* Answered now, so that libmicrohttpd closes the connection. */
+		log_info("http_refused", "reason=header_too_large max=%zu",
+			 srv->max_header_size);
+		struct MHD_Response *r = MHD_create_response_from_buffer(
+			26, (void *)"Request header too large.\n",
+			MHD_RESPMEM_PERSISTENT);
+		if (r == NULL)
+			return MHD_NO;
+		MHD_add_response_header(r, "Connection", "close");
+		return http_reply(rq, 431, r);
+	}
 
 	int p = http_split_prefix(url, rq->client, sizeof rq->client,
 				  &rq->route_path);
@@ -838,10 +960,9 @@ static void completed_cb(void *cls, struct MHD_Connection *c, void **con_cls,
 			 enum MHD_RequestTerminationCode toe)
 {
 	struct http_req *rq = *con_cls;
-	(void)cls;
-	(void)c;
 	if (rq == NULL)
 		return;
+	watch_mark(cls, c, 0);
 	if (rq->route && rq->route->cleanup)
 		rq->route->cleanup(rq);
 	record_request(rq, toe);
@@ -867,10 +988,8 @@ static void connection_cb(void *cls, struct MHD_Connection *c,
 			  void **socket_context,
 			  enum MHD_ConnectionNotificationCode toe)
 {
-	(void)cls;
-	(void)c;
-	(void)socket_context;
 	ops_session("http", toe == MHD_CONNECTION_NOTIFY_STARTED ? 1 : -1);
+	notify_conn(cls, c, socket_context, toe);
 }
 
 static void mhd_logger(void *cls, const char *fm, va_list ap)
@@ -968,7 +1087,12 @@ static struct MHD_Daemon *daemon_start(struct http_server *srv, int fd,
 		MHD_OPTION_LISTEN_SOCKET, fd,
 		MHD_OPTION_CONNECTION_LIMIT, (unsigned)srv->threads_limit,
 		MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)srv->timeout,
-		MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(256 * 1024),
+		/* room for the largest head allowed (checked exactly in
+		 * start_request) and for the body's read buffer */
+		MHD_OPTION_CONNECTION_MEMORY_LIMIT,
+		srv->max_header_size * 2 > 256 * 1024 ? srv->max_header_size * 2
+						      : (size_t)(256 * 1024),
+		MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned)srv->max_per_source,
 		MHD_OPTION_NOTIFY_COMPLETED, completed_cb, srv,
 		MHD_OPTION_NOTIFY_CONNECTION, connection_cb, srv,
 		MHD_OPTION_ARRAY, cert ? tls_opts : none,
@@ -1000,6 +1124,14 @@ static void retire(struct http_server *srv, struct MHD_Daemon *mhd, int fd)
 {
 	struct http_retired *r = calloc(1, sizeof *r);
 	MHD_quiesce_daemon(mhd);
+	if (r != NULL) {
+		/* Filled in before the thread exists: it reads them at once
+		 * (filled after, a busy machine let it read NULL and crash
+		 * the daemon, and every later client was refused). */
+		r->srv = srv;
+		r->mhd = mhd;
+		r->fd = fd;
+	}
 	if (r == NULL ||
 	    pthread_create(&r->thread, NULL, retire_main, r) != 0) {
 		free(r);
@@ -1008,9 +1140,6 @@ static void retire(struct http_server *srv, struct MHD_Daemon *mhd, int fd)
 			close(fd);
 		return;
 	}
-	r->srv = srv;
-	r->mhd = mhd;
-	r->fd = fd;
 	pthread_mutex_lock(&srv->lock);
 	r->next = srv->retired;
 	srv->retired = r;
@@ -1143,6 +1272,15 @@ int http_start(const struct conf *conf, struct catalog *cat,
 	srv->threads_limit = conf->http_max_connections > 0
 				     ? conf->http_max_connections : 1024;
 	srv->timeout = conf->http_timeout > 0 ? conf->http_timeout : 60;
+	srv->header_timeout = conf->http_header_timeout > 0
+				      ? conf->http_header_timeout : 20;
+	srv->max_per_source = conf->http_max_per_source;
+	srv->max_header_size = conf->http_max_header_size > 0
+				       ? (size_t)conf->http_max_header_size
+				       : 64 * 1024;
+	pthread_mutex_init(&srv->wlock, NULL);
+	if (pthread_create(&srv->watchdog, NULL, watchdog_main, srv) == 0)
+		srv->watchdog_started = 1;
 	srv->gen_max = conf->thumbnail_concurrency > 0
 			       ? conf->thumbnail_concurrency
 			       : (int)sysconf(_SC_NPROCESSORS_ONLN);
@@ -1198,6 +1336,8 @@ int http_reload(struct http_server *srv, const struct conf *conf)
 	mkdir_p(srv->set.spool_dir);
 	srv->gen_max = conf->thumbnail_concurrency > 0
 			       ? conf->thumbnail_concurrency : srv->gen_max;
+	if (conf->http_header_timeout > 0)
+		srv->header_timeout = conf->http_header_timeout;
 
 	if (tls_load(conf, &cert, &key) != 0)
 		return -1; /* keep serving with the old certificate */
@@ -1309,6 +1449,8 @@ void http_stop(struct http_server *srv, int grace_seconds)
 		usleep(50 * 1000);
 	}
 	srv->stopping = 1;
+	if (srv->watchdog_started)
+		pthread_join(srv->watchdog, NULL);
 	for (int i = 0; i < srv->n_ls; i++) {
 		if (srv->ls[i].mhd)
 			MHD_stop_daemon(srv->ls[i].mhd);
@@ -1325,6 +1467,7 @@ void http_stop(struct http_server *srv, int grace_seconds)
 	penalty_free(srv->pen);
 	pthread_mutex_destroy(&srv->lock);
 	pthread_mutex_destroy(&srv->tlock);
+	pthread_mutex_destroy(&srv->wlock);
 	pthread_cond_destroy(&srv->tcond);
 	for (int i = 0; i < srv->n_stage; i++)
 		store_close(srv->stage[i]);

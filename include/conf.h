@@ -67,6 +67,11 @@ struct conf {
 	int http_threads;               /* HTTPThreads, default 8 */
 	int http_max_connections;       /* HTTPMaxConnections, 1024 */
 	int http_timeout;               /* HTTPTimeout seconds (idle), 60 */
+	int http_header_timeout;        /* HTTPHeaderTimeout seconds to send a
+					   request's headers, 20 */
+	int http_max_per_source;        /* HTTPMaxConnectionsPerSource, 256;
+					   0 = no limit */
+	uint64_t http_max_header_size;  /* HTTPMaxHeaderSize bytes, 64K */
 
 	/* SSH */
 	int max_auth_tries;             /* MaxAuthTries, 6 */

@@ -338,6 +338,12 @@ void store_set_meter(struct store *st, const struct store_meter *m);
 /* The usage and quotas behind ST's meter. STORE_EINVAL if it has none. */
 int store_usage(struct store *st, struct store_usage *out);
 
+/* Would adding OBJECTS and BYTES to ST fit its quotas as they stand now?
+ * 0 (also for a store without a meter) or STORE_EQUOTA. Reserves
+ * nothing: for refusing early what a commit would refuse anyway (rsync's
+ * generator, which knows each file's size and what it replaces). */
+int store_quota_check(struct store *st, int64_t objects, int64_t bytes);
+
 /* Remove leftovers of interrupted writes: fs temp files anywhere below
  * the location older than MIN_AGE seconds whose writer is gone (a live
  * writer holds a lock on its temp file, so 0 is safe while other writers

@@ -33,6 +33,13 @@
  * answer is read from the catalog at login (the tenant cache trusts a row
  * for at most a few seconds), so a removed key or a disabled client is
  * refused at the next login without a restart.
+ *
+ * Metrics and audit (store/ops.c): every accepted login, and one refusal
+ * per connection that never logs in (a client offers each of its keys in
+ * turn), is counted and audited here; the protocol handlers report each
+ * file they move or change through sshd_record() and open transfers
+ * through sshd_transfer(), which also keeps a stop from ending a session
+ * that has one open.
  */
 #include "sshd.h"
 

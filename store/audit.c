@@ -284,7 +284,7 @@ int audit_query(const char *dir, const char *client, int64_t since,
 		n++;
 	}
 	closedir(d);
-	if (rc == 0)
+	if (rc == 0 && n > 1) /* names is NULL when there are none */
 		qsort(names, n, sizeof *names, cmp_names);
 	char since_name[64];
 	day_name((int)(since / 86400), since_name, sizeof since_name);

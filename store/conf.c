@@ -103,6 +103,10 @@ static const struct conf_keyword conf_keywords[] = {
 	INT("HTTPThreads", http_threads, 1, 1024),
 	INT("HTTPMaxConnections", http_max_connections, 1, 1000000),
 	INT("HTTPTimeout", http_timeout, 1, 86400),
+	INT("HTTPHeaderTimeout", http_header_timeout, 1, 3600),
+	INT("HTTPMaxConnectionsPerSource", http_max_per_source, 0, 1000000),
+	{ "HTTPMaxHeaderSize", K_SIZE, F(http_max_header_size), 0, 0, 0, 0,
+	  NULL },
 	INT("MaxAuthTries", max_auth_tries, 1, 100),
 	INT("LoginGraceTime", login_grace_time, 1, 3600),
 	INT("MaxConnections", max_connections, 1, 100000),
@@ -178,6 +182,9 @@ void conf_defaults(struct conf *c)
 	c->http_threads = 8;
 	c->http_max_connections = 1024;
 	c->http_timeout = 60;
+	c->http_header_timeout = 20;
+	c->http_max_per_source = 256;
+	c->http_max_header_size = 64 * 1024;
 	c->max_auth_tries = 6;
 	c->login_grace_time = 120;
 	c->max_connections = 1000;

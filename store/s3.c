@@ -37,10 +37,13 @@
  *
  * Writing. A writer fills a part buffer. An object that fits in the first
  * buffer is sent as one PUT at commit. Past the multipart threshold a
- * multipart upload is created, and each full buffer is handed to the
- * writer's upload thread while the caller fills the other buffer: the
- * memory bound per writer is 2 x part size (10 MiB with the default 5 MiB
- * parts; parts in flight = 1, plus the one filling). Every part carries
+ * multipart upload is created, and each full buffer is queued to the
+ * writer's two upload threads; the caller then takes the other buffer as
+ * soon as that one is not in flight. So the part just filled starts out
+ * while the one before is still finishing (its last bytes, S3's reply),
+ * which keeps the connection busy, and the memory bound per writer stays
+ * 2 x part size (10 MiB with the default 5 MiB parts: two parts in flight
+ * while the caller waits, or one in flight and one filling). Every part carries
  * Content-MD5, so S3 checks its bytes, which is why a part is whole in
  * memory before it is sent. Part size: S3's minimum, 5 MiB, for unknown
  * sizes, doubling every 900 parts (5 MiB x 900 x (1+2+...+512), then
@@ -105,6 +108,7 @@
 #define MAX_PART_SIZE (5 * GiB)
 #define MAX_PARTS 10000
 #define MAX_OBJECT (5 * 1024 * GiB)
+#define PARTS_IN_FLIGHT 2       /* part buffers per writer (see Writing) */
 #define PARTS_PER_STEP 900      /* unknown size: double the part size
 				   after every PARTS_PER_STEP parts */
 #define DEFAULT_COPY_THRESHOLD (5 * GiB)
@@ -1758,16 +1762,23 @@ struct s3_writer {
 	char upload_id[512];
 	int nparts;             /* parts handed to the uploader */
 	char (*etags)[STORE_ETAG_MAX]; /* MAX_PARTS entries, on demand */
-	pthread_t thread;
-	int thread_started;
+	pthread_t threads[PARTS_IN_FLIGHT];
+	int nthreads;           /* uploader threads started */
 	pthread_mutex_t mu;
 	pthread_cond_t cv;
-	char *job;              /* the part being uploaded, or NULL */
-	size_t job_len, job_cap;
-	int job_no;
-	int busy;               /* a job is queued or being sent */
+	/* The part buffers, PARTS_IN_FLIGHT of them at most: the one the
+	 * caller fills is FILL (its slot is JOB_FILLING, holding no
+	 * pointer); the others are queued, being sent, or idle (an idle
+	 * slot may keep its buffer for the next part). */
+	struct part_job {
+		char *buf;
+		size_t len, cap;
+		int no;         /* part number */
+		int state;      /* JOB_IDLE, JOB_FILLING, JOB_QUEUED,
+				   JOB_SENDING */
+	} jobs[PARTS_IN_FLIGHT];
 	int quit;
-	int err;                /* first failure of the uploader */
+	int err;                /* first failure of an uploader */
 	/* staged writers (store_writer_open_staged): KEY and NAME are the
 	 * temp object's; the final type is chosen at commit_as */
 	char final_ctype[STORE_CTYPE_MAX]; /* explicit type or "" */
@@ -1937,39 +1948,62 @@ static int upload_part(struct s3 *s3, const char *key, const char *upload_id,
 	return rc;
 }
 
+enum { JOB_IDLE, JOB_FILLING, JOB_QUEUED, JOB_SENDING };
+
+/* An uploader thread: send queued parts until told to quit. Once a part
+ * failed, the queued ones are dropped unsent: the upload is aborted. */
 static void *uploader(void *arg)
 {
 	struct s3_writer *w = arg;
 	pthread_mutex_lock(&w->mu);
 	for (;;) {
-		while (!w->busy && !w->quit)
+		struct part_job *j = NULL;
+		for (int k = 0; k < PARTS_IN_FLIGHT && !j; k++)
+			if (w->jobs[k].state == JOB_QUEUED)
+				j = &w->jobs[k];
+		if (!j) {
+			if (w->quit)
+				break;
 			pthread_cond_wait(&w->cv, &w->mu);
-		if (!w->busy && w->quit)
-			break;
-		int no = w->job_no;
-		char *data = w->job;
-		size_t len = w->job_len;
-		pthread_mutex_unlock(&w->mu);
+			continue;
+		}
+		j->state = JOB_SENDING;
+		int rc = w->err;
 		char etag[STORE_ETAG_MAX];
-		int rc = upload_part(w->s3, w->key, w->upload_id, no, data, len,
-				     etag);
-		pthread_mutex_lock(&w->mu);
-		if (rc < 0 && !w->err)
-			w->err = rc;
-		if (rc == 0)
-			snprintf(w->etags[no - 1], STORE_ETAG_MAX, "%s", etag);
-		w->busy = 0;
+		if (rc == 0) {
+			pthread_mutex_unlock(&w->mu);
+			rc = upload_part(w->s3, w->key, w->upload_id, j->no,
+					 j->buf, j->len, etag);
+			pthread_mutex_lock(&w->mu);
+			if (rc < 0 && !w->err)
+				w->err = rc;
+			if (rc == 0)
+				snprintf(w->etags[j->no - 1], STORE_ETAG_MAX,
+					 "%s", etag);
+		}
+		j->state = JOB_IDLE;
 		pthread_cond_broadcast(&w->cv);
 	}
 	pthread_mutex_unlock(&w->mu);
 	return NULL;
 }
 
-/* Wait for the uploader to be idle; returns its error, if any. */
+static int busy_jobs(const struct s3_writer *w)
+{
+	int n = 0;
+	for (int k = 0; k < PARTS_IN_FLIGHT; k++)
+		n += w->jobs[k].state == JOB_QUEUED ||
+		     w->jobs[k].state == JOB_SENDING;
+	return n;
+}
+
+/* Wait until no part is queued or being sent; returns the first error. */
 static int wait_idle(struct s3_writer *w)
 {
+	if (!w->nthreads)
+		return 0;
 	pthread_mutex_lock(&w->mu);
-	while (w->busy)
+	while (busy_jobs(w) > 0)
 		pthread_cond_wait(&w->cv, &w->mu);
 	int err = w->err;
 	pthread_mutex_unlock(&w->mu);
@@ -2000,48 +2034,71 @@ static int start_multipart(struct s3_writer *w)
 	journal_begin(w);
 	pthread_mutex_init(&w->mu, NULL);
 	pthread_cond_init(&w->cv, NULL);
-	if (pthread_create(&w->thread, NULL, uploader, w) != 0) {
+	w->jobs[0].state = JOB_FILLING; /* the caller's FILL */
+	for (int k = 0; k < PARTS_IN_FLIGHT; k++) {
+		if (pthread_create(&w->threads[k], NULL, uploader, w) != 0)
+			break;
+		w->nthreads++;
+	}
+	if (w->nthreads == 0) {
 		pthread_mutex_destroy(&w->mu);
 		pthread_cond_destroy(&w->cv);
 		return STORE_ENOMEM;
 	}
-	w->thread_started = 1;
 	return 0;
 }
 
-/* Hand the filled buffer to the uploader and take the free one. */
-static int send_fill(struct s3_writer *w)
+/* Queue the filled buffer as the next part. Unless LAST, take a buffer for
+ * the next part: the other one as soon as it is not in flight, so the part
+ * just queued is sent while the previous one is still finishing (its
+ * last bytes, S3's reply), on its own connection. */
+static int send_fill(struct s3_writer *w, int last)
 {
-	int rc = wait_idle(w);
-	if (rc < 0)
-		return rc;
 	if (w->nparts >= MAX_PARTS)
 		return STORE_ETOOBIG;
 	pthread_mutex_lock(&w->mu);
-	char *free_buf = w->job;
-	size_t free_cap = w->job_cap;
-	w->job = w->fill;
-	w->job_cap = w->fill_cap;
-	w->job_len = w->fill_len;
-	w->job_no = ++w->nparts;
-	w->busy = 1;
-	pthread_cond_broadcast(&w->cv);
+	int rc = w->err, k = 0;
+	if (rc == 0) {
+		for (k = 0; w->jobs[k].state != JOB_FILLING; k++)
+			;
+		struct part_job *j = &w->jobs[k];
+		j->buf = w->fill;
+		j->cap = w->fill_cap;
+		j->len = w->fill_len;
+		j->no = ++w->nparts;
+		j->state = JOB_QUEUED;
+		w->fill = NULL;
+		w->fill_cap = w->fill_len = 0;
+		pthread_cond_broadcast(&w->cv);
+		while (!last && !w->err) {
+			for (k = 0; k < PARTS_IN_FLIGHT; k++)
+				if (w->jobs[k].state == JOB_IDLE)
+					break;
+			if (k < PARTS_IN_FLIGHT)
+				break;
+			pthread_cond_wait(&w->cv, &w->mu);
+		}
+		rc = w->err;
+	}
+	if (rc == 0 && !last) {
+		w->jobs[k].state = JOB_FILLING;
+		w->fill = w->jobs[k].buf;
+		w->fill_cap = w->jobs[k].cap;
+		w->jobs[k].buf = NULL;
+		w->jobs[k].cap = 0;
+	}
 	pthread_mutex_unlock(&w->mu);
-
+	if (rc < 0 || last)
+		return rc;
 	/* The next part may be bigger (unknown sizes grow). */
 	uint64_t next = part_size_for(w, w->nparts + 1);
-	if (!free_buf || free_cap < next) {
-		free(free_buf);
-		free_buf = malloc(next);
-		free_cap = next;
-		if (!free_buf) {
-			w->fill = NULL;
-			w->fill_cap = 0;
+	if (!w->fill || w->fill_cap < next) {
+		free(w->fill);
+		w->fill = malloc(next);
+		w->fill_cap = w->fill ? next : 0;
+		if (!w->fill)
 			return STORE_ENOMEM;
-		}
 	}
-	w->fill = free_buf;
-	w->fill_cap = free_cap;
 	w->fill_len = 0;
 	w->part_size = next;
 	return 0;
@@ -2049,17 +2106,18 @@ static int send_fill(struct s3_writer *w)
 
 static void stop_uploader(struct s3_writer *w)
 {
-	if (!w->thread_started)
+	if (!w->nthreads)
 		return;
 	wait_idle(w);
 	pthread_mutex_lock(&w->mu);
 	w->quit = 1;
 	pthread_cond_broadcast(&w->cv);
 	pthread_mutex_unlock(&w->mu);
-	pthread_join(w->thread, NULL);
+	for (int k = 0; k < w->nthreads; k++)
+		pthread_join(w->threads[k], NULL);
 	pthread_mutex_destroy(&w->mu);
 	pthread_cond_destroy(&w->cv);
-	w->thread_started = 0;
+	w->nthreads = 0;
 }
 
 static void writer_free(struct s3_writer *w)
@@ -2067,7 +2125,8 @@ static void writer_free(struct s3_writer *w)
 	stop_uploader(w);
 	journal_end(w, 0);
 	free(w->fill);
-	free(w->job);
+	for (int k = 0; k < PARTS_IN_FLIGHT; k++)
+		free(w->jobs[k].buf);
 	free(w->etags);
 	free(w);
 }
@@ -2154,7 +2213,7 @@ static int s3_writer_write(struct store_writer *base, const void *buf,
 				if (rc < 0)
 					return rc;
 			}
-			int rc = send_fill(w);
+			int rc = send_fill(w, 0);
 			if (rc < 0)
 				return rc;
 		}
@@ -2217,7 +2276,7 @@ static int finish_multipart(struct s3_writer *w, int if_none_match)
 {
 	int rc;
 	if (w->fill_len > 0 || w->nparts == 0) {
-		rc = send_fill(w);
+		rc = send_fill(w, 1);
 		if (rc < 0)
 			return rc;
 	}
@@ -2538,7 +2597,7 @@ static int list_rollup(struct s3 *s3, struct list_ctx *c)
 {
 	struct rollup ru = { c, NULL, 0, 0 };
 	int rc = list_all(s3, c->full_prefix, 0, NULL, rollup_page, &ru);
-	if (rc == 0)
+	if (rc == 0 && ru.n > 1) /* qsort(NULL, 0) is undefined */
 		qsort(ru.e, ru.n, sizeof *ru.e, rollup_cmp);
 	for (size_t i = 0; rc == 0 && i < ru.n; i++) {
 		if (i > 0 && strcmp(ru.e[i].key, ru.e[i - 1].key) == 0)

@@ -587,6 +587,19 @@ int store_usage(struct store *st, struct store_usage *out)
 	return st->meter.usage(st->meter.arg, out);
 }
 
+int store_quota_check(struct store *st, int64_t objects, int64_t bytes)
+{
+	struct store_usage u;
+	if (!st || !st->meter.usage || store_usage(st, &u) != 0)
+		return 0;
+	if (objects > 0 && u.quota_objects > 0 &&
+	    u.objects + objects > u.quota_objects)
+		return STORE_EQUOTA;
+	if (bytes > 0 && u.quota_bytes > 0 && u.bytes + bytes > u.quota_bytes)
+		return STORE_EQUOTA;
+	return 0;
+}
+
 /* Size of the object NAME, -1 if there is none (a directory counts as
  * none: writing or deleting it fails in the backend anyway), or a
  * store_error in *RC. */
@@ -649,9 +662,11 @@ static int meter_room(struct store *st, int64_t old, uint64_t *limit)
 
 /* ---- writing ------------------------------------------------------------ */
 
-int store_writer_open(struct store *st, const char *name,
-		      const struct store_put_opts *opts,
-		      struct store_writer **out)
+/* METERED 0: the caller has accounted the object already (a staged
+ * commit streamed into its final store). */
+static int writer_open(struct store *st, const char *name,
+		       const struct store_put_opts *opts,
+		       struct store_writer **out, int metered)
 {
 	if (!out)
 		return STORE_EINVAL;
@@ -669,7 +684,7 @@ int store_writer_open(struct store *st, const char *name,
 	uint64_t limit = UINT64_MAX;
 	char *mname = NULL;
 	int rc;
-	if (st->meter.account) {
+	if (metered && st->meter.account) {
 		/* An object that cannot be sized counts as new (the quota is
 		 * charged more, never less); if the backend cannot write
 		 * either, its own open or commit says why. */
@@ -696,6 +711,13 @@ int store_writer_open(struct store *st, const char *name,
 	(*out)->limit = limit;
 	(*out)->staged = 0;
 	return 0;
+}
+
+int store_writer_open(struct store *st, const char *name,
+		      const struct store_put_opts *opts,
+		      struct store_writer **out)
+{
+	return writer_open(st, name, opts, out, 1);
 }
 
 int store_writer_open_staged(struct store *st,
@@ -766,13 +788,10 @@ int store_stream_into(store_read_fn rd, void *arg, uint64_t expect,
 	struct store_writer *w;
 	struct store_put_opts po = *opts;
 	po.size_hint = expect;
-	int rc = store_writer_open(dst, name, &po, &w);
+	/* The caller (commit_as) has accounted this object already. */
+	int rc = writer_open(dst, name, &po, &w, 0);
 	if (rc < 0)
 		return rc;
-	/* The caller (commit_as) has accounted this object already. */
-	free(w->name);
-	w->name = NULL;
-	w->st = NULL;
 	char *buf = aligned_alloc(4096, STORE_COPY_BUF);
 	if (!buf) {
 		store_writer_abort(w);

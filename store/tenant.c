@@ -38,6 +38,15 @@
 struct tenant_meter {
 	struct catalog *cat;
 	char client[CATALOG_NAME_MAX];
+	/* The last usage read, reused for a second while it shows no quota:
+	 * a writer's open only estimates its room from it (the commit's
+	 * reservation reads the catalog afresh), and a push of many small
+	 * files would otherwise read the catalog once per file. A client
+	 * with a quota is read afresh at every open, so that a refusal
+	 * there is never based on stale figures. */
+	pthread_mutex_t mu;
+	struct store_usage cached;
+	struct timespec cached_at;      /* CLOCK_MONOTONIC; 0 = none */
 };
 
 struct tenant_entry {
@@ -83,6 +92,7 @@ void tenant_cache_free(struct tenant_cache *tc)
 		struct tenant_entry *e = tc->entries;
 		tc->entries = e->next;
 		store_close(e->store);
+		pthread_mutex_destroy(&e->meter.mu);
 		free(e);
 	}
 	while (tc->retired) {
@@ -108,6 +118,12 @@ int tenant_usage_folder(const char *name, char *out, size_t outlen)
 	return 0;
 }
 
+static int64_t ms_since(const struct timespec *a, const struct timespec *b)
+{
+	return (int64_t)(b->tv_sec - a->tv_sec) * 1000 +
+	       (b->tv_nsec - a->tv_nsec) / 1000000;
+}
+
 static int meter_account(void *arg, const char *name, int64_t objects,
 			 int64_t bytes, int check)
 {
@@ -117,6 +133,13 @@ static int meter_account(void *arg, const char *name, int64_t objects,
 		return 0; /* cannot happen: a segment is at most 255 bytes */
 	int rc = catalog_usage_add(m->cat, m->client, folder, objects, bytes,
 				   check);
+	if (rc == 0) {
+		/* Keep the cached figures in step with our own changes. */
+		pthread_mutex_lock(&m->mu);
+		m->cached.objects += objects;
+		m->cached.bytes += bytes;
+		pthread_mutex_unlock(&m->mu);
+	}
 	if (rc == CATALOG_EQUOTA) {
 		log_info("quota_exceeded",
 			 "client=%s name=%s objects=%lld bytes=%lld",
@@ -136,14 +159,30 @@ static int meter_usage(void *arg, struct store_usage *out)
 {
 	struct tenant_meter *m = arg;
 	struct catalog_usage_total t;
+	struct timespec now;
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	pthread_mutex_lock(&m->mu);
+	if (m->cached_at.tv_sec && ms_since(&m->cached_at, &now) < 1000 &&
+	    m->cached.quota_bytes == 0 && m->cached.quota_objects == 0) {
+		*out = m->cached;
+		pthread_mutex_unlock(&m->mu);
+		return 0;
+	}
+	pthread_mutex_unlock(&m->mu);
 	if (catalog_usage_total(m->cat, m->client, &t) != 0)
 		return STORE_EIO;
 	out->objects = t.objects;
 	out->bytes = t.bytes;
 	out->quota_objects = t.quota_objects;
 	out->quota_bytes = t.quota_bytes;
+	pthread_mutex_lock(&m->mu);
+	m->cached = *out;
+	m->cached_at = now;
+	pthread_mutex_unlock(&m->mu);
 	return 0;
 }
+
+
 
 struct recount {
 	struct catalog_usage *rows;
@@ -265,6 +304,7 @@ int tenant_get(struct tenant_cache *tc, const char *client_name,
 			return STORE_ENOMEM;
 		}
 		e->meter.cat = tc->cat;
+		pthread_mutex_init(&e->meter.mu, NULL);
 		snprintf(e->meter.client, sizeof e->meter.client, "%s",
 			 client_name);
 		e->next = tc->entries;

@@ -14,7 +14,8 @@
  *
  * The object is read sequentially through a bounded buffer: it keeps the
  * pending literal (never more than one run) and one block ahead, so memory
- * stays well under a megabyte whatever the object's size.
+ * stays well under a megabyte whatever the object's size. (A small object
+ * the sender prefetched is already whole in memory and is used as is.)
  */
 #include <stdlib.h>
 #include <string.h>
@@ -31,7 +32,9 @@ void rs_sums_free(struct rs_sums *sums)
 }
 
 struct window {
-	struct store_reader *r;
+	struct store_reader *r; /* the object, or NULL: */
+	const unsigned char *mem; /* ... all of it in memory */
+	int64_t size;
 	unsigned char *buf;
 	int64_t base;           /* file offset of buf[0] */
 	size_t len;             /* valid bytes in buf */
@@ -45,6 +48,14 @@ static void window_need(struct window *w, int64_t from, int64_t to)
 {
 	if (to <= w->base + (int64_t)w->len || w->eof)
 		return;
+	if (w->mem) {
+		/* the window is the whole object */
+		w->buf = (unsigned char *)(uintptr_t)w->mem;
+		w->base = 0;
+		w->len = (size_t)w->size;
+		w->eof = 1;
+		return;
+	}
 	if (from > w->base) {
 		size_t drop = (size_t)(from - w->base);
 		if (drop > w->len)
@@ -135,7 +146,8 @@ static int32_t block_len(const struct rs_sums *sums, int32_t i)
 	return sums->blength;
 }
 
-int rs_send_delta(struct rs_sess *s, struct store_reader *r, int64_t size,
+int rs_send_delta(struct rs_sess *s, struct store_reader *r,
+		  const unsigned char *mem, int64_t size,
 		  struct rs_sums *sums)
 {
 	struct window w;
@@ -149,14 +161,18 @@ int rs_send_delta(struct rs_sess *s, struct store_reader *r, int64_t size,
 
 	memset(&w, 0, sizeof w);
 	w.r = r;
-	w.buf = malloc(WIN_BUF);
-	if (!w.buf || rs_filesum_begin(&fs) < 0) {
-		free(w.buf);
+	w.mem = r ? NULL : mem;
+	w.size = size;
+	w.buf = w.mem ? NULL : malloc(WIN_BUF);
+	if ((!w.buf && !w.mem) || rs_filesum_begin(&fs) < 0) {
+		if (!w.mem)
+			free(w.buf);
 		rs_fail(&s->conn, RSYNC_EMALLOC);
 		return STORE_ENOMEM;
 	}
 	if (sums->count > 0 && build_table(sums) < 0) {
-		free(w.buf);
+		if (!w.mem)
+			free(w.buf);
 		rs_filesum_free(&fs);
 		rs_fail(&s->conn, RSYNC_EMALLOC);
 		return STORE_ENOMEM;
@@ -246,7 +262,8 @@ int rs_send_delta(struct rs_sess *s, struct store_reader *r, int64_t size,
 		sum[0] ^= 0xff;
 	}
 	rs_write(&s->conn, sum, RS_SUM_LENGTH);
-	free(w.buf);
+	if (!w.mem)
+		free(w.buf);
 	return w.rerr ? w.rerr
 		      : (w.eof && w.base + (int64_t)w.len < size ? STORE_EIO : 0);
 }

@@ -34,6 +34,11 @@ void rs_conn_init(struct rs_conn *c, const struct rsync_io *io)
 	c->rndx_neg = 1;
 }
 
+size_t rs_buffered(const struct rs_conn *c)
+{
+	return c->ilen - c->ipos;
+}
+
 void rs_fail(struct rs_conn *c, int code)
 {
 	if (!c->err)

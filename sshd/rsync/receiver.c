@@ -984,6 +984,17 @@ static int gen_file(struct push *p, size_t i)
 			return 0;
 		iflags |= RS_ITEM_IS_NEW;
 	}
+	/* Over the client's quota: say so now rather than after the data
+	 * was sent (the commit would refuse it anyway). */
+	if (!s->opts.dry_run &&
+	    store_quota_check(s->target.store, d ? 0 : 1,
+			      f->size - (d ? (int64_t)d->size : 0)) ==
+		STORE_EQUOTA) {
+		rs_printf(&s->conn, RS_MSG_ERROR_XFER, "rsync: [receiver] "
+			  "\"%s\": quota exceeded (assetd)\n", f->name);
+		p->errors++;
+		return 0;
+	}
 	return request(p, (int32_t)i, iflags, obj, d ? (int64_t)d->size : 0, 0);
 }
 

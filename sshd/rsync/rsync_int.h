@@ -184,6 +184,8 @@ void rs_conn_init(struct rs_conn *c, const struct rsync_io *io);
 void rs_write(struct rs_conn *c, const void *buf, size_t len);
 void rs_read(struct rs_conn *c, void *buf, size_t len);
 void rs_flush(struct rs_conn *c);
+/* Bytes received and not yet consumed (a request may be waiting). */
+size_t rs_buffered(const struct rs_conn *c);
 
 void rs_write_byte(struct rs_conn *c, unsigned v);
 void rs_write_short(struct rs_conn *c, unsigned v);
@@ -411,11 +413,13 @@ struct rs_sums {
 	uint32_t table_mask;
 };
 
-/* Send the delta of the object read from R (SIZE bytes) against SUMS:
- * literal runs, block references, the end token and the file's MD5.
- * (delta.c). 0, or a store_error if reading failed (the stream is then
- * still completed, with a checksum that cannot verify). */
-int rs_send_delta(struct rs_sess *s, struct store_reader *r, int64_t size,
+/* Send the delta of the object read from R (SIZE bytes; or, with R NULL,
+ * held in MEM) against SUMS: literal runs, block references, the end token
+ * and the file's MD5. (delta.c). 0, or a store_error if reading failed
+ * (the stream is then still completed, with a checksum that cannot
+ * verify). */
+int rs_send_delta(struct rs_sess *s, struct store_reader *r,
+		  const unsigned char *mem, int64_t size,
 		  struct rs_sums *sums);
 void rs_sums_free(struct rs_sums *sums);
 
@@ -440,6 +444,19 @@ void rs_event(struct rs_sess *s, const char *op, const char *obj, int rc,
 	      uint64_t bytes);
 /* Commit and wait for everything handed over, then end the threads. */
 void rs_commits_stop(struct rs_commits *c);
+
+/* Small objects of a pull read ahead in parallel (prefetch.c). */
+struct rs_prefetch;
+struct rs_prefetch *rs_prefetch_start(void);
+/* Queue object OBJ (SIZE bytes) of file NDX; -1 if it does not fit the
+ * memory budget (the sender then reads it itself). */
+int rs_prefetch_add(struct rs_prefetch *p, int32_t ndx, struct store *st,
+		    const char *obj, uint64_t size);
+/* Wait for file NDX: 0 with its bytes in *BUF (the caller frees them),
+ * 1 if it was not queued, or the store_error reading it met. */
+int rs_prefetch_take(struct rs_prefetch *p, int32_t ndx, unsigned char **buf,
+		     uint64_t *size);
+void rs_prefetch_stop(struct rs_prefetch *p);
 
 int rs_run_sender(struct rs_sess *s);   /* sender.c: pull */
 int rs_run_receiver(struct rs_sess *s); /* receiver.c: push */

@@ -464,6 +464,7 @@ struct request {
 	unsigned basis;
 	char xname[RS_MAX_PATH];
 	int xlen;
+	int32_t del_stats[5];   /* NDX_DEL_STATS: the figures to echo */
 };
 
 static void echo_request(struct rs_conn *c, const struct request *q)
@@ -476,72 +477,76 @@ static void echo_request(struct rs_conn *c, const struct request *q)
 		rs_write_vstring(c, q->xname, (size_t)q->xlen);
 }
 
-/* Read the next request; handles NDX_DEL_STATS in passing (echoed back,
- * as the client's receiver expects). Returns the index or NDX_DONE. */
+/* Read the next request: its index (NDX_DONE also on an error), or
+ * NDX_DEL_STATS with the figures in Q (echoed back in turn, as the
+ * client's receiver expects). */
 static int32_t read_request(struct rs_sess *s, struct request *q)
 {
 	struct rs_conn *c = &s->conn;
+	int32_t ndx = rs_read_ndx(c);
 
-	for (;;) {
-		int32_t ndx = rs_read_ndx(c);
-		if (c->err)
-			return RS_NDX_DONE;
-		if (ndx == RS_NDX_DEL_STATS) {
-			int32_t v[5];
-			int i;
-			for (i = 0; i < 5; i++)
-				v[i] = rs_read_varint(c);
-			rs_write_ndx(c, RS_NDX_DEL_STATS);
-			for (i = 0; i < 5; i++)
-				rs_write_varint(c, v[i]);
-			continue;
-		}
-		if (ndx == RS_NDX_DONE)
-			return ndx;
-		if (ndx < 0 || (size_t)ndx >= s->flist.used) {
-			rs_printf(c, RS_MSG_ERROR,
-				  "rsync: [sender] invalid file index %d "
-				  "(assetd)\n", (int)ndx);
-			rs_fail(c, RSYNC_EPROTOCOL);
-			return RS_NDX_DONE;
-		}
-		q->ndx = ndx;
-		q->iflags = rs_read_short(c);
-		q->basis = 0;
-		q->xlen = 0;
-		q->xname[0] = '\0';
-		if (q->iflags & RS_ITEM_BASIS_TYPE_FOLLOWS)
-			q->basis = rs_read_byte(c);
-		if (q->iflags & RS_ITEM_XNAME_FOLLOWS)
-			q->xlen = rs_read_vstring(c, q->xname, sizeof q->xname);
+	if (c->err)
+		return RS_NDX_DONE;
+	q->ndx = ndx;
+	if (ndx == RS_NDX_DEL_STATS) {
+		int i;
+		for (i = 0; i < 5; i++)
+			q->del_stats[i] = rs_read_varint(c);
 		return c->err ? RS_NDX_DONE : ndx;
 	}
+	if (ndx == RS_NDX_DONE)
+		return ndx;
+	if (ndx < 0 || (size_t)ndx >= s->flist.used) {
+		rs_printf(c, RS_MSG_ERROR,
+			  "rsync: [sender] invalid file index %d "
+			  "(assetd)\n", (int)ndx);
+		rs_fail(c, RSYNC_EPROTOCOL);
+		return RS_NDX_DONE;
+	}
+	q->iflags = rs_read_short(c);
+	q->basis = 0;
+	q->xlen = 0;
+	q->xname[0] = '\0';
+	if (q->iflags & RS_ITEM_BASIS_TYPE_FOLLOWS)
+		q->basis = rs_read_byte(c);
+	if (q->iflags & RS_ITEM_XNAME_FOLLOWS)
+		q->xlen = rs_read_vstring(c, q->xname, sizeof q->xname);
+	return c->err ? RS_NDX_DONE : ndx;
 }
 
-static int send_one(struct rs_sess *s, struct request *q)
+static void echo_del_stats(struct rs_conn *c, const struct request *q)
+{
+	int i;
+	rs_write_ndx(c, RS_NDX_DEL_STATS);
+	for (i = 0; i < 5; i++)
+		rs_write_varint(c, q->del_stats[i]);
+}
+
+/* Send file Q->ndx against SUMS: from the prefetched bytes when there
+ * are some, else read from the store. */
+static int send_one(struct rs_sess *s, struct request *q,
+		    struct rs_sums *sums, struct rs_prefetch *pf)
 {
 	struct rs_conn *c = &s->conn;
 	struct rs_file *f = s->flist.files[q->ndx];
-	struct rs_sums sums;
 	struct store_reader *r = NULL;
+	unsigned char *mem = NULL;
+	uint64_t msize = 0;
 	char obj[STORE_NAME_MAX];
 	int rc;
 
-	rc = read_sums(s, &sums);
-	if (rc) {
-		rs_sums_free(&sums);
-		return rc;
-	}
 	if (f->type != RS_FT_REG) {
-		rs_sums_free(&sums);
 		rs_printf(c, RS_MSG_ERROR, "rsync: [sender] %s is not a "
 			  "regular file (assetd)\n", f->name);
 		return RSYNC_EPROTOCOL;
 	}
-	rc = object_name(s, f, obj, sizeof obj);
-	if (rc == 0)
-		rc = store_reader_open(f->st ? f->st : s->target.store, obj, 0,
-				       UINT64_MAX, &r, NULL);
+	rc = rs_prefetch_take(pf, q->ndx, &mem, &msize);
+	if (rc == 1) {
+		rc = object_name(s, f, obj, sizeof obj);
+		if (rc == 0)
+			rc = store_reader_open(f->st ? f->st : s->target.store,
+					       obj, 0, UINT64_MAX, &r, NULL);
+	}
 	if (rc < 0) {
 		rs_printf(c, rc == STORE_ENOENT ? RS_MSG_WARNING : RS_MSG_ERROR_XFER,
 			  rc == STORE_ENOENT
@@ -552,14 +557,14 @@ static int send_one(struct rs_sess *s, struct request *q)
 		c->io_error |= rc == STORE_ENOENT ? RS_IOERR_VANISHED
 						  : RS_IOERR_GENERAL;
 		rs_msg_int(c, RS_MSG_NO_SEND, q->ndx);
-		rs_sums_free(&sums);
 		return 0;
 	}
 	echo_request(c, q);
-	write_sum_head(c, &sums);
-	rc = rs_send_delta(s, r, f->size, &sums);
-	store_reader_close(r);
-	rs_sums_free(&sums);
+	write_sum_head(c, sums);
+	rc = rs_send_delta(s, r, mem, f->size, sums);
+	if (r)
+		store_reader_close(r);
+	free(mem);
 	if (rc < 0) {
 		rs_printf(c, RS_MSG_ERROR_XFER, "rsync: [sender] read errors "
 			  "mapping \"%s\": %s (assetd)\n", f->name,
@@ -571,10 +576,62 @@ static int send_one(struct rs_sess *s, struct request *q)
 	return 0;
 }
 
+/* The client's requests, read ahead of the files being sent. */
+#define AHEAD_MAX 64
+#define PREFETCH_MAX_SIZE (1u << 20) /* objects prefetched whole */
+
+struct ahead {
+	struct request q;
+	struct rs_sums sums;
+	int has_sums;
+};
+
+static int wants_data(const struct rs_sess *s, const struct request *q,
+		      int phase)
+{
+	return q->ndx >= 0 && (q->iflags & RS_ITEM_TRANSFER) &&
+	       !s->opts.dry_run && phase < 2;
+}
+
+/* Read one request (and its block sums) into A; hand a small S3 object
+ * it asks for to the prefetcher. 0 or an rsync code. */
+static int read_ahead(struct rs_sess *s, struct ahead *a, int phase,
+		      struct rs_prefetch **pf)
+{
+	struct rs_file *f;
+	char obj[STORE_NAME_MAX];
+	struct store *st;
+	int rc;
+
+	a->has_sums = 0;
+	read_request(s, &a->q);
+	if (s->conn.err)
+		return s->conn.err;
+	if (!wants_data(s, &a->q, phase))
+		return 0;
+	rc = read_sums(s, &a->sums);
+	a->has_sums = 1;
+	if (rc)
+		return rc;
+	f = s->flist.files[a->q.ndx];
+	st = f->st ? f->st : s->target.store;
+	if (f->type != RS_FT_REG || f->size < 0 ||
+	    (uint64_t)f->size > PREFETCH_MAX_SIZE || !store_is_s3(st) ||
+	    object_name(s, f, obj, sizeof obj) < 0)
+		return 0;
+	if (!*pf)
+		*pf = rs_prefetch_start();
+	rs_prefetch_add(*pf, a->q.ndx, st, obj, (uint64_t)f->size);
+	return 0;
+}
+
 int rs_run_sender(struct rs_sess *s)
 {
 	struct rs_conn *c = &s->conn;
-	struct request *q;
+	struct ahead *ring;
+	struct rs_prefetch *pf = NULL;
+	size_t head = 0, nq = 0;
+	int done_queued = 0;
 	int64_t t0 = now_ms(), t1;
 	int phase = 0, rc;
 	size_t i;
@@ -611,27 +668,46 @@ int rs_run_sender(struct rs_sess *s)
 		return c->io_error ? RSYNC_EPARTIAL : 0;
 	}
 
-	q = malloc(sizeof *q);
-	if (!q)
+	/* Requests already on the wire are read ahead (never past a DONE:
+	 * what follows it depends on what we send), so that the small
+	 * objects they ask for can be fetched in parallel. */
+	ring = calloc(AHEAD_MAX, sizeof *ring);
+	if (!ring)
 		return RSYNC_EMALLOC;
 	for (;;) {
-		int32_t ndx = read_request(s, q);
+		struct ahead *a;
+		while (nq < AHEAD_MAX && !done_queued && !c->err &&
+		       (nq == 0 || rs_buffered(c) > 0)) {
+			a = &ring[(head + nq) % AHEAD_MAX];
+			nq++;
+			rc = read_ahead(s, a, phase, &pf);
+			if (rc) {
+				rs_fail(c, rc);
+				break;
+			}
+			if (a->q.ndx == RS_NDX_DONE)
+				done_queued = 1;
+		}
 		if (c->err)
 			break;
-		if (ndx == RS_NDX_DONE) {
+		a = &ring[head];
+		head = (head + 1) % AHEAD_MAX;
+		nq--;
+		if (a->q.ndx == RS_NDX_DEL_STATS) {
+			echo_del_stats(c, &a->q);
+			continue;
+		}
+		if (a->q.ndx == RS_NDX_DONE) {
+			done_queued = 0;
 			if (++phase > 2)
 				break;
 			rs_write_ndx(c, RS_NDX_DONE);
 			rs_flush(c);
 			continue;
 		}
-		if (!(q->iflags & RS_ITEM_TRANSFER)) {
-			echo_request(c, q);
-			continue;
-		}
-		if (s->opts.dry_run) {
+		if (!(a->q.iflags & RS_ITEM_TRANSFER) || s->opts.dry_run) {
 			/* -n: the client sends no block sums, wants no data */
-			echo_request(c, q);
+			echo_request(c, &a->q);
 			continue;
 		}
 		if (phase == 2) {
@@ -640,13 +716,19 @@ int rs_run_sender(struct rs_sess *s)
 			rs_fail(c, RSYNC_EPROTOCOL);
 			break;
 		}
-		rc = send_one(s, q);
+		rc = send_one(s, &a->q, &a->sums, pf);
+		rs_sums_free(&a->sums);
+		a->has_sums = 0;
 		if (rc) {
 			rs_fail(c, rc);
 			break;
 		}
 	}
-	free(q);
+	for (i = 0; i < AHEAD_MAX; i++)
+		if (ring[i].has_sums)
+			rs_sums_free(&ring[i].sums);
+	free(ring);
+	rs_prefetch_stop(pf);
 	if (c->err)
 		return c->err;
 	if (c->io_error)
@@ -664,11 +746,14 @@ int rs_run_sender(struct rs_sess *s)
 	 * once more. */
 	{
 		struct request g;
-		int32_t ndx = read_request(s, &g);
+		int32_t ndx;
+		while ((ndx = read_request(s, &g)) == RS_NDX_DEL_STATS)
+			echo_del_stats(c, &g);
 		if (!c->err && ndx == RS_NDX_DONE && c->protocol >= 31) {
 			rs_write_ndx(c, RS_NDX_DONE);
 			rs_flush(c);
-			ndx = read_request(s, &g);
+			while ((ndx = read_request(s, &g)) == RS_NDX_DEL_STATS)
+				echo_del_stats(c, &g);
 		}
 		if (c->err)
 			return c->err;

@@ -100,3 +100,43 @@ def shared_daemon(request, tmp_path_factory, s3server, conf_extra=""):
 def new_client(d, prefix="c"):
     """A client with a name no other test of the module uses."""
     return d.add_client("%s%d" % (prefix, next(_names)))
+
+
+FRONTENDS = ["http", "sftp", "scp", "scp_legacy", "rsync"]
+
+
+def upload_via(daemon, client, frontend, local, name, timeout=90):
+    """Upload the file LOCAL as originals/NAME of CLIENT through FRONTEND
+    (one of FRONTENDS: fileupload with curl, sftp put, scp, scp -O, rsync).
+    Returns (ok, message): for HTTP the message is "<status> <body>", for
+    the others what the client printed on stderr."""
+    import time
+    from specify_client import make_token
+    ssh = client.ssh_opts()
+    remote = "%s@127.0.0.1" % client.name
+    if frontend == "http":
+        tok = make_token(client.attachment_key, name, int(time.time()))
+        r = subprocess.run(
+            ["curl", "-sS", "--max-time", str(timeout - 10), "-o", "-", "-w",
+             "\n%{http_code}", "-F", "file=@%s" % local, "-F", "token=" + tok,
+             "-F", "store=" + name, "-F", "type=O", "-F", "coll=Demo",
+             "%s/c/%s/fileupload" % (daemon.http, client.name)],
+            capture_output=True, text=True, timeout=timeout)
+        body, _, code = r.stdout.rpartition("\n")
+        return code == "200", "%s %s" % (code, body.strip())
+    inp = None
+    if frontend == "sftp":
+        argv = ["sftp", "-b", "-", "-P", str(daemon.ssh_port)] + ssh + \
+            [remote]
+        inp = "put %s /attachments/originals/%s\n" % (local, name)
+    elif frontend in ("scp", "scp_legacy"):
+        argv = ["scp", "-q", "-P", str(daemon.ssh_port)] + ssh + \
+            (["-O"] if frontend == "scp_legacy" else []) + \
+            [local, "%s:/attachments/originals/%s" % (remote, name)]
+    else:
+        argv = ["rsync", "-e",
+                " ".join(["ssh", "-p", str(daemon.ssh_port)] + ssh),
+                local, "%s:attachments/originals/%s" % (remote, name)]
+    r = subprocess.run(argv, input=inp, capture_output=True, text=True,
+                       timeout=timeout)
+    return r.returncode == 0, r.stderr.strip()

@@ -23,15 +23,12 @@ import concurrent.futures
 import hashlib
 import os
 import re
-import subprocess
-import time
 
 import pytest
 
 from conftest import Daemon
 from faultproxy import FaultProxy, ProxiedS3
-from specify_client import make_token
-from sshtools import make_file
+from sshtools import FRONTENDS, make_file, upload_via
 
 MiB = 1024 * 1024
 SMALL = 200 * 1024          # one PUT
@@ -49,17 +46,22 @@ FAULTS = {
                     dict(action="500", method="POST")], BIG, "fail"),
     "reset_mid_body": ([dict(action="cut", method="PUT", after=64 * 1024)],
                        SMALL, "fail"),
+    # the second part cut; or, where the front end knows the size and
+    # sends the object in one PUT (HTTP spools it first), cut past 1 MiB
     "reset_mid_part": ([dict(action="cut", method="PUT",
-                             query="partNumber=2", after=100 * 1024)],
+                             query="partNumber=2", after=100 * 1024),
+                        dict(action="cut", method="PUT", query="^$",
+                             after=1200 * 1024)],
                        BIG, "fail"),
     "stall": ([dict(action="stall", method="PUT")], SMALL, "fail"),
     "truncated_put_reply": ([dict(action="truncate", method="PUT",
                                   after=10)], SMALL, "either"),
     "truncated_complete_reply": ([dict(action="truncate", method="POST",
-                                       query="uploadId", after=60)],
+                                       query="uploadId", after=60),
+                                  dict(action="truncate", method="PUT",
+                                       query="^$", after=60)],
                                  BIG, "either"),
 }
-FRONTENDS = ["http", "sftp", "scp", "scp_legacy", "rsync"]
 
 
 @pytest.fixture(scope="module")
@@ -74,37 +76,6 @@ def world(tmp_path_factory, s3server):
     yield d, c, proxy
     d.stop()
     proxy.close()
-
-
-def upload(d, c, frontend, local, name):
-    """Upload LOCAL as originals/NAME; (ok, message)."""
-    ssh = c.ssh_opts()
-    remote = "%s@127.0.0.1" % c.name
-    if frontend == "http":
-        tok = make_token(c.attachment_key, name, int(time.time()))
-        r = subprocess.run(
-            ["curl", "-sS", "--max-time", "60", "-o", "-", "-w",
-             "\n%{http_code}", "-F", "file=@%s" % local, "-F", "token=" + tok,
-             "-F", "store=" + name, "-F", "type=O", "-F", "coll=Demo",
-             "%s/c/%s/fileupload" % (d.http, c.name)],
-            capture_output=True, text=True, timeout=90)
-        body, _, code = r.stdout.rpartition("\n")
-        return code == "200", "%s %s" % (code, body.strip())
-    if frontend == "sftp":
-        argv = ["sftp", "-b", "-", "-P", str(d.ssh_port)] + ssh + [remote]
-        inp = "put %s /attachments/originals/%s\n" % (local, name)
-    elif frontend in ("scp", "scp_legacy"):
-        argv = ["scp", "-q", "-P", str(d.ssh_port)] + ssh + \
-            (["-O"] if frontend == "scp_legacy" else []) + \
-            [local, "%s:/attachments/originals/%s" % (remote, name)]
-        inp = None
-    else:
-        argv = ["rsync", "-e", " ".join(["ssh", "-p", str(d.ssh_port)] + ssh),
-                local, "%s:attachments/originals/%s" % (remote, name)]
-        inp = None
-    r = subprocess.run(argv, input=inp, capture_output=True, text=True,
-                       timeout=90)
-    return r.returncode == 0, r.stderr.strip()
 
 
 def raw_objects(s3server, bucket, prefix):
@@ -141,7 +112,7 @@ def one_upload(d, c, proxy, tmp_path, fault, frontend):
                             Body=old)
     for r in rules:
         proxy.add(path=re.escape(name), **r)
-    ok, msg = upload(d, c, frontend, str(tmp_path / name), name)
+    ok, msg = upload_via(d, c, frontend, str(tmp_path / name), name)
     hit = [e[3] for e in proxy.requests(path=re.escape(name))
            if e[3] != "pass"]
     got = c.read("originals/" + name)
@@ -190,6 +161,6 @@ def test_s3_fault_through_every_front_end(world, tmp_path, fault):
         d.s3.real.keys(bucket, prefix)
     # and the daemon takes the next upload, fault gone, on every front end
     for fe, (_, _, name, new) in zip(FRONTENDS, res):
-        ok, msg = upload(d, c, fe, str(tmp_path / name), name)
+        ok, msg = upload_via(d, c, fe, str(tmp_path / name), name)
         assert ok, msg
         assert sha(c.read("originals/" + name)) == sha(new)

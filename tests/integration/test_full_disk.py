@@ -12,46 +12,14 @@ space is freed, the same uploads succeed.
 import hashlib
 import os
 import subprocess
-import time
 import urllib.request
 
 import pytest
 
 from conftest import Daemon
-from specify_client import make_token
-from sshtools import make_file, sftp_batch
+from sshtools import FRONTENDS, make_file, sftp_batch, upload_via
 
-FRONTENDS = ["http", "sftp", "scp", "scp_legacy", "rsync"]
 KiB = 1024
-
-
-def upload(d, c, frontend, local, name):
-    """Upload LOCAL as originals/NAME; (ok, message)."""
-    ssh = c.ssh_opts()
-    remote = "%s@127.0.0.1" % c.name
-    if frontend == "http":
-        tok = make_token(c.attachment_key, name, int(time.time()))
-        r = subprocess.run(
-            ["curl", "-sS", "--max-time", "60", "-o", "-", "-w",
-             "\n%{http_code}", "-F", "file=@%s" % local, "-F", "token=" + tok,
-             "-F", "store=" + name, "-F", "type=O", "-F", "coll=Demo",
-             "%s/c/%s/fileupload" % (d.http, c.name)],
-            capture_output=True, text=True, timeout=90)
-        body, _, code = r.stdout.rpartition("\n")
-        return code == "200", "%s %s" % (code, body.strip())
-    if frontend == "sftp":
-        r = sftp_batch(d, c, ["put %s /attachments/originals/%s" %
-                              (local, name)], check=False)
-        return r.returncode == 0, r.stderr.strip()
-    if frontend in ("scp", "scp_legacy"):
-        argv = ["scp", "-q", "-P", str(d.ssh_port)] + ssh + \
-            (["-O"] if frontend == "scp_legacy" else []) + \
-            [local, "%s:/attachments/originals/%s" % (remote, name)]
-    else:
-        argv = ["rsync", "-e", " ".join(["ssh", "-p", str(d.ssh_port)] + ssh),
-                local, "%s:attachments/originals/%s" % (remote, name)]
-    r = subprocess.run(argv, capture_output=True, text=True, timeout=90)
-    return r.returncode == 0, r.stderr.strip()
 
 
 def sha(b):
@@ -102,7 +70,8 @@ def test_full_disk_through_every_front_end(small_disk, tmp_path):
 
         for fe in FRONTENDS:
             for name in (fe + ".bin", fe + "-new.bin"):
-                ok, msg = upload(d, c, fe, str(tmp_path / "new.bin"), name)
+                ok, msg = upload_via(d, c, fe, str(tmp_path / "new.bin"),
+                                     name)
                 assert not ok, "%s reported success on a full disk" % fe
                 assert msg, "%s: a failure with no message" % fe
                 if fe == "http":
@@ -126,7 +95,8 @@ def test_full_disk_through_every_front_end(small_disk, tmp_path):
         # space freed: the same uploads go through
         os.unlink(root / "filler")
         for fe in FRONTENDS:
-            ok, msg = upload(d, c, fe, str(tmp_path / "new.bin"), fe + ".bin")
+            ok, msg = upload_via(d, c, fe, str(tmp_path / "new.bin"),
+                                 fe + ".bin")
             assert ok, "%s after space was freed: %s" % (fe, msg)
             assert sha(c.read("originals/%s.bin" % fe)) == sha(new)
         assert "assetd-tmp" not in " ".join(disk_files(root))

@@ -614,3 +614,78 @@ def test_tls_and_reload(make_daemon, tmp_path):
         time.sleep(0.2)
     assert cn.endswith("CN = second"), cn
     assert b"200 OK" in resp.split(b"\r\n")[0]
+
+
+def test_reload_refuses_nobody(make_daemon, tmp_path):
+    """Clients connecting all through several SIGHUPs, each with a new TLS
+    certificate, are all served: the listening socket stays open across
+    the reload and the old daemon drains."""
+    import signal
+    import ssl
+    import socket
+    import threading
+
+    pairs = []
+    for cn in ("one", "two"):
+        crt, key = str(tmp_path / (cn + ".crt")), str(tmp_path / (cn + ".key"))
+        subprocess.run(["openssl", "req", "-x509", "-newkey", "ec",
+                        "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
+                        "-days", "2", "-subj", "/CN=" + cn, "-keyout", key,
+                        "-out", crt], check=True, capture_output=True)
+        pairs.append((crt, key))
+    live = (str(tmp_path / "live.crt"), str(tmp_path / "live.key"))
+
+    def install(i):
+        # as certbot does: the new files appear whole (rename)
+        for src, dst in zip(pairs[i % 2], live):
+            with open(src, "rb") as f, open(dst + ".new", "wb") as g:
+                g.write(f.read())
+            os.rename(dst + ".new", dst)
+
+    install(0)
+    d = make_daemon("fs", "TLSCertificate %s\nTLSKey %s\n" % live)
+    start_http(d)
+    ctx = ssl.create_default_context()
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    stop = threading.Event()
+    ok, errors = [0], []
+
+    def hammer():
+        while not stop.is_set():
+            try:
+                with socket.create_connection(("127.0.0.1", d.http_port),
+                                              timeout=20) as s:
+                    with ctx.wrap_socket(s) as t:
+                        t.sendall(b"GET / HTTP/1.1\r\nHost: h\r\n"
+                                  b"Connection: close\r\n\r\n")
+                        resp = b""
+                        while True:
+                            b = t.recv(65536)
+                            if not b:
+                                break
+                            resp += b
+                if resp.startswith(b"HTTP/1.1 200"):
+                    ok[0] += 1
+                else:
+                    errors.append(resp[:40])
+            except OSError as e:
+                errors.append(repr(e))
+
+    threads = [threading.Thread(target=hammer) for _ in range(3)]
+    for t in threads:
+        t.start()
+    try:
+        for i in range(1, 7):
+            time.sleep(0.4)
+            install(i)
+            d.proc.send_signal(signal.SIGHUP)
+        time.sleep(0.6)
+    finally:
+        stop.set()
+        for t in threads:
+            t.join()
+    assert errors == []
+    assert ok[0] > 20
+    with open(d.log_path) as f:
+        assert f.read().count("event=http_reload tls=1") == 6

@@ -140,6 +140,10 @@ def test_quota_refuses_crossing_upload_on_each_protocol(d, tmp_path):
     assert r.status == 507, r
     assert r.headers["access-control-allow-origin"] == "*"
     assert b"Quota exceeded" in r.body
+    # fields first (Specify 6): the bytes stream straight to the store and
+    # are cut off once past the room left
+    r = spec.upload(b"x" * 30000, spec.new_name(".jpg"), file_first=False)
+    assert r.status == 507 and b"Quota exceeded" in r.body, r
     # sftp: the transfer fails and the client shows why
     r = sftp_batch(d, c, ["put %s /attachments/sftp.bin" % big], check=False)
     assert r.returncode != 0 and "quota exceeded" in r.stderr
@@ -150,9 +154,13 @@ def test_quota_refuses_crossing_upload_on_each_protocol(d, tmp_path):
     # scp over SFTP
     r = scp(d, c, [big, "R:/attachments/scp-sftp.bin"], check=False)
     assert r.returncode != 0 and "quota exceeded" in r.stderr
-    # rsync: an error the client prints, and a non-zero exit
-    r = rsync(d, c, big, "R:/attachments/rsync.bin")
+    # rsync: an error the client prints, a non-zero exit, and the file's
+    # data never asked for
+    r = rsync(d, c, "--stats", big, "R:/attachments/rsync.bin")
     assert r.returncode != 0 and "quota exceeded" in r.stderr
+    sent = [ln for ln in r.stdout.splitlines()
+            if ln.startswith("Total bytes sent:")]
+    assert int(sent[0].split(":")[1].replace(",", "")) < 30000, r.stdout
 
     assert visible(c) == ["first.bin"]
     u = usage(d, c)

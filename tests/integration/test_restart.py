@@ -61,14 +61,14 @@ def http_upload(sp, name, data, seconds):
         chunks=parts, chunk_delay=seconds / len(parts))
 
 
-def sftp_upload(d, c, path, data, seconds, started):
+def sftp_upload(d, c, path, data, seconds, started, pieces=4):
     """Write DATA to PATH over paramiko, pausing between writes (longer
     pauses than the server's read slice, so a stop must not take the open
     file for an idle session). Returns after CLOSE answered."""
     sftp, t = sshtools.paramiko_sftp(d, c)
     try:
         f = sftp.open(path, "wb")
-        parts = slow_chunks(data, 4)
+        parts = slow_chunks(data, pieces)
         for i, p in enumerate(parts):
             f.write(p)
             f.flush()
@@ -104,9 +104,9 @@ def test_sigterm_lets_uploads_finish_and_refuses_newcomers(make_daemon,
     a = os.urandom(2 * MiB)
     b = os.urandom(2 * MiB)
     started = threading.Event()
-    up = Background(lambda: http_upload(sp, "h.bin", a, 4))
+    up = Background(lambda: http_upload(sp, "h.bin", a, 3))
     put = Background(lambda: sftp_upload(
-        d, c, "attachments/originals/s.bin", b, 4, started))
+        d, c, "attachments/originals/s.bin", b, 3, started))
     assert started.wait(20)
     time.sleep(0.5)
     t0 = time.time()
@@ -143,7 +143,8 @@ def test_after_the_grace_the_rest_is_aborted_and_nothing_is_partial(
     started = threading.Event()
     up = Background(lambda: http_upload(sp, "h.bin", os.urandom(MiB), 30))
     put = Background(lambda: sftp_upload(
-        d, c, "attachments/originals/s.bin", os.urandom(MiB), 30, started))
+        d, c, "attachments/originals/s.bin", os.urandom(MiB), 30, started,
+        pieces=24))
     assert started.wait(20)
     time.sleep(1)
     t0 = time.time()

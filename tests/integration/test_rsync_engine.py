@@ -446,6 +446,27 @@ def test_s3_requests_reuse_their_connections(s3server, tmp_path):
         proxy.close()
 
 
+def test_symlinks_and_specials_are_skipped_as_rsync_does(loc, tmp_path):
+    """The store keeps regular files only: like a stock rsync receiver that
+    cannot make links, each one is named ("skipping non-regular file")
+    and the run still succeeds; -a's perms, owner and group are fine."""
+    src = tmp_path / "src"
+    files = write_tree(src, {"d/f.txt": b"data\n"})
+    os.symlink("f.txt", str(src / "d" / "rel-link"))
+    os.symlink("/etc/passwd", str(src / "abs-link"))
+    os.mkfifo(str(src / "fifo"))
+    rc, out, err = loc.rsync("-av", "--numeric-ids", str(src) + "/",
+                             "x:attachments/sl/")
+    assert rc == 0
+    text = out + err
+    for name in ("d/rel-link", "abs-link", "fifo"):
+        assert 'skipping non-regular file "%s"' % name in text, text
+    assert loc.objects("sl/") == files
+    dst = tmp_path / "back"
+    loc.rsync("-a", "x:attachments/sl/", str(dst) + "/")
+    assert read_tree(dst) == files
+
+
 def test_dry_run_changes_nothing(loc, tmp_path):
     src = tmp_path / "src"
     files = make_tree(src)

@@ -216,15 +216,19 @@ def test_paramiko_rewrites_after_streaming(daemon, tmp_path):
         assert f.stat().st_size == len(data)
         f.close()
         assert c.read("rw.bin") == bytes(data)
-        # the same onto an existing object opened without TRUNC (reput)
-        with sftp.open("/attachments/rw.bin", "r+") as f:
-            f.seek(len(data))
+        # the same onto an existing object opened without TRUNC (reput):
+        # its old bytes are streamed first, then rewritten
+        small = bytearray(os.urandom(300000))
+        with sftp.open("/attachments/small.bin", "wb") as f:
+            f.write(bytes(small))
+        with sftp.open("/attachments/small.bin", "r+") as f:
+            f.seek(len(small))
             f.write(b"more")
             f.seek(1)
             f.write(b"EAD")
-        data += b"more"
-        data[1:4] = b"EAD"
-        assert c.read("rw.bin") == bytes(data)
+        small += b"more"
+        small[1:4] = b"EAD"
+        assert c.read("small.bin") == bytes(small)
     finally:
         t.close()
 

@@ -38,7 +38,7 @@ static const char *err_name(int rc)
 		"OK",	  "ENOENT",    "EACCES",   "EEXIST",  "ENOTEMPTY",
 		"ENOSPC", "ETHROTTLED", "EUNAVAIL", "EINVAL",  "EIO",
 		"ENOTDIR", "EISDIR",   "ENOMEM",   "EAUTH",   "ETOOBIG",
-		"ECANCELED",
+		"ECANCELED", "EQUOTA",
 	};
 	if (rc <= 0 && -rc < (int)(sizeof names / sizeof names[0]))
 		return names[-rc];

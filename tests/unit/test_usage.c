@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sqlite3.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -310,6 +311,11 @@ static void test_quota_bytes(void **state)
 			 STORE_ENOENT);
 	assert_int_equal(store_delete(f->st, "originals/c.jpg"), 0);
 
+	/* the early check rsync's generator makes: room for 8000 more */
+	assert_int_equal(store_quota_check(f->st, 1, 8000), 0);
+	assert_int_equal(store_quota_check(f->st, 1, 8001), STORE_EQUOTA);
+	assert_int_equal(store_quota_check(f->st, 0, -100), 0);
+
 	/* statfs: the quota is the disk */
 	uint64_t tot = 0, avail = 0;
 	assert_int_equal(store_statfs(f->st, &tot, &avail), 0);
@@ -337,6 +343,44 @@ static void test_quota_objects(void **state)
 	assert_int_equal(total(f).objects, 3);
 }
 
+/* A catalog of schema version 1 (before usage was kept), with a client in
+ * it, migrates forward: the client keeps its row, starts with no figures
+ * and "never recounted", and accounting works at once. */
+static void test_migrate_from_version_1(void **state)
+{
+	struct fixture *f = *state;
+	char path[200], err[256];
+	sqlite3 *db;
+	tenant_cache_free(f->tc);
+	f->tc = NULL;
+	catalog_close(f->cat);
+	snprintf(path, sizeof path, "%s/cat.db", f->dir);
+	assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+	assert_int_equal(sqlite3_exec(db,
+				      "DROP TABLE usage;"
+				      "ALTER TABLE clients DROP COLUMN "
+				      "usage_recounted;"
+				      "UPDATE schema_version SET version = 1;",
+				      NULL, NULL, NULL),
+			 SQLITE_OK);
+	sqlite3_close(db);
+	assert_int_equal(catalog_open(path, &f->cat, err, sizeof err), 0);
+	int v = 0;
+	assert_int_equal(catalog_schema_version(f->cat, &v), 0);
+	assert_int_equal(v, CATALOG_SCHEMA_VERSION);
+	struct catalog_usage_total t = total(f);
+	assert_int_equal(t.objects, 0);
+	assert_int_equal(t.recounted, 0);
+	assert_int_equal(catalog_usage_add(f->cat, "kufish", "originals", 1,
+					   10, 1), 0);
+	assert_int_equal(total(f).bytes, 10);
+	/* removing the client removes its figures */
+	assert_int_equal(catalog_client_remove(f->cat, "kufish"), 0);
+	assert_int_equal(catalog_usage_total(f->cat, "kufish", &t),
+			 CATALOG_ENOENT);
+	assert_int_equal(tenant_cache_new(f->cat, 0, &f->tc), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -349,6 +393,8 @@ int main(void)
 						teardown),
 		cmocka_unit_test_setup_teardown(test_quota_objects, setup,
 						teardown),
+		cmocka_unit_test_setup_teardown(test_migrate_from_version_1,
+						setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

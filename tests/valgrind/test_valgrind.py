@@ -21,7 +21,7 @@ import urllib.request
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..",
                                 "integration"))
 
-from conftest import ASSETD, ROOT, Daemon, s3server, wait_port  # noqa
+from conftest import ASSETD, ROOT, Daemon, wait_port  # noqa: E402
 from media import jpeg_with_exif  # noqa: E402
 from specify_client import make_token  # noqa: E402
 from sshtools import make_file, scp, sftp_batch  # noqa: E402

@@ -162,8 +162,7 @@ def http_rows(ctx):
     sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "..",
                                     "integration"))
     from specify_client import SpecifyClient
-    # All of wrk's connections come from one loopback address, as from a
-    # proxy: no per-address limit (HTTPMaxConnectionsPerSource 0).
+    # every wrk connection comes from 127.0.0.1: lift the per-address cap
     d = ctx.daemon("fs", conf_extra="LogLevel info\n"
                    "HTTPMaxConnectionsPerSource 0\n")
     d.start()
