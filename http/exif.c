@@ -176,13 +176,8 @@ enum MHD_Result http_route_getmetadata(struct http_req *rq)
 		return http_reply_text(rq, 400, "Bad request.\n");
 	if (!http_name_valid(filename, strlen(filename)))
 		return http_reply_text(rq, 400, "Invalid filename.\n");
-	struct http_scope *sc = malloc(sizeof *sc);
-	if (sc == NULL)
-		return MHD_NO;
-	int st = http_scope_resolve(rq, coll, sc);
-	if (st == 0 && rq->set.require_key_for_get)
-		st = http_check_token(rq, sc->key, token, filename,
-				      strlen(filename));
+	struct http_scope *sc;
+	int st = http_scope_for_read(rq, coll, filename, token, &sc);
 	if (st == 0 && http_object_name(sc, "originals", filename, obj,
 					sizeof obj) != 0)
 		st = 400;

@@ -224,14 +224,9 @@ enum MHD_Result http_route_fileget(struct http_req *rq)
 	if (strcmp(type, "O") != 0 && strcmp(type, "T") != 0)
 		return http_reply_text(rq, 400, "Invalid type.\n");
 
-	struct http_scope *sc = malloc(sizeof *sc);
-	if (sc == NULL)
-		return MHD_NO;
+	struct http_scope *sc;
 	enum MHD_Result ret;
-	int st = http_scope_resolve(rq, coll, sc);
-	if (st == 0 && rq->set.require_key_for_get)
-		st = http_check_token(rq, sc->key, token, filename,
-				      strlen(filename));
+	int st = http_scope_for_read(rq, coll, filename, token, &sc);
 	if (st) {
 		ret = http_reply_text(rq, st, st == 403 ? "Invalid token.\n"
 					  : st == 429 ? HTTP_TEXT_PENALISED
@@ -269,13 +264,8 @@ enum MHD_Result http_route_getfileref(struct http_req *rq)
 	    !http_name_valid(filename, strlen(filename)) ||
 	    strchr(coll, '/') != NULL)
 		return http_reply_text(rq, 400, "Bad request.\n");
-	struct http_scope *sc = malloc(sizeof *sc);
-	if (sc == NULL)
-		return MHD_NO;
-	int st = http_scope_resolve(rq, coll, sc);
-	if (st == 0 && rq->set.require_key_for_get)
-		st = http_check_token(rq, sc->key, token, filename,
-				      strlen(filename));
+	struct http_scope *sc;
+	int st = http_scope_for_read(rq, coll, filename, token, &sc);
 	free(sc);
 	if (st)
 		return http_reply_text(rq, st, "Refused.\n");

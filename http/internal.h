@@ -201,6 +201,13 @@ const char *http_header(struct http_req *rq, const char *name);
 int http_scope_resolve(struct http_req *rq, const char *coll,
 		       struct http_scope *out);
 
+/* The scope of a read (fileget, getmetadata, getfileref): resolve COLL,
+ * then, with RequireKeyForGet, check TOKEN for FILENAME. 0 with *OUT
+ * (malloc'd, the caller frees it), or an HTTP status (*OUT NULL). */
+int http_scope_for_read(struct http_req *rq, const char *coll,
+			const char *filename, const char *token,
+			struct http_scope **out);
+
 /* Check TOKEN for NAME (LEN bytes) with KEY, against the request's start.
  * 0, 403 (logged, never with the token; counts towards the source's
  * penalty), or 429 when the source is refused for repeated failures. */

@@ -8,6 +8,7 @@
  * fuzzed. The server files call these and map results to statuses.
  */
 #include "http_proto.h"
+#include "store.h"
 
 #include <ctype.h>
 #include <stdio.h>
@@ -324,17 +325,6 @@ int http_thumb_is_of(const char *name, const char *candidate)
 
 /* ---- forms and escaping --------------------------------------------- */
 
-static int hexval(int c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 long http_pct_decode(const char *src, size_t len, int plus, char *out,
 		     size_t outlen)
 {
@@ -344,8 +334,8 @@ long http_pct_decode(const char *src, size_t len, int plus, char *out,
 		if (c == '%') {
 			if (i + 2 >= len)
 				return -1;
-			int h = hexval((unsigned char)src[i + 1]);
-			int l = hexval((unsigned char)src[i + 2]);
+			int h = store_hex_digit((unsigned char)src[i + 1]);
+			int l = store_hex_digit((unsigned char)src[i + 2]);
 			if (h < 0 || l < 0)
 				return -1;
 			c = h * 16 + l;

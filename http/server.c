@@ -285,6 +285,26 @@ int http_penalised(struct http_req *rq)
 	return 429;
 }
 
+int http_scope_for_read(struct http_req *rq, const char *coll,
+			const char *filename, const char *token,
+			struct http_scope **out)
+{
+	struct http_scope *sc = malloc(sizeof *sc);
+	*out = NULL;
+	if (sc == NULL)
+		return 503;
+	int st = http_scope_resolve(rq, coll, sc);
+	if (st == 0 && rq->set.require_key_for_get)
+		st = http_check_token(rq, sc->key, token, filename,
+				      strlen(filename));
+	if (st) {
+		free(sc);
+		return st;
+	}
+	*out = sc;
+	return 0;
+}
+
 int http_check_token(struct http_req *rq, const char *key, const char *token,
 		     const char *name, size_t len)
 {

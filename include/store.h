@@ -391,6 +391,19 @@ int store_upload_journal_dir(const char *catalog_path, char *out,
  * (AbortIncompleteMultipartUpload). */
 int store_upload_recover(const char *dir, volatile int *cancel);
 
+/* 1 if the cancel flag at CANCEL (may be NULL) is set. Long jobs (sync,
+ * archive, recovery) poll such a flag, which another thread or a signal
+ * handler sets with store_cancel(): both access it atomically. */
+static inline int store_canceled(const volatile int *cancel)
+{
+	return cancel && __atomic_load_n(cancel, __ATOMIC_RELAXED);
+}
+
+static inline void store_cancel(volatile int *cancel)
+{
+	__atomic_store_n(cancel, 1, __ATOMIC_RELAXED);
+}
+
 /* The value of the hexadecimal digit C (0-15), or -1 if C is not one.
  * Shared by the percent-decoders (S3 listings, SigV4, the HTTP side). */
 int store_hex_digit(int c);

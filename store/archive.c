@@ -85,7 +85,7 @@ static int sink(struct maker *m, const void *buf, size_t len)
 
 static int stopped(struct maker *m)
 {
-	if (m->cancel && *m->cancel) {
+	if (store_canceled(m->cancel)) {
 		if (m->rc == 0)
 			m->rc = STORE_ECANCELED;
 		return 1;
@@ -227,7 +227,7 @@ static int add_object(void *arg, const struct store_entry *ent)
 	struct maker *m = arg;
 	if (ent->is_dir)
 		return 0;
-	if (m->cancel && *m->cancel)
+	if (store_canceled(m->cancel))
 		return fail(m, STORE_ECANCELED, "interrupted");
 	if (emit_dirs(m, ent->name) != 0)
 		return m->rc;
@@ -264,7 +264,7 @@ static int add_object(void *arg, const struct store_entry *ent)
 	while ((n = store_reader_read(rd, m->buf, READ_BUF)) > 0) {
 		/* xz may hold a whole block (tens of MiB) before it gives
 		 * output, so look at the flag here too */
-		if (m->cancel && *m->cancel) {
+		if (store_canceled(m->cancel)) {
 			store_reader_close(rd);
 			return fail(m, STORE_ECANCELED, "interrupted");
 		}

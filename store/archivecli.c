@@ -421,7 +421,7 @@ static volatile int cli_cancel;
 static void on_signal(int sig)
 {
 	(void)sig;
-	cli_cancel = 1;
+	store_cancel(&cli_cancel);
 }
 
 static const char *state_name(int s)

@@ -633,7 +633,7 @@ static int type_cb(void *arg, const struct store_entry *e)
 	struct type_walk *w = arg;
 	if (e->is_dir)
 		return 0;
-	if (w->c->o->cancel && *w->c->o->cancel)
+	if (store_canceled(w->c->o->cancel))
 		return STORE_ECANCELED;
 	w->c->rep->objects++;
 	const char *rel = e->name + w->skip;

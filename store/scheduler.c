@@ -73,7 +73,7 @@ int schedule_run_kind(struct catalog *cat, const struct conf *cf,
 		free(l.names);
 		return 1;
 	}
-	for (int i = 0; i < l.n && !(cancel && *cancel); i++) {
+	for (int i = 0; i < l.n && !store_canceled(cancel); i++) {
 		if (is_sync) {
 			struct sync_opts o = { 0 };
 			struct sync_stats st;
@@ -206,7 +206,7 @@ static void recover(struct catalog *cat, const struct conf *cf,
 	catalog_client_list(cat, url_client, &u);
 	if (archives_region_base_url(cat, cf, NULL, a, sizeof a) == 0)
 		url_add(&u, a);
-	for (int i = 0; i < u.n && !*cancel; i++) {
+	for (int i = 0; i < u.n && !store_canceled(cancel); i++) {
 		struct store *st;
 		if (tenant_open_location(cat, u.urls[i], &st) != 0)
 			continue; /* not there (yet): nothing to clean */
@@ -420,7 +420,7 @@ void schedule_runner_stop(struct schedule_runner *r)
 	if (!r)
 		return;
 	pthread_mutex_lock(&r->mu);
-	r->stop = 1;
+	store_cancel(&r->stop);
 	pthread_cond_broadcast(&r->cv);
 	pthread_mutex_unlock(&r->mu);
 	for (int i = 0; i < 2; i++)

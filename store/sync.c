@@ -88,7 +88,7 @@ struct sync_run_state {
 
 static int cancelled(const struct sync_run_state *r)
 {
-	return r->o->cancel && *r->o->cancel;
+	return store_canceled(r->o->cancel);
 }
 
 static int list_cb(void *arg, const struct store_entry *e)

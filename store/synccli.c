@@ -182,7 +182,7 @@ static volatile int cli_cancel;
 static void on_signal(int sig)
 {
 	(void)sig;
-	cli_cancel = 1;
+	store_cancel(&cli_cancel);
 }
 
 static void sync_usage(void)

@@ -257,7 +257,7 @@ int store_upload_recover(const char *dir, volatile int *cancel)
 		return errno == ENOENT ? 0 : STORE_EIO;
 	int settled = 0;
 	struct dirent *de;
-	while ((de = readdir(d)) != NULL && !(cancel && *cancel)) {
+	while ((de = readdir(d)) != NULL && !store_canceled(cancel)) {
 		int is_tmp = has_suffix(de->d_name, TMP_SUFFIX);
 		if (!is_tmp && !has_suffix(de->d_name, ENTRY_SUFFIX))
 			continue;

@@ -160,7 +160,10 @@ def test_s3_fault_through_every_front_end(world, tmp_path, fault):
     assert raw_objects(d.s3.real, bucket, prefix) == \
         d.s3.real.keys(bucket, prefix)
     # and the daemon takes the next upload, fault gone, on every front end
-    for fe, (_, _, name, new) in zip(FRONTENDS, res):
-        ok, msg = upload_via(d, c, fe, str(tmp_path / name), name)
+    with concurrent.futures.ThreadPoolExecutor(len(FRONTENDS)) as ex:
+        again = list(ex.map(lambda fe_r: upload_via(
+            d, c, fe_r[0], str(tmp_path / fe_r[1][2]), fe_r[1][2]),
+            zip(FRONTENDS, res)))
+    for (ok, msg), (_, _, name, new) in zip(again, res):
         assert ok, msg
         assert sha(c.read("originals/" + name)) == sha(new)

@@ -16,7 +16,7 @@ import uuid
 
 import pytest
 
-from conftest import S3_REGION, TOOLS, clean_env
+from conftest import S3_REGION, SANITIZED, TOOLS, clean_env
 
 CONFORMANCE = os.path.join(TOOLS, "store_conformance")
 STORE_CLI = os.path.join(TOOLS, "store_cli")
@@ -29,7 +29,7 @@ PART_SIZE = 5 * 1024 * 1024
 CASES = [
     "roundtrip", "overwrite", "ranges", "list_pages", "delimiters",
     "directories", "copy", "rename", "metadata", "errors", "denied",
-    "atomic", "exclusive", "names", "statfs",
+    "atomic", "exclusive", "names", "statfs", "staged",
 ]
 FS_CASES = ["fs_symlinks", "fs_temp", "fs_files"]
 
@@ -212,9 +212,11 @@ def test_fs_memory_stream(tmp_path):
     small = json.loads(cli(url, "stream", "s.bin", 1 << 20).stdout)
     big = json.loads(cli(url, "stream", "b.bin", 256 << 20).stdout)
     assert big["bytes"] == big["read"] == 256 << 20
+    assert disk_files(root) == []
+    if SANITIZED:
+        return  # ASan's redzones and quarantine: no memory figure holds
     assert big["vmhwm_kb"] - small["vmhwm_kb"] < 2048, (small, big)
     assert big["vmhwm_kb"] < 16 * 1024, big
-    assert disk_files(root) == []
 
 
 def test_fs_big_directory_listing():
@@ -246,6 +248,8 @@ def test_fs_big_directory_listing():
         os.rmdir(root)
     assert flat["entries"] == n and flat["sorted"] == 1
     assert deep["entries"] == n + 1 and deep["sorted"] == 1
+    if SANITIZED:
+        return  # ASan's redzones and quarantine: no memory figure holds
     bound_kb = (n * 2 * (12 + 41)) // 1024 + 1024
     assert flat["vmhwm_kb"] - empty["vmhwm_kb"] < bound_kb, (flat, empty)
     assert deep["vmhwm_kb"] - empty["vmhwm_kb"] < bound_kb, (deep, empty)

@@ -1272,6 +1272,49 @@ static int case_fs_files(void)
 	return 0;
 }
 
+/* Staged writes: the name comes at the end; nothing is visible while the
+ * bytes stream, the object lands whole under its name with the type of
+ * that name, and an abort leaves nothing. */
+static int case_staged(void)
+{
+	static char big[700 * 1024];
+	for (size_t i = 0; i < sizeof big; i++)
+		big[i] = (char)(i * 7 + i / 4096);
+	struct store_writer *w;
+	EXPECT_RC(store_writer_open_staged(g_st, NULL, &w), 0);
+	EXPECT_RC(store_writer_write(w, big, sizeof big), 0);
+	EXPECT_EMPTY_LIST("", 0);
+	EXPECT_RC(store_writer_commit_as(w, g_st, N("staged/a.png")), 0);
+	struct store_stat ss;
+	EXPECT_RC(store_stat(g_st, N("staged/a.png"), &ss), 0);
+	CHECK(ss.size == sizeof big, "size %llu", (unsigned long long)ss.size);
+	CHECK(!strcmp(ss.content_type, "image/png") || !ss.content_type[0],
+	      "type %s", ss.content_type);
+	static char back[sizeof big];
+	CHECK(store_pread(g_st, N("staged/a.png"), back, sizeof back, 0) ==
+			      (ssize_t)sizeof big &&
+		      !memcmp(back, big, sizeof big),
+	      "staged bytes differ");
+	/* a small one replaces it */
+	EXPECT_RC(store_writer_open_staged(g_st, NULL, &w), 0);
+	EXPECT_RC(store_writer_write(w, "small", 5), 0);
+	EXPECT_RC(store_writer_commit_as(w, g_st, N("staged/a.png")), 0);
+	EXPECT_RC(store_stat(g_st, N("staged/a.png"), &ss), 0);
+	CHECK(ss.size == 5, "replaced size %llu", (unsigned long long)ss.size);
+	/* commit (no name), a temp name, an abort: nothing new */
+	EXPECT_RC(store_writer_open_staged(g_st, NULL, &w), 0);
+	EXPECT_RC(store_writer_write(w, big, sizeof big), 0);
+	EXPECT_RC(store_writer_commit(w), STORE_EINVAL);
+	EXPECT_RC(store_writer_open_staged(g_st, NULL, &w), 0);
+	EXPECT_RC(store_writer_commit_as(w, g_st, N(".assetd-tmp.x")),
+		  STORE_EINVAL);
+	EXPECT_RC(store_writer_open_staged(g_st, NULL, &w), 0);
+	EXPECT_RC(store_writer_write(w, big, sizeof big), 0);
+	store_writer_abort(w);
+	EXPECT_LIST("", 0, "staged/a.png");
+	return 0;
+}
+
 /* ---- driver ---------------------------------------------------------- */
 
 static const struct {
@@ -1285,7 +1328,8 @@ static const struct {
 	{ "metadata", case_metadata },     { "errors", case_errors },
 	{ "denied", case_denied },         { "atomic", case_atomic },
 	{ "exclusive", case_exclusive },   { "names", case_names },
-	{ "statfs", case_statfs },         { "fs_symlinks", case_fs_symlinks },
+	{ "statfs", case_statfs },         { "staged", case_staged },
+	{ "fs_symlinks", case_fs_symlinks },
 	{ "fs_temp", case_fs_temp },       { "fs_files", case_fs_files },
 };
 

@@ -26,6 +26,7 @@ from media import pdf_bytes  # noqa: E402
 from specify_client import SpecifyClient  # noqa: E402
 
 CONVERT = "/usr/bin/convert"
+GS = "/usr/bin/gs"
 
 
 def wrk_rps(url, conns, seconds):
@@ -98,6 +99,7 @@ def thumbnail_rows(ctx):
         # CPU seconds too: on a loaded machine both sides wait for a CPU,
         # and the CPU each spent is the steadier figure.
         cpu = {"ours": [], "peer": []}
+        gs_used = [False]
 
         def ours():
             n = c.new_name(ext)
@@ -116,6 +118,27 @@ def thumbnail_rows(ctx):
             t0 = time.monotonic()
             p = subprocess.run([CONVERT, path, "-resize", "123x123>", out],
                                capture_output=True)
+            if p.returncode != 0 and ext == ".pdf":
+                # Debian's ImageMagick reads its policy only from
+                # /etc/ImageMagick-6 (MAGICK_CONFIGURE_PATH is ignored for
+                # policy.xml) and that policy forbids PDF. Run what
+                # convert runs for a PDF itself: its ghostscript delegate
+                # (every page at 72 dpi, pngalpha), then the resize.
+                pages = ctx.path("media", "gs", "page-%03d.png")
+                for f in os.listdir(os.path.dirname(pages)):
+                    os.unlink(os.path.join(os.path.dirname(pages), f))
+                p = subprocess.run(
+                    [GS, "-q", "-dSAFER", "-dBATCH", "-dNOPAUSE",
+                     "-dNOPROMPT", "-dMaxBitmap=500000000",
+                     "-dAlignToPixels=0", "-dGridFitTT=2",
+                     "-sDEVICE=pngalpha", "-dTextAlphaBits=4",
+                     "-dGraphicsAlphaBits=4", "-r72x72",
+                     "-sOutputFile=" + pages, path], capture_output=True)
+                if p.returncode == 0:
+                    p = subprocess.run(
+                        [CONVERT, pages.replace("%03d", "*"), "-resize",
+                         "123x123>", out], capture_output=True)
+                gs_used[0] = True
             if p.returncode != 0:
                 return None
             dt = time.monotonic() - t0
@@ -130,6 +153,9 @@ def thumbnail_rows(ctx):
         if co and cp:
             note += "; CPU s: ours %.2f, convert %.2f (%.1fx)" % (co, cp,
                                                                 cp / co)
+        if gs_used[0]:
+            note += "; peer: convert's own ghostscript delegate + convert" \
+                    " -resize (Debian's policy forbids PDF in convert)"
         if p is None:
             note += "; convert refused the file (Debian's ImageMagick policy" \
                     " forbids PDF)"
@@ -162,7 +188,7 @@ def upload_rows(ctx, backend):
     after = peak_rss_mib(d.proc.pid)
     return [Row("upload %d MiB via fileupload (%s)" % (total >> 20, backend),
                 after - before, unit="MiB RSS growth", target="< 64 MiB",
-                rss_mib=after, note="%.0f MiB/s; file part first (spooled)"
+                rss_mib=after, note="%.0f MiB/s; file part first (staged in the store)"
                 % ((total >> 20) / secs), higher=False)]
 
 
