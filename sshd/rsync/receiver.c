@@ -1135,8 +1135,13 @@ static int prepare_dest(struct push *p)
 			rs_event(s, "mkdir", prefix, rc, 0);
 		if (rc == 0 || rc == STORE_EEXIST)
 			return 0;
+		rs_printf(&s->conn, RS_MSG_ERROR, "rsync: [receiver] mkdir "
+			  "\"%s\" failed: %s (assetd)\n", arg,
+			  store_strerror(rc));
+		return RSYNC_EFILEIO;
 	}
-	rs_printf(&s->conn, RS_MSG_ERROR, "rsync: [receiver] mkdir \"%s\" "
+	/* the destination could not even be looked at (storage down) */
+	rs_printf(&s->conn, RS_MSG_ERROR, "rsync: [receiver] stat \"%s\" "
 		  "failed: %s (assetd)\n", arg, store_strerror(rc));
 	return RSYNC_EFILEIO;
 }

@@ -133,6 +133,8 @@ def one_upload(d, c, proxy, tmp_path, fault, frontend):
             bad.append("a partial object")
         elif expect == "fail" and sha(got) != sha(old):
             bad.append("the old version was lost")
+    if not ok and frontend == "rsync" and "mkdir" in msg:
+        bad.append("a storage fault reported as a failed mkdir: " + msg)
     line = "%s %s: %s %r" % (fault, frontend, "ok" if ok else "failed",
                              msg[-160:])
     return ["%s %s: %s" % (fault, frontend, b) for b in bad], line, name, new
