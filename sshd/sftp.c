@@ -107,7 +107,7 @@ struct handle {
 	/* directories */
 	int dir_done;
 	int dir_index;                  /* root and /backups: entries sent */
-	char dir_last[STORE_NAME_MAX];  /* last name listed (full name) */
+	struct store_lister *lister;    /* /attachments: the open listing */
 };
 
 struct sftp {
@@ -378,6 +378,8 @@ static void handle_free(struct sftp *f, struct handle *h)
 	h->rd = NULL;
 	if (h->st_owned && h->st)
 		store_close(h->st);
+	store_lister_close(h->lister);
+	h->lister = NULL;
 	wstate_discard(&h->ws);
 	h->kind = H_FREE;
 }
@@ -1238,6 +1240,16 @@ static int do_opendir(struct sftp *f)
 	h = handle_new(f, &idx);
 	if (!h)
 		return reply_status(f, SFTP_FX_FAILURE, "Too many open files");
+	if (vp.kind == VFS_FILES) {
+		/* One listing per handle, paged by READDIR: the fs backend
+		 * reads and sorts the directory once, here. */
+		char prefix[STORE_NAME_MAX + 1];
+		snprintf(prefix, sizeof prefix, "%s%s", vp.name,
+			 vp.name[0] ? "/" : "");
+		rc = store_lister_open(f->s->store, prefix, &h->lister);
+		if (rc)
+			return reply_err(f, rc);
+	}
 	h->vp = vp;
 	h->kind = H_DIR;
 	return reply_handle(f, idx);
@@ -1268,13 +1280,9 @@ static void name_entry(struct dirfill *d, const char *name,
 static int dir_list_cb(void *arg, const struct store_entry *e)
 {
 	struct dirfill *d = arg;
-	struct handle *h = d->h;
 	char name[STORE_NAME_MAX];
 	struct sftp_attrs a;
 
-	/* Never report a name twice, whatever the backend resumes with. */
-	if (h->dir_last[0] && strcmp(e->name, h->dir_last) <= 0)
-		return 0;
 	if (strncmp(e->name, d->prefix, d->plen) != 0)
 		return 0;
 	size_t n = strlen(e->name + d->plen);
@@ -1290,7 +1298,6 @@ static int dir_list_cb(void *arg, const struct store_entry *e)
 	else
 		attrs_file(&a, 0644, e->size, e->mtime);
 	name_entry(d, name, &a);
-	snprintf(h->dir_last, sizeof h->dir_last, "%s", e->name);
 	if (d->count >= DIR_BATCH || d->f->out.len >= DIR_BATCH_BYTES)
 		return 1;
 	return 0;
@@ -1356,27 +1363,13 @@ static int do_readdir(struct sftp *f)
 			h->dir_done = 1;
 		rc = rc < 0 ? rc : 0;
 	} else {
-		char after[STORE_NAME_MAX + 8];
-		const char *start = NULL;
-		if (h->vp.name[0])
-			snprintf(prefix, sizeof prefix, "%s/", h->vp.name);
-		else
-			prefix[0] = '\0';
+		snprintf(prefix, sizeof prefix, "%s%s", h->vp.name,
+			 h->vp.name[0] ? "/" : "");
 		d.prefix = prefix;
 		d.plen = strlen(prefix);
-		if (h->dir_last[0]) {
-			size_t ll = strlen(h->dir_last);
-			/* After a folder, skip everything inside it: resume
-			 * past the largest name it could hold. */
-			snprintf(after, sizeof after, "%s%s", h->dir_last,
-				 h->dir_last[ll - 1] == '/' ?
-					 "\xf4\x8f\xbf\xbf" : "");
-			start = after;
-		}
-		rc = store_list(f->s->store, prefix, '/', start, dir_list_cb,
-				&d);
-		if (rc >= 0 && d.count < DIR_BATCH &&
-		    f->out.len < DIR_BATCH_BYTES)
+		/* Continues where the previous READDIR stopped. */
+		rc = store_lister_next(h->lister, dir_list_cb, &d);
+		if (rc == 0)
 			h->dir_done = 1;
 		rc = rc < 0 ? rc : 0;
 	}

@@ -76,6 +76,11 @@ struct store_backend {
 
 	int (*list)(struct store *st, const char *prefix, char delim,
 		    const char *start_after, store_list_cb cb, void *arg);
+	/* Optional cursor for store_lister (one level, DELIM '/'); without
+	 * it store.c pages with list() and start_after. */
+	int (*list_open)(struct store *st, const char *prefix, void **cur);
+	int (*list_next)(void *cur, store_list_cb cb, void *arg);
+	void (*list_close)(void *cur);
 	int (*delete_object)(struct store *st, const char *name);
 	int (*mkdir)(struct store *st, const char *name);
 	int (*rmdir)(struct store *st, const char *name);

@@ -923,6 +923,90 @@ int store_list(struct store *st, const char *prefix, char delim,
 	return st->be->list(st, prefix, delim, start_after, cb, arg);
 }
 
+/* A paged one-level listing: the backend's cursor when it has one, else
+ * store_list resumed after the last name reported. */
+struct store_lister {
+	struct store *st;
+	void *cur;                      /* the backend's cursor, or NULL */
+	int done;
+	store_list_cb cb;
+	void *arg;
+	char prefix[STORE_NAME_MAX];
+	char last[STORE_NAME_MAX];      /* last name seen ("" = none yet) */
+};
+
+int store_lister_open(struct store *st, const char *prefix,
+		      struct store_lister **out)
+{
+	*out = NULL;
+	if (!st)
+		return STORE_EINVAL;
+	if (!prefix)
+		prefix = "";
+	if (!prefix_ok(prefix) || strlen(prefix) >= STORE_NAME_MAX)
+		return STORE_EINVAL;
+	struct store_lister *l = calloc(1, sizeof *l);
+	if (!l)
+		return STORE_ENOMEM;
+	l->st = st;
+	memcpy(l->prefix, prefix, strlen(prefix) + 1);
+	if (st->be->list_open) {
+		int rc = st->be->list_open(st, prefix, &l->cur);
+		if (rc < 0) {
+			free(l);
+			return rc;
+		}
+	}
+	*out = l;
+	return 0;
+}
+
+static int lister_cb(void *arg, const struct store_entry *e)
+{
+	struct store_lister *l = arg;
+	/* A resumed listing may repeat the name it resumed at (a folder is
+	 * reported again while its keys follow START_AFTER). */
+	if (l->last[0] && strcmp(e->name, l->last) <= 0)
+		return 0;
+	snprintf(l->last, sizeof l->last, "%s", e->name);
+	return l->cb(l->arg, e);
+}
+
+int store_lister_next(struct store_lister *l, store_list_cb cb, void *arg)
+{
+	if (!l || !cb)
+		return STORE_EINVAL;
+	if (l->done)
+		return 0;
+	int rc;
+	if (l->cur) {
+		rc = l->st->be->list_next(l->cur, cb, arg);
+	} else {
+		char after[STORE_NAME_MAX + 8];
+		size_t ll = strlen(l->last);
+		/* After a folder, resume past the largest name it could
+		 * hold, so that its keys are not walked again. */
+		snprintf(after, sizeof after, "%s%s", l->last,
+			 ll && l->last[ll - 1] == '/' ? "\xf4\x8f\xbf\xbf" : "");
+		l->cb = cb;
+		l->arg = arg;
+		rc = store_list(l->st, l->prefix, '/', ll ? after : NULL,
+				lister_cb, l);
+	}
+	if (rc == 0)
+		l->done = 1;
+	return rc;
+}
+
+void store_lister_close(struct store_lister *l)
+{
+	if (!l)
+		return;
+	if (l->cur)
+		l->st->be->list_close(l->cur);
+	free(l);
+}
+
 int store_delete(struct store *st, const char *name)
 {
 	if (!st || !store_name_valid(name))
