@@ -748,9 +748,11 @@ static void *watchdog_main(void *arg)
 			if (w->in_request || w->cut || now - w->since < limit)
 				continue;
 			w->cut = 1;
-			shutdown(w->fd, SHUT_RDWR);
+			/* logged before the cut, so that the line is there
+			 * by the time the client sees its connection end */
 			log_info("http_refused", "reason=header_timeout secs=%d",
 				 srv->header_timeout);
+			shutdown(w->fd, SHUT_RDWR);
 		}
 		pthread_mutex_unlock(&srv->wlock);
 	}
