@@ -73,7 +73,8 @@ struct http_inflight {
 /* One open connection, for the header deadline (server.c). */
 struct http_watch {
 	int fd;                         /* the connection's socket */
-	int64_t since;                  /* when it began waiting for headers */
+	int64_t since;                  /* when it began waiting for headers,
+					   monotonic milliseconds */
 	int in_request;                 /* headers are in; a request runs */
 	int cut;                        /* shut down by the watchdog */
 	int served;                     /* a request has ended: keep-alive

@@ -668,6 +668,17 @@ static void allow_header(const struct http_route *r, char *out, size_t len)
  * its socket down, which ends the connection's thread.
  * An entry leaves the list (under WLOCK) before libmicrohttpd closes the
  * fd, so the watchdog never touches a reused descriptor. */
+
+/* Milliseconds on the monotonic clock: the header deadline is counted from
+ * when the connection began waiting, to the quarter second the watchdog
+ * wakes at, and a change of the wall clock moves no deadline. */
+static int64_t watch_now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
 static void notify_conn(void *cls, struct MHD_Connection *c,
 			void **socket_context,
 			enum MHD_ConnectionNotificationCode code)
@@ -683,7 +694,7 @@ static void notify_conn(void *cls, struct MHD_Connection *c,
 			return;
 		}
 		w->fd = ci->connect_fd;
-		w->since = (int64_t)time(NULL);
+		w->since = watch_now_ms();
 		pthread_mutex_lock(&srv->wlock);
 		w->next = srv->watch;
 		if (srv->watch)
@@ -718,7 +729,7 @@ static void watch_mark(struct http_server *srv, struct MHD_Connection *c,
 	struct http_watch *w = ci->socket_context;
 	pthread_mutex_lock(&srv->wlock);
 	w->in_request = in_request;
-	w->since = (int64_t)time(NULL);
+	w->since = watch_now_ms();
 	if (!in_request)
 		w->served = 1;
 	pthread_mutex_unlock(&srv->wlock);
@@ -729,11 +740,11 @@ static void *watchdog_main(void *arg)
 	struct http_server *srv = arg;
 	while (!srv->stopping) {
 		usleep(250 * 1000);
-		int64_t now = (int64_t)time(NULL);
+		int64_t now = watch_now_ms();
 		pthread_mutex_lock(&srv->wlock);
 		for (struct http_watch *w = srv->watch; w; w = w->next) {
-			int limit = srv->header_timeout +
-				    (w->served ? srv->timeout : 0);
+			int64_t limit = 1000 * (int64_t)(srv->header_timeout +
+					(w->served ? srv->timeout : 0));
 			if (w->in_request || w->cut || now - w->since < limit)
 				continue;
 			w->cut = 1;
