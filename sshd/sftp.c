@@ -57,6 +57,10 @@
 #define READ_WINDOW_MAX (64u << 20)
 #define DIR_BATCH 256                   /* names per READDIR reply */
 #define DIR_BATCH_BYTES (192u * 1024u)
+/* Open listings per session: each holds its folder's sorted names (fs:
+ * ~5 MiB for 100,000), so a session may not hold hundreds of them. Stock
+ * clients read one folder to its end before they open the next. */
+#define DIR_LISTERS_MAX 16
 #define SPOOL_CHUNK (256u * 1024u)
 #define MAX_EXTENTS 65536
 
@@ -1244,6 +1248,14 @@ static int do_opendir(struct sftp *f)
 		/* One listing per handle, paged by READDIR: the fs backend
 		 * reads and sorts the directory once, here. */
 		char prefix[STORE_NAME_MAX + 1];
+		int open_listers = 0;
+		for (int i = 0; i < SFTP_MAX_HANDLES; i++)
+			if (f->h[i] && f->h[i]->kind == H_DIR &&
+			    f->h[i]->lister)
+				open_listers++;
+		if (open_listers >= DIR_LISTERS_MAX)
+			return reply_status(f, SFTP_FX_FAILURE,
+					    "Too many open directories");
 		snprintf(prefix, sizeof prefix, "%s%s", vp.name,
 			 vp.name[0] ? "/" : "");
 		rc = store_lister_open(f->s->store, prefix, &h->lister);

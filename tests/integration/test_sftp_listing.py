@@ -76,3 +76,27 @@ def test_paramiko_listdir_pages_with_folders(daemon, tmp_path):
     assert all(a.st_mode & 0o040000 for f, a in attrs.items()
                if f in folders or f == "emptydir")
     assert not any(attrs[f].st_mode & 0o040000 for f in files)
+
+
+def test_open_directory_handles_are_bounded(daemon):
+    """Each open listing holds its folder's names, so a session may hold
+    16 at once; the 17th OPENDIR fails cleanly until one is closed."""
+    import paramiko.sftp as ps
+    c = new_client(daemon)
+    sftp, t = paramiko_sftp(daemon, c)
+    try:
+        sftp.mkdir("attachments/d")
+        handles = []
+        for _ in range(16):
+            _, msg = sftp._request(ps.CMD_OPENDIR, "attachments/d")
+            handles.append(msg.get_binary())
+        with pytest.raises(IOError, match="Too many open directories"):
+            sftp._request(ps.CMD_OPENDIR, "attachments/d")
+        sftp._request(ps.CMD_CLOSE, handles.pop())
+        assert "d" in sftp.listdir("attachments")
+        for h in handles:
+            sftp._request(ps.CMD_CLOSE, h)
+        assert sftp.listdir("attachments/d") == []
+    finally:
+        sftp.close()
+        t.close()

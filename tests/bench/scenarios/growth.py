@@ -8,8 +8,10 @@ The folder is filled through assetd itself, by a first rsync push (its time
 is reported), the way a client would. The peer is OpenSSH's sshd with
 sftp-server and stock rsync on local disk, the same folder, the same
 clients. assetd is restarted before each size so that its VmHWM is that
-size's; a first listing and a first no-change pass warm it (and the page
-cache) before the measured, alternating runs.
+size's, and the listings run before any rsync pass of that process (whose
+file list would be their peak otherwise); a first listing and a first
+no-change pass warm it (and the page cache) before the measured,
+alternating runs.
 
 Backends: fs at every size. On the test S3 server only 1k objects: s3rver
 answers each ListObjectsV2 page by reading every object of the bucket from
@@ -101,14 +103,16 @@ def run(ctx):
             if n_runs > 1:
                 sftp_ls(ours_sftp, "attachments/" + folder, n)
                 sftp_ls(peer_sftp, peer_root + "/" + folder, n)
-            rsync(ours_ssh, src, ours_dest)
-            rsync(peer_ssh, src, peer_dest)
             ls = alternate(lambda: sftp_ls(ours_sftp, "attachments/" + folder,
                                            n),
                            lambda: sftp_ls(peer_sftp,
                                            peer_root + "/" + folder, n),
                            n_runs, higher=False)
             rss_ls = peak_rss_mib(d.proc.pid)
+            # Warm the rsync passes only now: rsync's file list would
+            # otherwise be the listing's peak RSS.
+            rsync(ours_ssh, src, ours_dest)
+            rsync(peer_ssh, src, peer_dest)
             rs = alternate(lambda: rsync(ours_ssh, src, ours_dest)[0],
                            lambda: rsync(peer_ssh, src, peer_dest)[0],
                            n_runs, higher=False)
