@@ -16,6 +16,7 @@
 
 #include "rsync.h"
 #include "store.h"
+#include "fuzz_input.h"
 
 static const char *const cmds[] = {
 	"rsync --server -logDtpre.iLsfxCIvu . attachments/f/",
@@ -28,30 +29,6 @@ static const char *const cmds[] = {
 	"rsync --server -logDtpre.iLsfxCIvu --compress-choice=zstd . "
 	"attachments/f/",
 };
-
-struct src {
-	const uint8_t *p;
-	size_t len, pos;
-};
-
-static ssize_t src_read(void *arg, void *buf, size_t len)
-{
-	struct src *s = arg;
-	size_t n = s->len - s->pos;
-	if (n > len)
-		n = len;
-	memcpy(buf, s->p + s->pos, n);
-	s->pos += n;
-	return (ssize_t)n;
-}
-
-static int sink_write(void *arg, const void *buf, size_t len)
-{
-	(void)arg;
-	(void)buf;
-	(void)len;
-	return 0;
-}
 
 static struct store *att;
 static char dir[] = "/tmp/assetd-fuzz-rsync-XXXXXX";

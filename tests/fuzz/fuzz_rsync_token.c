@@ -8,30 +8,7 @@
 #include <string.h>
 
 #include "../../sshd/rsync/rsync_int.h"
-
-struct src {
-	const uint8_t *p;
-	size_t len, pos;
-};
-
-static ssize_t src_read(void *arg, void *buf, size_t len)
-{
-	struct src *s = arg;
-	size_t n = s->len - s->pos;
-	if (n > len)
-		n = len;
-	memcpy(buf, s->p + s->pos, n);
-	s->pos += n;
-	return (ssize_t)n;
-}
-
-static int sink_write(void *arg, const void *buf, size_t len)
-{
-	(void)arg;
-	(void)buf;
-	(void)len;
-	return 0;
-}
+#include "fuzz_input.h"
 
 #define BLEN 700
 #define NBLOCKS 64
