@@ -184,9 +184,9 @@ struct store_writer;
  * small objects, else a multipart upload whose parts are sent as they fill.
  * Memory per writer is bounded: fs, none beyond the caller's buffer;
  * s3, 2 x part size (one part being sent, one filling): 10 MiB with the
- * 5 MiB parts used for objects up to 44 GiB with a size hint, or up to
- * 4.4 GiB without one (parts then double every 900 parts; store/s3.c). A
- * reader holds 256 KiB on S3. */
+ * 5 MiB parts used for objects up to 44 GiB with a size hint, 16 MiB with
+ * the 8 MiB parts an unknown size starts at, up to 7 GiB (parts then
+ * double every 900 parts; store/s3.c). A reader holds 256 KiB on S3. */
 int store_writer_open(struct store *st, const char *name,
 		      const struct store_put_opts *opts,
 		      struct store_writer **out);

@@ -42,14 +42,14 @@
  * soon as that one is not in flight. So the part just filled starts out
  * while the one before is still finishing (its last bytes, S3's reply),
  * which keeps the connection busy, and the memory bound per writer stays
- * 2 x part size (10 MiB with the default 5 MiB parts: two parts in flight
- * while the caller waits, or one in flight and one filling). Every part carries
- * Content-MD5, so S3 checks its bytes, which is why a part is whole in
- * memory before it is sent. Part size: S3's minimum, 5 MiB, for unknown
- * sizes, doubling every 900 parts (5 MiB x 900 x (1+2+...+512), then
- * 5 GiB parts, passes 5 TiB within 10,000 parts), so the bound grows only
- * for objects past 4.4 GiB; with a size hint, the smallest whole MiB (at
- * least 5) that fits the hint in 9,000 parts: 5 MiB up to 44 GiB. Commit sends the last part, waits for every part's
+ * 2 x part size (two parts in flight while the caller waits, or one in
+ * flight and one filling). Every part carries Content-MD5, so S3 checks its
+ * bytes, which is why a part is whole in memory before it is sent. Part
+ * size: 8 MiB for unknown sizes, doubling every 900 parts (8 MiB x 900 x
+ * (1+2+...+512), then 5 GiB parts, passes 5 TiB within 10,000 parts), so
+ * the bound is 16 MiB up to 7 GiB; with a size hint, the smallest whole MiB
+ * (at least S3's minimum, 5) that fits the hint in 9,000 parts, so 10 MiB
+ * up to 44 GiB, doubling from there if the hint was short. Commit sends the last part, waits for every part's
  * confirmation, then CompleteMultipartUpload, whose body must be a
  * CompleteMultipartUploadResult. Any failure aborts the upload
  * (AbortMultipartUpload; a server without it, such as the test server's
@@ -104,7 +104,8 @@
 
 #define MiB (1024ULL * 1024)
 #define GiB (1024 * MiB)
-#define DEFAULT_PART_SIZE (5 * MiB) /* S3's minimum: the least memory */
+#define DEFAULT_PART_SIZE (8 * MiB) /* unknown sizes start here */
+#define MIN_PART_SIZE (5 * MiB)     /* S3's minimum: known sizes */
 #define MAX_PART_SIZE (5 * GiB)
 #define MAX_PARTS 10000
 #define MAX_OBJECT (5 * 1024 * GiB)
@@ -1754,6 +1755,7 @@ struct s3_writer {
 	int64_t mtime;
 	int exclusive;
 	uint64_t part_size;     /* size of the part being filled */
+	uint64_t first_part;    /* the size parts start at (doubling from it) */
 	int fixed_size;         /* part size chosen from a size hint */
 	char *fill;             /* the part being filled */
 	size_t fill_len, fill_cap;
@@ -2015,7 +2017,7 @@ static uint64_t part_size_for(const struct s3_writer *w, int next_part)
 	if (w->fixed_size)
 		return w->part_size;
 	/* Unknown size: double after every PARTS_PER_STEP parts. */
-	uint64_t ps = w->s3->part_size;
+	uint64_t ps = w->first_part;
 	for (int i = PARTS_PER_STEP; i < next_part && ps < MAX_PART_SIZE;
 	     i += PARTS_PER_STEP)
 		ps *= 2;
@@ -2158,13 +2160,18 @@ static int s3_writer_open(struct store *st, const char *name,
 	w->part_size = s3->part_size;
 	if (opts->size_hint) {
 		/* The smallest whole MiB that fits the hint in 9,000 parts
-		 * (slack for a hint that is a little short). */
+		 * (slack for a hint that is a little short), at least S3's
+		 * minimum (or the tests' smaller part size). */
+		uint64_t floor = s3->part_size < MIN_PART_SIZE ? s3->part_size
+							       : MIN_PART_SIZE;
 		uint64_t need = (opts->size_hint + 8999) / 9000;
 		need = (need + MiB - 1) / MiB * MiB;
-		if (need > w->part_size)
-			w->part_size = need > MAX_PART_SIZE ? MAX_PART_SIZE : need;
-		w->fixed_size = need > s3->part_size;
+		w->part_size = need > floor ? need : floor;
+		if (w->part_size > MAX_PART_SIZE)
+			w->part_size = MAX_PART_SIZE;
+		w->fixed_size = need > floor;
 	}
+	w->first_part = w->part_size;
 	if (w->exclusive) {
 		struct store_stat ss;
 		int rc = s3_stat(st, name, &ss);

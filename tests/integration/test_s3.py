@@ -395,8 +395,7 @@ def test_imds_disabled(s3server, bucket, imds):
 def test_memory_bound_streaming(s3server, bucket):
     """Stream an object of unknown size up (multipart) and down through the
     S3 backend: peak RSS stays within the documented bound, 2 x part size
-    (2 x 5 MiB)
-    for the writer plus the reader's 256 KiB, whatever the object's size.
+    (2 x 8 MiB for an unknown size) for the writer plus the reader's 256 KiB, whatever the object's size.
     (The 1 GiB run is the benchmark, tests/bench/scenarios/store_s3.py.)"""
     url = "s3://%s/m/" % bucket
     args = [STORE_CLI, "--endpoint", s3server.endpoint, "--region",
@@ -412,7 +411,7 @@ def test_memory_bound_streaming(s3server, bucket):
                                     check=True, capture_output=True, env=env,
                                     timeout=300).stdout)
     assert big["bytes"] == big["read"] == 96 * MiB
-    part = 5 * MiB
+    part = 8 * MiB
     grown_kb = big["vmhwm_kb"] - small["vmhwm_kb"]
     # the writer's two part buffers are the growth; allow 4 MiB of slack
     assert grown_kb < (2 * part + 4 * MiB) // 1024, (small, big)
