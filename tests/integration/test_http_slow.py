@@ -159,7 +159,8 @@ def test_header_trickle_cut_off_others_served(make_daemon):
             cut = time.time() - start_t
             break
     assert cut is not None, "a trickling client was never cut off"
-    assert 1.5 <= cut <= 5, cut
+    # 2 s, and a busy machine's slack (the trickle alone would take 20 s)
+    assert 1.5 <= cut <= 10, cut
     with open(d.log_path) as f:
         assert "reason=header_timeout" in f.read()
 
