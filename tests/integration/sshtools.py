@@ -1,5 +1,6 @@
 """Helpers for the SSH-side tests: run OpenSSH's sftp/scp/ssh against a
 daemon, open paramiko sessions, make test files."""
+import contextlib
 import os
 import subprocess
 
@@ -70,6 +71,23 @@ def paramiko_sftp(daemon, client, key_path=None, user=None):
     t = paramiko.Transport(("127.0.0.1", daemon.ssh_port))
     t.connect(username=user or client.name, pkey=key)
     return paramiko.SFTPClient.from_transport(t), t
+
+
+@contextlib.contextmanager
+def sftp_session(daemon, client, key_path=None, user=None):
+    """paramiko_sftp() as a context: the SFTPClient, its transport closed
+    on leaving."""
+    sftp, t = paramiko_sftp(daemon, client, key_path, user)
+    try:
+        yield sftp
+    finally:
+        t.close()
+
+
+def put_bytes(sftp, path, data):
+    """Write DATA as the remote file PATH through SFTPClient SFTP."""
+    with sftp.open(path, "wb") as f:
+        f.write(data)
 
 
 def make_file(path, size, seed=0):
