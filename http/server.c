@@ -1025,6 +1025,27 @@ static int listener_open(const struct conf_listen *a, int *port_out,
 	return fd;
 }
 
+/* libmicrohttpd gives each connection one memory pool: the request head
+ * is read into it, the parsed headers and the response head are built in
+ * it, and what is left is the read buffer for the body. The pool is zeroed
+ * whole between two requests of a keep-alive connection, so its size is
+ * paid on every request and, once touched, stays resident per connection
+ * (1,000 keep-alive connections at 256 KiB each were 250 MiB). It is sized
+ * from the head bound instead: room for the largest head allowed (so that
+ * start_request, not libmicrohttpd, makes the exact HTTPMaxHeaderSize
+ * check), plus POOL_SLACK for the parsed header entries, the response head
+ * and a body read buffer; never less than POOL_MIN. An upload's read
+ * buffer grows in POOL_INCREMENT steps into what the head left free. */
+#define POOL_MIN (64 * 1024)
+#define POOL_SLACK (16 * 1024)
+#define POOL_INCREMENT (16 * 1024)
+
+static size_t pool_size(const struct http_server *srv)
+{
+	size_t n = srv->max_header_size + POOL_SLACK;
+	return n < POOL_MIN ? POOL_MIN : n;
+}
+
 static struct MHD_Daemon *daemon_start(struct http_server *srv, int fd,
 				       const char *cert, const char *key)
 {
@@ -1045,11 +1066,8 @@ static struct MHD_Daemon *daemon_start(struct http_server *srv, int fd,
 		MHD_OPTION_LISTEN_SOCKET, fd,
 		MHD_OPTION_CONNECTION_LIMIT, (unsigned)srv->threads_limit,
 		MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)srv->timeout,
-		/* room for the largest head allowed (checked exactly in
-		 * start_request) and for the body's read buffer */
-		MHD_OPTION_CONNECTION_MEMORY_LIMIT,
-		srv->max_header_size * 2 > 256 * 1024 ? srv->max_header_size * 2
-						      : (size_t)(256 * 1024),
+		MHD_OPTION_CONNECTION_MEMORY_LIMIT, pool_size(srv),
+		MHD_OPTION_CONNECTION_MEMORY_INCREMENT, (size_t)POOL_INCREMENT,
 		MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned)srv->max_per_source,
 		MHD_OPTION_NOTIFY_COMPLETED, completed_cb, srv,
 		MHD_OPTION_NOTIFY_CONNECTION, connection_cb, srv,
