@@ -22,7 +22,7 @@ MiB = 1024 * 1024
 @pytest.fixture(scope="module", params=["fs", "s3"])
 def daemon(request, tmp_path_factory, s3server):
     d = shared_daemon(request, tmp_path_factory, s3server,
-                      "PerSourceMaxStartups 60\n")
+                      "PerSourceMaxStartups 60\nMaxStartups 60\n")
     yield d
     d.stop()
 
