@@ -2,12 +2,13 @@
 address together (OpenSSH's start:rate:full). With `MaxStartups 3` (=
 3:100:3) three connections that read the banner and stay silent fill it;
 a fourth is closed before the banner, logged and counted in /metrics;
-logged-in sessions never count and keep working; once the silent ones
-leave, a new login works again. Every wait is on the daemon's own gauge
+logged-in sessions never count and keep working; a reload changes the
+cap; once the silent ones leave, a new login works again. Every wait is on the daemon's own gauge
 (assetd_unauthenticated_connections), never on a fixed sleep. And a bad
 value is refused with its file and line.
 """
 import re
+import signal
 import socket
 import subprocess
 import time
@@ -124,6 +125,14 @@ def test_max_startups_caps_unauthenticated_connections(make_daemon):
         assert c.read("during.txt") == b"written while the cap was full\n"
         for sftp, _t in sessions:
             assert "during.txt" in sftp.listdir("/attachments")
+        # a reload raises the cap: one more is let in, the next dropped
+        d.conf_extra = d.conf_extra.replace("MaxStartups 3", "MaxStartups 4")
+        d.write_conf()
+        d.proc.send_signal(signal.SIGHUP)
+        wait_for("the reload", lambda: "max_startups=4:100:4" in d.log())
+        held.append(holder(d))
+        wait_for("four unauthenticated", lambda: unauth(d) == 4)
+        assert closed_without_banner(d)
     finally:
         for s in held:
             s.close()
