@@ -100,14 +100,20 @@ struct ctx {
 
 static int error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
+/* "assetctl: MESSAGE" on stderr. */
+static void vmessage(const char *fmt, va_list ap)
+{
+	fputs("assetctl: ", stderr);
+	vfprintf(stderr, fmt, ap);
+	fputc('\n', stderr);
+}
+
 static int error(const char *fmt, ...)
 {
 	va_list ap;
-	fputs("assetctl: ", stderr);
 	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
+	vmessage(fmt, ap);
 	va_end(ap);
-	fputc('\n', stderr);
 	return EXIT_ERR;
 }
 
@@ -122,11 +128,9 @@ static int usage_error(const struct args *a, const char *fmt, ...)
 static int usage_error(const struct args *a, const char *fmt, ...)
 {
 	va_list ap;
-	fputs("assetctl: ", stderr);
 	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
+	vmessage(fmt, ap);
 	va_end(ap);
-	fputc('\n', stderr);
 	if (a && a->noun && a->verb && a->verb->name[0])
 		fprintf(stderr, "Try 'assetctl %s %s --help'.\n", a->noun->name,
 			a->verb->name);
@@ -255,15 +259,19 @@ static void jw_bool(struct jw *j, const char *key, int v)
 	fputs(v ? "true" : "false", stdout);
 }
 
+static void jw_null(struct jw *j, const char *key)
+{
+	jw_pre(j, key);
+	fputs("null", stdout);
+}
+
 /* A string, or null when empty. */
 static void jw_str_or_null(struct jw *j, const char *key, const char *v)
 {
-	if (v && v[0]) {
+	if (v && v[0])
 		jw_str(j, key, v);
-	} else {
-		jw_pre(j, key);
-		fputs("null", stdout);
-	}
+	else
+		jw_null(j, key);
 }
 
 /* ---- tables for people ------------------------------------------------- */
@@ -275,7 +283,7 @@ struct table {
 	size_t n, cap;
 };
 
-static int table_add(struct table *t, ...)
+static int table_vadd(struct table *t, va_list ap)
 {
 	if (t->n + (size_t)t->ncols > t->cap) {
 		size_t ncap = t->cap ? t->cap * 2 : (size_t)t->ncols * 16;
@@ -287,14 +295,30 @@ static int table_add(struct table *t, ...)
 		t->cells = nc;
 		t->cap = ncap;
 	}
-	va_list ap;
-	va_start(ap, t);
 	for (int i = 0; i < t->ncols; i++) {
 		const char *s = va_arg(ap, const char *);
 		t->cells[t->n++] = strdup(s ? s : "");
 	}
-	va_end(ap);
 	return 0;
+}
+
+/* One row of T->ncols cells (NULL prints as empty). */
+static int table_add(struct table *t, ...)
+{
+	va_list ap;
+	va_start(ap, t);
+	int rc = table_vadd(t, ap);
+	va_end(ap);
+	return rc;
+}
+
+static void table_free(struct table *t)
+{
+	for (size_t i = 0; i < t->n; i++)
+		free(t->cells[i]);
+	free(t->cells);
+	t->cells = NULL;
+	t->n = t->cap = 0;
 }
 
 static void table_print(struct table *t)
@@ -313,11 +337,7 @@ static void table_print(struct table *t)
 		else
 			printf("%-*s  ", (int)w[col], s);
 	}
-	for (size_t i = 0; i < t->n; i++)
-		free(t->cells[i]);
-	free(t->cells);
-	t->cells = NULL;
-	t->n = t->cap = 0;
+	table_free(t);
 }
 
 static const char *fmt_time(int64_t t, char *buf, size_t len)
@@ -473,17 +493,46 @@ static void region_json(struct jw *j, const char *key,
 	jw_close(j, '}');
 }
 
+/* A list verb's output: rows into a JSON array, or into a table that is
+ * printed, aligned, once the catalog has handed over every row. */
 struct list_state {
 	struct ctx *ctx;
 	struct jw j;
 	struct table t;
-	size_t count;
 };
+
+/* Start a list of NCOLS columns; the headings follow (for the table). */
+static void list_begin(struct list_state *ls, struct ctx *ctx, int ncols, ...)
+{
+	memset(ls, 0, sizeof *ls);
+	ls->ctx = ctx;
+	ls->t.ncols = ncols;
+	if (ctx->json) {
+		jw_open(&ls->j, NULL, '[');
+	} else {
+		va_list ap;
+		va_start(ap, ncols);
+		table_vadd(&ls->t, ap);
+		va_end(ap);
+	}
+}
+
+/* End the list the catalog's list function returned RC for: close the
+ * array, or print the table (nothing of it on an error). */
+static int list_end(struct list_state *ls, int rc)
+{
+	if (ls->ctx->json)
+		jw_close(&ls->j, ']');
+	else if (rc == 0)
+		table_print(&ls->t);
+	else
+		table_free(&ls->t);
+	return rc ? cat_error() : EXIT_OK;
+}
 
 static int region_row(void *arg, const struct catalog_region *r)
 {
 	struct list_state *ls = arg;
-	ls->count++;
 	if (ls->ctx->json)
 		region_json(&ls->j, NULL, r);
 	else
@@ -496,20 +545,10 @@ static int region_row(void *arg, const struct catalog_region *r)
 
 static int region_list(struct ctx *ctx, const struct args *a)
 {
-	struct list_state ls = {.ctx = ctx, .t = {.ncols = 5}};
-	if (ctx->json)
-		jw_open(&ls.j, NULL, '[');
-	else
-		table_add(&ls.t, "NAME", "ASSETS", "SNAPSHOT", "ENDPOINT",
-			  "S3 REGION");
-	int rc = catalog_region_list(ctx->cat, region_row, &ls);
-	if (ctx->json)
-		jw_close(&ls.j, ']');
-	else if (rc == 0)
-		table_print(&ls.t);
-	if (rc)
-		return cat_error();
-	return EXIT_OK;
+	struct list_state ls;
+	list_begin(&ls, ctx, 5, "NAME", "ASSETS", "SNAPSHOT", "ENDPOINT",
+		   "S3 REGION");
+	return list_end(&ls, catalog_region_list(ctx->cat, region_row, &ls));
 }
 
 /* Print "key: value" lines for people. */
@@ -931,7 +970,6 @@ static int client_show(struct ctx *ctx, const struct args *a)
 static int client_row(void *arg, const struct catalog_client *c)
 {
 	struct list_state *ls = arg;
-	ls->count++;
 	if (ls->ctx->json) {
 		jw_open(&ls->j, NULL, '{');
 		client_json_fields(&ls->j, ls->ctx->cat, c);
@@ -947,18 +985,10 @@ static int client_row(void *arg, const struct catalog_client *c)
 
 static int client_list(struct ctx *ctx, const struct args *a)
 {
-	struct list_state ls = {.ctx = ctx, .t = {.ncols = 5}};
-	if (ctx->json)
-		jw_open(&ls.j, NULL, '[');
-	else
-		table_add(&ls.t, "NAME", "REGION", "STATE", "LOCATION",
-			  "CREATED");
-	int rc = catalog_client_list(ctx->cat, client_row, &ls);
-	if (ctx->json)
-		jw_close(&ls.j, ']');
-	else if (rc == 0)
-		table_print(&ls.t);
-	return rc ? cat_error() : EXIT_OK;
+	struct list_state ls;
+	list_begin(&ls, ctx, 5, "NAME", "REGION", "STATE", "LOCATION",
+		   "CREATED");
+	return list_end(&ls, catalog_client_list(ctx->cat, client_row, &ls));
 }
 
 static int client_set(struct ctx *ctx, const struct args *a)
@@ -1085,8 +1115,7 @@ static void jw_percent(struct jw *j, const char *key, int64_t used,
 		       int64_t quota)
 {
 	if (quota <= 0) {
-		jw_pre(j, key);
-		fputs("null", stdout);
+		jw_null(j, key);
 		return;
 	}
 	jw_pre(j, key);
@@ -1386,7 +1415,6 @@ static int collection_add(struct ctx *ctx, const struct args *a)
 static int collection_row(void *arg, const struct catalog_collection *c)
 {
 	struct list_state *ls = arg;
-	ls->count++;
 	if (ls->ctx->json) {
 		jw_open(&ls->j, NULL, '{');
 		jw_str(&ls->j, "client", c->client);
@@ -1402,18 +1430,11 @@ static int collection_row(void *arg, const struct catalog_collection *c)
 
 static int collection_list(struct ctx *ctx, const struct args *a)
 {
-	struct list_state ls = {.ctx = ctx, .t = {.ncols = 3}};
-	if (ctx->json)
-		jw_open(&ls.j, NULL, '[');
-	else
-		table_add(&ls.t, "CLIENT", "COLLECTION", "SUBFOLDER");
-	int rc = catalog_collection_list(ctx->cat, a->npos ? a->pos[0] : NULL,
-					 collection_row, &ls);
-	if (ctx->json)
-		jw_close(&ls.j, ']');
-	else if (rc == 0)
-		table_print(&ls.t);
-	return rc ? cat_error() : EXIT_OK;
+	struct list_state ls;
+	list_begin(&ls, ctx, 3, "CLIENT", "COLLECTION", "SUBFOLDER");
+	return list_end(&ls, catalog_collection_list(
+				 ctx->cat, a->npos ? a->pos[0] : NULL,
+				 collection_row, &ls));
 }
 
 static int collection_remove(struct ctx *ctx, const struct args *a)
@@ -1571,7 +1592,6 @@ out:
 static int key_row(void *arg, const struct catalog_key *k)
 {
 	struct list_state *ls = arg;
-	ls->count++;
 	if (ls->ctx->json) {
 		jw_open(&ls->j, NULL, '{');
 		jw_int(&ls->j, "id", k->id);
@@ -1595,19 +1615,12 @@ static int key_row(void *arg, const struct catalog_key *k)
 
 static int key_list(struct ctx *ctx, const struct args *a)
 {
-	struct list_state ls = {.ctx = ctx, .t = {.ncols = 7}};
-	if (ctx->json)
-		jw_open(&ls.j, NULL, '[');
-	else
-		table_add(&ls.t, "ID", "CLIENT", "TYPE", "FINGERPRINT", "ADDED",
-			  "LAST USED", "COMMENT");
-	int rc = catalog_key_list(ctx->cat, a->npos ? a->pos[0] : NULL, key_row,
-				  &ls);
-	if (ctx->json)
-		jw_close(&ls.j, ']');
-	else if (rc == 0)
-		table_print(&ls.t);
-	return rc ? cat_error() : EXIT_OK;
+	struct list_state ls;
+	list_begin(&ls, ctx, 7, "ID", "CLIENT", "TYPE", "FINGERPRINT", "ADDED",
+		   "LAST USED", "COMMENT");
+	return list_end(&ls, catalog_key_list(ctx->cat,
+					      a->npos ? a->pos[0] : NULL,
+					      key_row, &ls));
 }
 
 static int key_remove(struct ctx *ctx, const struct args *a)

@@ -11,7 +11,6 @@
  */
 #include "admin.h"
 
-#include <arpa/inet.h>
 #include <microhttpd.h>
 #include <netinet/in.h>
 #include <pthread.h>
@@ -21,9 +20,11 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "log.h"
 #include "metrics.h"
+#include "net.h"
 #include "store.h"
 #include "tenant.h"
 
@@ -205,32 +206,6 @@ static enum MHD_Result admin_handler(void *cls, struct MHD_Connection *c,
 	return reply(c, 404, "text/plain", "not found\n", 10, MHD_RESPMEM_PERSISTENT);
 }
 
-/* Fill a sockaddr for L. Returns its length, or 0 if the host is invalid. */
-static socklen_t listen_addr(const struct conf_listen *l,
-			     struct sockaddr_storage *ss)
-{
-	memset(ss, 0, sizeof *ss);
-	struct sockaddr_in *v4 = (struct sockaddr_in *)ss;
-	struct sockaddr_in6 *v6 = (struct sockaddr_in6 *)ss;
-	if (l->host[0] == '\0' || inet_pton(AF_INET, l->host, &v4->sin_addr) == 1) {
-		v4->sin_family = AF_INET;
-		v4->sin_port = htons((uint16_t)l->port);
-		return sizeof *v4;
-	}
-	if (inet_pton(AF_INET6, l->host, &v6->sin6_addr) == 1) {
-		v6->sin6_family = AF_INET6;
-		v6->sin6_port = htons((uint16_t)l->port);
-		return sizeof *v6;
-	}
-	if (strcmp(l->host, "localhost") == 0) {
-		v4->sin_family = AF_INET;
-		v4->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-		v4->sin_port = htons((uint16_t)l->port);
-		return sizeof *v4;
-	}
-	return 0;
-}
-
 int admin_start(const struct conf *conf, struct catalog *cat,
 		struct admin_server **out)
 {
@@ -240,42 +215,38 @@ int admin_start(const struct conf *conf, struct catalog *cat,
 	srv->cat = cat;
 	pthread_mutex_init(&srv->health_lock, NULL);
 	for (int i = 0; i < conf->n_admin; i++) {
-		struct sockaddr_storage ss;
-		socklen_t sl = listen_addr(&conf->admin[i], &ss);
-		if (sl == 0) {
-			log_error("admin_listen", "addr=%s msg=%s", log_q(conf->admin[i].host),
-				  log_q("not a numeric address"));
+		const struct conf_listen *l = &conf->admin[i];
+		int port = l->port;
+		/* The same socket as the other listeners (net.h), ReusePort
+		 * included; libmicrohttpd polls it and closes it at stop. */
+		int fd = net_listen(l->host, l->port, SOMAXCONN,
+				    NET_NONBLOCK |
+					    (conf->reuse_port ? NET_REUSEPORT : 0),
+				    &port);
+		if (fd < 0) {
+			log_error("admin_listen", "addr=%s port=%d msg=%s",
+				  log_q(l->host), l->port,
+				  log_q(net_strerror(fd)));
 			admin_stop(srv);
 			return -1;
 		}
-		unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG;
-		if (ss.ss_family == AF_INET6)
-			flags |= MHD_USE_IPv6;
-		/* ReusePort: SO_REUSEPORT, as on the other listeners. */
-		struct MHD_OptionItem reuse[] = {
-			{ MHD_OPTION_LISTENING_ADDRESS_REUSE, 1, NULL },
-			{ MHD_OPTION_END, 0, NULL },
-		};
-		struct MHD_OptionItem none[] = { { MHD_OPTION_END, 0, NULL } };
 		struct MHD_Daemon *d = MHD_start_daemon(
-			flags, (uint16_t)conf->admin[i].port, NULL, NULL, admin_handler, srv,
-			MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
-			MHD_OPTION_ARRAY, conf->reuse_port ? reuse : none,
+			MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG, 0,
+			NULL, NULL, admin_handler, srv,
+			MHD_OPTION_LISTEN_SOCKET, fd,
 			MHD_OPTION_CONNECTION_LIMIT, (unsigned)64,
 			MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)10, MHD_OPTION_END);
 		if (!d) {
 			log_error("admin_listen", "addr=%s port=%d msg=%s",
-				  log_q(conf->admin[i].host), conf->admin[i].port,
-				  log_q("cannot listen"));
+				  log_q(l->host), port,
+				  log_q("libmicrohttpd refused to start"));
+			close(fd);
 			admin_stop(srv);
 			return -1;
 		}
-		const union MHD_DaemonInfo *info =
-			MHD_get_daemon_info(d, MHD_DAEMON_INFO_BIND_PORT);
 		srv->mhd[srv->n] = d;
-		srv->port[srv->n] = info ? info->port : conf->admin[i].port;
-		log_info("admin_listen", "addr=%s port=%d", log_q(conf->admin[i].host),
-			 srv->port[srv->n]);
+		srv->port[srv->n] = port;
+		log_info("admin_listen", "addr=%s port=%d", log_q(l->host), port);
 		srv->n++;
 	}
 	*out = srv;

@@ -38,6 +38,7 @@
 #include "http_proto.h"
 #include "http_token.h"
 #include "log.h"
+#include "net.h"
 #include "ops.h"
 #include "penalty.h"
 
@@ -260,17 +261,7 @@ static void peer_addr(struct http_req *rq, char *out, size_t outlen)
 {
 	const union MHD_ConnectionInfo *ci = MHD_get_connection_info(
 		rq->conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
-	out[0] = '\0';
-	if (ci == NULL || ci->client_addr == NULL)
-		return;
-	const struct sockaddr *sa = ci->client_addr;
-	if (sa->sa_family == AF_INET)
-		inet_ntop(AF_INET, &((const struct sockaddr_in *)sa)->sin_addr,
-			  out, (socklen_t)outlen);
-	else if (sa->sa_family == AF_INET6)
-		inet_ntop(AF_INET6,
-			  &((const struct sockaddr_in6 *)sa)->sin6_addr, out,
-			  (socklen_t)outlen);
+	net_addr_text(ci ? ci->client_addr : NULL, out, outlen);
 }
 
 int http_penalised(struct http_req *rq)
@@ -932,27 +923,6 @@ static const char *route_label(const struct http_req *rq)
 	return r->path + 1;
 }
 
-static void peer_text(struct MHD_Connection *c, char *out, size_t len)
-{
-	const union MHD_ConnectionInfo *ci =
-		MHD_get_connection_info(c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
-	out[0] = '\0';
-	if (!ci || !ci->client_addr)
-		return;
-	const struct sockaddr *sa = ci->client_addr;
-	if (sa->sa_family == AF_INET) {
-		inet_ntop(AF_INET, &((const struct sockaddr_in *)sa)->sin_addr,
-			  out, (socklen_t)len);
-	} else if (sa->sa_family == AF_INET6) {
-		const struct sockaddr_in6 *s6 = (const void *)sa;
-		if (IN6_IS_ADDR_V4MAPPED(&s6->sin6_addr))
-			inet_ntop(AF_INET, &s6->sin6_addr.s6_addr[12], out,
-				  (socklen_t)len);
-		else
-			inet_ntop(AF_INET6, &s6->sin6_addr, out, (socklen_t)len);
-	}
-}
-
 /* Count the finished request and audit it if it was a write or delete. */
 static void record_request(struct http_req *rq,
 			   enum MHD_RequestTerminationCode toe)
@@ -970,7 +940,7 @@ static void record_request(struct http_req *rq,
 	else
 		snprintf(result, sizeof result, "http %u", rq->status);
 	if (rq->audit_op)
-		peer_text(rq->conn, addr, sizeof addr);
+		peer_addr(rq, addr, sizeof addr);
 	struct ops_actor who = { "http", rq->audit_client,
 				 rq->audit_identity, addr };
 	struct ops_event e = {
@@ -1038,66 +1008,42 @@ static void mhd_logger(void *cls, const char *fm, va_list ap)
 
 /* ---- listeners ------------------------------------------------------ */
 
-/* REUSE: SO_REUSEPORT (ReusePort), so that a new instance can bind the
- * same port while this one drains. */
+/* A listening socket for A (net.h), non-blocking for libmicrohttpd; with
+ * ReusePort, SO_REUSEPORT so that a new instance can bind the same port
+ * while this one drains. The fd, or -1 (logged). */
 static int listener_open(const struct conf_listen *a, int *port_out,
 			 int reuse)
 {
-	struct addrinfo hints, *res = NULL;
-	char port[16];
-	const char *host = a->host[0] && strcmp(a->host, "*") != 0 ? a->host
-								   : NULL;
-	int fd = -1;
-
-	memset(&hints, 0, sizeof hints);
-	hints.ai_family = host ? AF_UNSPEC : AF_INET6;
-	hints.ai_socktype = SOCK_STREAM;
-	hints.ai_flags = AI_PASSIVE;
-	snprintf(port, sizeof port, "%d", a->port);
-	int rc = getaddrinfo(host, port, &hints, &res);
-	if (rc != 0 && host == NULL) {
-		hints.ai_family = AF_INET;
-		rc = getaddrinfo(NULL, port, &hints, &res);
-	}
-	if (rc != 0) {
-		log_error("http_listen", "host=%s port=%d error=%s",
-			  log_q(a->host), a->port, log_q(gai_strerror(rc)));
-		return -1;
-	}
-	for (struct addrinfo *ai = res; ai; ai = ai->ai_next) {
-		fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC |
-				   SOCK_NONBLOCK, 0);
-		if (fd < 0)
-			continue;
-		int one = 1, zero = 0;
-		setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-		if (reuse)
-			setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one);
-		if (ai->ai_family == AF_INET6 && host == NULL)
-			setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &zero,
-				   sizeof zero);
-		if (bind(fd, ai->ai_addr, ai->ai_addrlen) == 0 &&
-		    listen(fd, 511) == 0)
-			break;
-		close(fd);
-		fd = -1;
-	}
-	freeaddrinfo(res);
+	int fd = net_listen(a->host, a->port, 511,
+			    NET_NONBLOCK | (reuse ? NET_REUSEPORT : 0),
+			    port_out);
 	if (fd < 0) {
 		log_error("http_listen", "host=%s port=%d error=%s",
-			  log_q(a->host), a->port, log_q(strerror(errno)));
+			  log_q(a->host), a->port, log_q(net_strerror(fd)));
 		return -1;
 	}
-	struct sockaddr_storage ss;
-	socklen_t sl = sizeof ss;
-	*port_out = a->port;
-	if (getsockname(fd, (struct sockaddr *)&ss, &sl) == 0) {
-		if (ss.ss_family == AF_INET)
-			*port_out = ntohs(((struct sockaddr_in *)&ss)->sin_port);
-		else if (ss.ss_family == AF_INET6)
-			*port_out = ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
-	}
 	return fd;
+}
+
+/* libmicrohttpd gives each connection one memory pool: the request head
+ * is read into it, the parsed headers and the response head are built in
+ * it, and what is left is the read buffer for the body. The pool is zeroed
+ * whole between two requests of a keep-alive connection, so its size is
+ * paid on every request and, once touched, stays resident per connection
+ * (1,000 keep-alive connections at 256 KiB each were 250 MiB). It is sized
+ * from the head bound instead: room for the largest head allowed (so that
+ * start_request, not libmicrohttpd, makes the exact HTTPMaxHeaderSize
+ * check), plus POOL_SLACK for the parsed header entries, the response head
+ * and a body read buffer; never less than POOL_MIN. An upload's read
+ * buffer grows in POOL_INCREMENT steps into what the head left free. */
+#define POOL_MIN (64 * 1024)
+#define POOL_SLACK (16 * 1024)
+#define POOL_INCREMENT (16 * 1024)
+
+static size_t pool_size(const struct http_server *srv)
+{
+	size_t n = srv->max_header_size + POOL_SLACK;
+	return n < POOL_MIN ? POOL_MIN : n;
 }
 
 static struct MHD_Daemon *daemon_start(struct http_server *srv, int fd,
@@ -1120,11 +1066,8 @@ static struct MHD_Daemon *daemon_start(struct http_server *srv, int fd,
 		MHD_OPTION_LISTEN_SOCKET, fd,
 		MHD_OPTION_CONNECTION_LIMIT, (unsigned)srv->threads_limit,
 		MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)srv->timeout,
-		/* room for the largest head allowed (checked exactly in
-		 * start_request) and for the body's read buffer */
-		MHD_OPTION_CONNECTION_MEMORY_LIMIT,
-		srv->max_header_size * 2 > 256 * 1024 ? srv->max_header_size * 2
-						      : (size_t)(256 * 1024),
+		MHD_OPTION_CONNECTION_MEMORY_LIMIT, pool_size(srv),
+		MHD_OPTION_CONNECTION_MEMORY_INCREMENT, (size_t)POOL_INCREMENT,
 		MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned)srv->max_per_source,
 		MHD_OPTION_NOTIFY_COMPLETED, completed_cb, srv,
 		MHD_OPTION_NOTIFY_CONNECTION, connection_cb, srv,

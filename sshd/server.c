@@ -65,6 +65,7 @@
 #include <libssh/server.h>
 
 #include "log.h"
+#include "net.h"
 #include "ops.h"
 #include "penalty.h"
 #include "session.h"
@@ -888,24 +889,6 @@ done:
 
 /* ---- the acceptor ---------------------------------------------------- */
 
-static void addr_text(const struct sockaddr_storage *ss, char *out,
-		      size_t outlen)
-{
-	char host[INET6_ADDRSTRLEN] = "?";
-	if (ss->ss_family == AF_INET)
-		inet_ntop(AF_INET, &((const struct sockaddr_in *)ss)->sin_addr,
-			  host, sizeof host);
-	else if (ss->ss_family == AF_INET6) {
-		const struct sockaddr_in6 *s6 = (const void *)ss;
-		if (IN6_IS_ADDR_V4MAPPED(&s6->sin6_addr))
-			inet_ntop(AF_INET, &s6->sin6_addr.s6_addr[12], host,
-				  sizeof host);
-		else
-			inet_ntop(AF_INET6, &s6->sin6_addr, host, sizeof host);
-	}
-	snprintf(out, outlen, "%s", host);
-}
-
 static void accept_one(struct sshd_server *srv, int lfd)
 {
 	struct sockaddr_storage ss;
@@ -914,7 +897,7 @@ static void accept_one(struct sshd_server *srv, int lfd)
 	int fd = accept4(lfd, (struct sockaddr *)&ss, &sl, SOCK_CLOEXEC);
 	if (fd < 0)
 		return;
-	addr_text(&ss, addr, sizeof addr);
+	net_addr_text((const struct sockaddr *)&ss, addr, sizeof addr);
 
 	/* A penalised source is dropped before a byte of SSH: it learns
 	 * nothing, and costs no thread or key exchange. */
@@ -1037,63 +1020,6 @@ static void *acceptor_thread(void *arg)
 	return NULL;
 }
 
-/* REUSE: SO_REUSEPORT (ReusePort), so that a new instance can bind the
- * same port while this one drains. */
-static int listen_on(const struct conf_listen *l, int *port_out, int reuse)
-{
-	struct addrinfo hints = { 0 }, *res = NULL;
-	char port[16];
-	int fd = -1;
-
-	hints.ai_family = AF_UNSPEC;
-	hints.ai_socktype = SOCK_STREAM;
-	hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
-	snprintf(port, sizeof port, "%d", l->port);
-	const char *host = l->host[0] && strcmp(l->host, "*") ? l->host : NULL;
-	if (!host)
-		hints.ai_family = AF_INET6; /* dual-stack "any" */
-	int rc = getaddrinfo(host, port, &hints, &res);
-	if (rc != 0 && !host) {
-		hints.ai_family = AF_INET;
-		rc = getaddrinfo(host, port, &hints, &res);
-	}
-	if (rc != 0) {
-		log_error("ssh_listen", "host=%s port=%d msg=%s", log_q(l->host),
-			  l->port, log_q(gai_strerror(rc)));
-		return -1;
-	}
-	for (struct addrinfo *ai = res; ai; ai = ai->ai_next) {
-		fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC, 0);
-		if (fd < 0)
-			continue;
-		int one = 1, zero = 0;
-		setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-		if (reuse)
-			setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one);
-		if (ai->ai_family == AF_INET6 && !host)
-			setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &zero,
-				   sizeof zero);
-		if (bind(fd, ai->ai_addr, ai->ai_addrlen) == 0 &&
-		    listen(fd, 128) == 0)
-			break;
-		close(fd);
-		fd = -1;
-	}
-	freeaddrinfo(res);
-	if (fd < 0) {
-		log_error("ssh_listen", "host=%s port=%d msg=%s", log_q(l->host),
-			  l->port, log_q(strerror(errno)));
-		return -1;
-	}
-	struct sockaddr_storage ss;
-	socklen_t sl = sizeof ss;
-	getsockname(fd, (struct sockaddr *)&ss, &sl);
-	*port_out = ntohs(ss.ss_family == AF_INET6 ?
-				  ((struct sockaddr_in6 *)&ss)->sin6_port :
-				  ((struct sockaddr_in *)&ss)->sin_port);
-	return fd;
-}
-
 static void limits_from(struct limits *lim, const struct conf *conf)
 {
 	lim->max_auth_tries = conf->max_auth_tries;
@@ -1195,10 +1121,17 @@ int sshd_start(const struct conf *conf, struct catalog *cat,
 	ssh_bind_options_set(srv->bind, SSH_BIND_OPTIONS_PROCESS_CONFIG, &no);
 
 	for (int i = 0; i < conf->n_ssh; i++) {
-		int fd = listen_on(&conf->ssh[i], &srv->port[srv->nl],
-				   conf->reuse_port);
-		if (fd < 0)
+		/* ReusePort: a new instance can bind the same port while
+		 * this one drains. */
+		int fd = net_listen(conf->ssh[i].host, conf->ssh[i].port, 128,
+				    conf->reuse_port ? NET_REUSEPORT : 0,
+				    &srv->port[srv->nl]);
+		if (fd < 0) {
+			log_error("ssh_listen", "host=%s port=%d msg=%s",
+				  log_q(conf->ssh[i].host), conf->ssh[i].port,
+				  log_q(net_strerror(fd)));
 			goto fail;
+		}
 		srv->lfd[srv->nl++] = fd;
 		log_info("ssh_listen", "host=%s port=%d",
 			 log_q(conf->ssh[i].host[0] ? conf->ssh[i].host : "*"),

@@ -22,6 +22,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "isotime.h"
 #include "log.h"
 
 #define AUDIT_LINE_MAX 8192
@@ -387,38 +388,5 @@ int audit_parse_since(const char *s, int64_t now, int64_t *out)
 		}
 	}
 	/* an ISO date or time, UTC */
-	struct tm tm;
-	memset(&tm, 0, sizeof tm);
-	int y, mo, d, h = 0, mi = 0, sec = 0, used = 0;
-	if (sscanf(s, "%4d-%2d-%2d%n", &y, &mo, &d, &used) != 3 || used != 10)
-		return -1;
-	const char *p = s + used;
-	if (*p == 'T' || *p == ' ') {
-		int u2 = 0;
-		if (sscanf(p + 1, "%2d:%2d%n", &h, &mi, &u2) != 2 || u2 != 5)
-			return -1;
-		p += 1 + u2;
-		if (*p == ':') {
-			int u3 = 0;
-			if (sscanf(p + 1, "%2d%n", &sec, &u3) != 1 || u3 != 2)
-				return -1;
-			p += 1 + u3;
-		}
-	}
-	if (*p == 'Z')
-		p++;
-	if (*p || mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 ||
-	    sec > 60 || y < 1970)
-		return -1;
-	tm.tm_year = y - 1900;
-	tm.tm_mon = mo - 1;
-	tm.tm_mday = d;
-	tm.tm_hour = h;
-	tm.tm_min = mi;
-	tm.tm_sec = sec;
-	time_t t = timegm(&tm);
-	if (t == (time_t)-1)
-		return -1;
-	*out = (int64_t)t;
-	return 0;
+	return isotime_parse(s, ISOTIME_USER, out);
 }

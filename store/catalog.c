@@ -995,6 +995,87 @@ static int collect(struct catalog *cat, sqlite3_stmt *s, size_t elsize,
 	return 0;
 }
 
+/* The rows of a list, copied under the lock so that the callbacks can run
+ * without it: statement WHICH, its ?1 bound to FILTER (NULL: every row)
+ * when it takes a parameter, its ?2 to LIMIT when it takes two. OWNER, if
+ * set, names a client that must exist: an unknown one is an error rather
+ * than an empty list. *OUT is an array of *COUNT ELSIZE-byte rows. */
+static int list_copy(struct catalog *cat, enum stmt_id which,
+		     const char *owner, const char *filter, int limit,
+		     row_reader read, size_t elsize, void **out, size_t *count)
+{
+	*out = NULL;
+	*count = 0;
+	lock(cat);
+	int rc = 0;
+	if (owner) {
+		int64_t cid;
+		rc = lookup_id(cat, S_CLIENT_ID, "client", owner, &cid);
+	}
+	sqlite3_stmt *s = rc ? NULL : stmt(cat, which);
+	if (!rc && !s)
+		rc = CATALOG_EDB;
+	if (!rc) {
+		int params = sqlite3_bind_parameter_count(s);
+		if (params >= 1)
+			bind_opt_text(s, 1, filter);
+		if (params >= 2)
+			sqlite3_bind_int(s, 2, limit);
+		rc = collect(cat, s, elsize, read, out, count);
+	}
+	unlock(cat);
+	return rc;
+}
+
+/* Step S, its parameters bound, for the one row it selects, into OUT
+ * (SIZE bytes, zeroed first) with READ; S is reset. 0 with the row, 1
+ * when there is none, or the error of WHAT ("reading the region"). */
+static int read_one(struct catalog *cat, sqlite3_stmt *s, row_reader read,
+		    void *out, size_t size, const char *what)
+{
+	int src = step(cat, s);
+	int rc = 1;
+	if (src == SQLITE_ROW) {
+		memset(out, 0, size);
+		read(s, out);
+		rc = 0;
+	} else if (src != SQLITE_DONE) {
+		rc = db_fail(cat, src, what);
+	}
+	sqlite3_reset(s);
+	return rc;
+}
+
+/* One row of TABLE by name, or by id when NAME is NULL: statement WHICH
+ * with that as ?1, read into OUT (SIZE bytes) with READ. The errors say
+ * "no region named 'x'" or "no archive with id 3". */
+static int row_get(struct catalog *cat, enum stmt_id which, const char *table,
+		   const char *name, int64_t id, row_reader read, void *out,
+		   size_t size)
+{
+	char what[64];
+	snprintf(what, sizeof what, "reading the %s", table);
+	lock(cat);
+	int rc;
+	sqlite3_stmt *s = stmt(cat, which);
+	if (!s) {
+		rc = CATALOG_EDB;
+	} else {
+		if (name)
+			bind_text(s, 1, name);
+		else
+			sqlite3_bind_int64(s, 1, id);
+		rc = read_one(cat, s, read, out, size, what);
+		if (rc == 1)
+			rc = name ? fail(CATALOG_ENOENT, "no %s named '%s'",
+					 table, name)
+				  : fail(CATALOG_ENOENT,
+					 "no %s with id %" PRId64, table, id);
+	}
+	unlock(cat);
+	return rc;
+}
+
 /* ---- regions --------------------------------------------------------------
  */
 
@@ -1020,7 +1101,9 @@ static void bind_region(sqlite3_stmt *s, const struct catalog_region *r)
 	bind_text(s, 6, r->profile);
 }
 
-int catalog_region_add(struct catalog *cat, const struct catalog_region *in)
+/* Add region IN (UPDATE 0) or change the one of its name (UPDATE 1). */
+static int region_write(struct catalog *cat, const struct catalog_region *in,
+			int update)
 {
 	struct catalog_region *r = malloc(sizeof *r);
 	if (!r)
@@ -1034,71 +1117,20 @@ int catalog_region_add(struct catalog *cat, const struct catalog_region *in)
 	lock(cat);
 	rc = tx_begin(cat);
 	if (!rc) {
-		sqlite3_stmt *s = stmt(cat, S_REGION_INSERT);
+		sqlite3_stmt *s =
+		    stmt(cat, update ? S_REGION_UPDATE : S_REGION_INSERT);
 		if (!s) {
 			rc = CATALOG_EDB;
 		} else {
 			bind_region(s, r);
-			rc = step_done(cat, s, "adding the region");
-			if (rc == CATALOG_EEXIST)
+			rc = step_done(cat, s,
+				       update ? "changing the region"
+					      : "adding the region");
+			if (!update && rc == CATALOG_EEXIST)
 				rc =
 				    fail(CATALOG_EEXIST,
 					 "region '%s' already exists", r->name);
-		}
-		rc = tx_end(cat, rc);
-	}
-	unlock(cat);
-	free(r);
-	return rc;
-}
-
-int catalog_region_get(struct catalog *cat, const char *name,
-		       struct catalog_region *out)
-{
-	lock(cat);
-	int rc;
-	sqlite3_stmt *s = stmt(cat, S_REGION_GET);
-	if (!s) {
-		rc = CATALOG_EDB;
-	} else {
-		bind_text(s, 1, name);
-		int src = step(cat, s);
-		if (src == SQLITE_ROW) {
-			memset(out, 0, sizeof *out);
-			read_region(s, out);
-			rc = 0;
-		} else if (src == SQLITE_DONE) {
-			rc = fail(CATALOG_ENOENT, "no region named '%s'", name);
-		} else {
-			rc = db_fail(cat, src, "reading the region");
-		}
-		sqlite3_reset(s);
-	}
-	unlock(cat);
-	return rc;
-}
-
-int catalog_region_update(struct catalog *cat, const struct catalog_region *in)
-{
-	struct catalog_region *r = malloc(sizeof *r);
-	if (!r)
-		return fail(CATALOG_ENOMEM, "out of memory");
-	*r = *in;
-	int rc = region_check(r);
-	if (rc) {
-		free(r);
-		return rc;
-	}
-	lock(cat);
-	rc = tx_begin(cat);
-	if (!rc) {
-		sqlite3_stmt *s = stmt(cat, S_REGION_UPDATE);
-		if (!s) {
-			rc = CATALOG_EDB;
-		} else {
-			bind_region(s, r);
-			rc = step_done(cat, s, "changing the region");
-			if (!rc && sqlite3_changes(cat->db) == 0)
+			if (update && !rc && sqlite3_changes(cat->db) == 0)
 				rc = fail(CATALOG_ENOENT,
 					  "no region named '%s'", r->name);
 		}
@@ -1107,6 +1139,23 @@ int catalog_region_update(struct catalog *cat, const struct catalog_region *in)
 	unlock(cat);
 	free(r);
 	return rc;
+}
+
+int catalog_region_add(struct catalog *cat, const struct catalog_region *in)
+{
+	return region_write(cat, in, 0);
+}
+
+int catalog_region_get(struct catalog *cat, const char *name,
+		       struct catalog_region *out)
+{
+	return row_get(cat, S_REGION_GET, "region", name, 0, read_region, out,
+		       sizeof *out);
+}
+
+int catalog_region_update(struct catalog *cat, const struct catalog_region *in)
+{
+	return region_write(cat, in, 1);
 }
 
 int catalog_region_remove(struct catalog *cat, const char *name)
@@ -1156,14 +1205,10 @@ int catalog_region_remove(struct catalog *cat, const char *name)
 
 int catalog_region_list(struct catalog *cat, catalog_region_cb cb, void *arg)
 {
-	void *arr = NULL;
-	size_t n = 0;
-	lock(cat);
-	sqlite3_stmt *s = stmt(cat, S_REGION_LIST);
-	int rc = s ? collect(cat, s, sizeof(struct catalog_region), read_region,
-			     &arr, &n)
-		   : CATALOG_EDB;
-	unlock(cat);
+	void *arr;
+	size_t n;
+	int rc = list_copy(cat, S_REGION_LIST, NULL, NULL, 0, read_region,
+			   sizeof(struct catalog_region), &arr, &n);
 	struct catalog_region *r = arr;
 	for (size_t i = 0; !rc && i < n; i++)
 		rc = cb(arg, &r[i]);
@@ -1266,15 +1311,13 @@ static int client_prepare(struct catalog *cat, struct catalog_client *c,
 		if (!s)
 			return CATALOG_EDB;
 		bind_text(s, 1, c->region);
-		int src = step(cat, s);
-		if (src == SQLITE_ROW)
-			read_region(s, region);
-		sqlite3_reset(s);
-		if (src == SQLITE_DONE)
+		rc = read_one(cat, s, read_region, region, sizeof *region,
+			      "reading the region");
+		if (rc == 1)
 			return fail(CATALOG_ENOENT, "no region named '%s'",
 				    c->region);
-		if (src != SQLITE_ROW)
-			return db_fail(cat, src, "reading the region");
+		if (rc)
+			return rc;
 		*region_id = region->id;
 	}
 	if (!c->location[0]) {
@@ -1399,27 +1442,8 @@ int catalog_client_add(struct catalog *cat, struct catalog_client *c)
 int catalog_client_get(struct catalog *cat, const char *name,
 		       struct catalog_client *out)
 {
-	lock(cat);
-	int rc;
-	sqlite3_stmt *s = stmt(cat, S_CLIENT_GET);
-	if (!s) {
-		rc = CATALOG_EDB;
-	} else {
-		bind_text(s, 1, name);
-		int src = step(cat, s);
-		if (src == SQLITE_ROW) {
-			memset(out, 0, sizeof *out);
-			read_client(s, out);
-			rc = 0;
-		} else if (src == SQLITE_DONE) {
-			rc = fail(CATALOG_ENOENT, "no client named '%s'", name);
-		} else {
-			rc = db_fail(cat, src, "reading the client");
-		}
-		sqlite3_reset(s);
-	}
-	unlock(cat);
-	return rc;
+	return row_get(cat, S_CLIENT_GET, "client", name, 0, read_client, out,
+		       sizeof *out);
 }
 
 int catalog_client_update(struct catalog *cat, const struct catalog_client *c)
@@ -1486,14 +1510,10 @@ int catalog_client_remove(struct catalog *cat, const char *name)
 
 int catalog_client_list(struct catalog *cat, catalog_client_cb cb, void *arg)
 {
-	void *arr = NULL;
-	size_t n = 0;
-	lock(cat);
-	sqlite3_stmt *s = stmt(cat, S_CLIENT_LIST);
-	int rc = s ? collect(cat, s, sizeof(struct catalog_client), read_client,
-			     &arr, &n)
-		   : CATALOG_EDB;
-	unlock(cat);
+	void *arr;
+	size_t n;
+	int rc = list_copy(cat, S_CLIENT_LIST, NULL, NULL, 0, read_client,
+			   sizeof(struct catalog_client), &arr, &n);
 	struct catalog_client *c = arr;
 	for (size_t i = 0; !rc && i < n; i++)
 		rc = cb(arg, &c[i]);
@@ -1649,23 +1669,10 @@ int catalog_collection_find(struct catalog *cat, const char *client,
 int catalog_collection_list(struct catalog *cat, const char *client,
 			    catalog_collection_cb cb, void *arg)
 {
-	void *arr = NULL;
-	size_t n = 0;
-	lock(cat);
-	int rc = 0;
-	if (client) {
-		int64_t cid;
-		rc = lookup_id(cat, S_CLIENT_ID, "client", client, &cid);
-	}
-	sqlite3_stmt *s = rc ? NULL : stmt(cat, S_COLL_LIST);
-	if (!rc && !s)
-		rc = CATALOG_EDB;
-	if (!rc) {
-		bind_opt_text(s, 1, client);
-		rc = collect(cat, s, sizeof(struct catalog_collection),
-			     read_collection, &arr, &n);
-	}
-	unlock(cat);
+	void *arr;
+	size_t n;
+	int rc = list_copy(cat, S_COLL_LIST, client, client, 0, read_collection,
+			   sizeof(struct catalog_collection), &arr, &n);
 	struct catalog_collection *c = arr;
 	for (size_t i = 0; !rc && i < n; i++)
 		rc = cb(arg, &c[i]);
@@ -1829,18 +1836,11 @@ static int key_lookup(struct catalog *cat, enum stmt_id id, const char *client,
 		bind_text(s, 2, p2);
 		if (p3)
 			bind_text(s, 3, p3);
-		int src = step(cat, s);
-		if (src == SQLITE_ROW) {
-			memset(out, 0, sizeof *out);
-			read_key(s, out);
-			rc = 0;
-		} else if (src == SQLITE_DONE) {
+		rc = read_one(cat, s, read_key, out, sizeof *out,
+			      "finding the key");
+		if (rc == 1)
 			rc = fail(CATALOG_ENOENT, "no such key for client '%s'",
 				  client);
-		} else {
-			rc = db_fail(cat, src, "finding the key");
-		}
-		sqlite3_reset(s);
 	}
 	unlock(cat);
 	return rc;
@@ -1881,23 +1881,10 @@ int catalog_key_touch(struct catalog *cat, int64_t id, int64_t now)
 int catalog_key_list(struct catalog *cat, const char *client, catalog_key_cb cb,
 		     void *arg)
 {
-	void *arr = NULL;
-	size_t n = 0;
-	lock(cat);
-	int rc = 0;
-	if (client) {
-		int64_t cid;
-		rc = lookup_id(cat, S_CLIENT_ID, "client", client, &cid);
-	}
-	sqlite3_stmt *s = rc ? NULL : stmt(cat, S_KEY_LIST);
-	if (!rc && !s)
-		rc = CATALOG_EDB;
-	if (!rc) {
-		bind_opt_text(s, 1, client);
-		rc = collect(cat, s, sizeof(struct catalog_key), read_key, &arr,
-			     &n);
-	}
-	unlock(cat);
+	void *arr;
+	size_t n;
+	int rc = list_copy(cat, S_KEY_LIST, client, client, 0, read_key,
+			   sizeof(struct catalog_key), &arr, &n);
 	struct catalog_key *k = arr;
 	for (size_t i = 0; !rc && i < n; i++)
 		rc = cb(arg, &k[i]);
@@ -2012,28 +1999,8 @@ int catalog_archive_update(struct catalog *cat, const struct catalog_archive *a)
 int catalog_archive_get(struct catalog *cat, int64_t id,
 			struct catalog_archive *out)
 {
-	lock(cat);
-	int rc;
-	sqlite3_stmt *s = stmt(cat, S_ARCH_GET);
-	if (!s) {
-		rc = CATALOG_EDB;
-	} else {
-		sqlite3_bind_int64(s, 1, id);
-		int src = step(cat, s);
-		if (src == SQLITE_ROW) {
-			memset(out, 0, sizeof *out);
-			read_archive(s, out);
-			rc = 0;
-		} else if (src == SQLITE_DONE) {
-			rc = fail(CATALOG_ENOENT, "no archive with id %" PRId64,
-				  id);
-		} else {
-			rc = db_fail(cat, src, "reading the archive");
-		}
-		sqlite3_reset(s);
-	}
-	unlock(cat);
-	return rc;
+	return row_get(cat, S_ARCH_GET, "archive", NULL, id, read_archive, out,
+		       sizeof *out);
 }
 
 int catalog_archive_remove(struct catalog *cat, int64_t id)
@@ -2060,19 +2027,11 @@ int catalog_archive_remove(struct catalog *cat, int64_t id)
 int catalog_archive_list(struct catalog *cat, const char *client,
 			 catalog_archive_cb cb, void *arg)
 {
-	void *arr = NULL;
-	size_t n = 0;
-	lock(cat);
-	int rc;
-	sqlite3_stmt *s = stmt(cat, S_ARCH_LIST);
-	if (!s) {
-		rc = CATALOG_EDB;
-	} else {
-		bind_opt_text(s, 1, client);
-		rc = collect(cat, s, sizeof(struct catalog_archive),
-			     read_archive, &arr, &n);
-	}
-	unlock(cat);
+	void *arr;
+	size_t n;
+	/* Archives outlive their client: an unknown one lists its past. */
+	int rc = list_copy(cat, S_ARCH_LIST, NULL, client, 0, read_archive,
+			   sizeof(struct catalog_archive), &arr, &n);
 	struct catalog_archive *a = arr;
 	for (size_t i = 0; !rc && i < n; i++)
 		rc = cb(arg, &a[i]);
@@ -2154,20 +2113,10 @@ int catalog_run_update(struct catalog *cat, const struct catalog_run *r)
 int catalog_run_list(struct catalog *cat, const char *kind, int limit,
 		     catalog_run_cb cb, void *arg)
 {
-	void *arr = NULL;
-	size_t n = 0;
-	lock(cat);
-	int rc;
-	sqlite3_stmt *s = stmt(cat, S_RUN_LIST);
-	if (!s) {
-		rc = CATALOG_EDB;
-	} else {
-		bind_opt_text(s, 1, kind);
-		sqlite3_bind_int(s, 2, limit > 0 ? limit : -1);
-		rc = collect(cat, s, sizeof(struct catalog_run), read_run, &arr,
-			     &n);
-	}
-	unlock(cat);
+	void *arr;
+	size_t n;
+	int rc = list_copy(cat, S_RUN_LIST, NULL, kind, limit > 0 ? limit : -1,
+			   read_run, sizeof(struct catalog_run), &arr, &n);
 	struct catalog_run *r = arr;
 	for (size_t i = 0; !rc && i < n; i++)
 		rc = cb(arg, &r[i]);
@@ -2324,17 +2273,10 @@ static void read_usage(sqlite3_stmt *s, void *out)
 int catalog_usage_list(struct catalog *cat, const char *client,
 		       catalog_usage_cb cb, void *arg)
 {
-	void *arr = NULL;
-	size_t n = 0;
-	lock(cat);
-	sqlite3_stmt *s = stmt(cat, S_USAGE_LIST);
-	int rc = CATALOG_EDB;
-	if (s) {
-		bind_opt_text(s, 1, client);
-		rc = collect(cat, s, sizeof(struct catalog_usage), read_usage,
-			     &arr, &n);
-	}
-	unlock(cat);
+	void *arr;
+	size_t n;
+	int rc = list_copy(cat, S_USAGE_LIST, NULL, client, 0, read_usage,
+			   sizeof(struct catalog_usage), &arr, &n);
 	struct catalog_usage *u = arr;
 	for (size_t i = 0; !rc && i < n; i++)
 		rc = cb(arg, &u[i]);

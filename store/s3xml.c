@@ -15,12 +15,12 @@
  * past it.
  */
 #include "s3xml.h"
+#include "isotime.h"
 #include "store.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #define PATH_MAX_LEN 512
 
@@ -386,23 +386,8 @@ int s3xml_parse_error(const char *buf, size_t len, char *code,
 
 int64_t s3xml_parse_time(const char *s)
 {
-	struct tm tm;
-	memset(&tm, 0, sizeof tm);
-	int y, mo, d, h, mi, sec;
-	char tail[8] = "";
-	if (!s || sscanf(s, "%4d-%2d-%2dT%2d:%2d:%2d%7s", &y, &mo, &d, &h, &mi,
-			 &sec, tail) < 6)
-		return -1;
-	if (mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 ||
-	    sec > 60 || y < 1970 || y > 9999 || h < 0 || mi < 0 || sec < 0)
-		return -1;
-	tm.tm_year = y - 1900;
-	tm.tm_mon = mo - 1;
-	tm.tm_mday = d;
-	tm.tm_hour = h;
-	tm.tm_min = mi;
-	tm.tm_sec = sec;
-	return (int64_t)timegm(&tm);
+	int64_t t;
+	return isotime_parse(s, ISOTIME_S3, &t) == 0 ? t : -1;
 }
 
 #define LIST_MAX_ENTRIES 10000

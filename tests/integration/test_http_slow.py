@@ -159,7 +159,8 @@ def test_header_trickle_cut_off_others_served(make_daemon):
             cut = time.time() - start_t
             break
     assert cut is not None, "a trickling client was never cut off"
-    assert 1.5 <= cut <= 5, cut
+    # 2 s, and a busy machine's slack (the trickle alone would take 20 s)
+    assert 1.5 <= cut <= 10, cut
     with open(d.log_path) as f:
         assert "reason=header_timeout" in f.read()
 
@@ -168,4 +169,18 @@ def test_header_size_bound(make_daemon):
     d = start(make_daemon, "HTTPMaxHeaderSize 8K\n")
     assert get(d, extra=b"X-Pad: " + b"a" * 7000 + b"\r\n") == 200
     assert get(d, extra=b"X-Pad: " + b"a" * 9000 + b"\r\n") == 431
+    assert get(d) == 200
+
+
+def test_header_size_bound_default(make_daemon):
+    """The default 64K bound is exact too: libmicrohttpd's per-connection
+    pool is sized from it, so a head of exactly 64K reaches the server's own
+    check. Counted: request line, each header as "name: value\r\n", and the
+    blank line; the three fixed headers below take 54 bytes."""
+    d = start(make_daemon, "")
+    assert get(d, extra=b"X-Pad: " + b"a" * (65536 - 54) + b"\r\n") == 200
+    assert get(d, extra=b"X-Pad: " + b"a" * (65536 - 53) + b"\r\n") == 431
+    # A head of thousands of small fields is refused whole, not served.
+    many = b"".join(b"X-H%05d: v\r\n" % i for i in range(5000))
+    assert get(d, extra=many) == 431
     assert get(d) == 200

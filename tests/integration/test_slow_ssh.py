@@ -92,21 +92,25 @@ def test_silent_and_trickling_clients(make_daemon):
         assert r.returncode == 0
         # the held ones are closed at the grace deadline, trickle or not
         for s in held:
-            left = GRACE + 3 - (time.time() - t_held)
+            left = GRACE + 10 - (time.time() - t_held)
             assert closed_by_server(s, max(left, 0.5)), \
                 "a slow client outlived LoginGraceTime"
     finally:
         stop.set()
         for s in held:
             s.close()
-    assert time.time() - t_held < GRACE + 3
+    assert time.time() - t_held < GRACE + 10
     # the allowance is free again
     s = attacker_conn()
     s.connect(("127.0.0.1", d.ssh_port))
     s.settimeout(5)
     assert s.recv(8).startswith(b"SSH-2.0")
     s.close()
-    time.sleep(0.5)
+    # the threads of closed connections end a moment after the close (a
+    # busy machine may take seconds)
+    deadline = time.time() + 20
+    while threads(d.proc.pid) > base + 2 and time.time() < deadline:
+        time.sleep(0.1)
     assert threads(d.proc.pid) <= base + 2
     assert d.proc.poll() is None
     print("\nthreads: %d at rest, %d under the attack" % (base, under))

@@ -185,13 +185,14 @@ def test_login_grace_and_per_source_limit(make_daemon):
     # the idle ones are closed after LoginGraceTime
     t0 = time.time()
     for s in socks:
+        s.settimeout(20)
         try:
             while s.recv(4096):
                 pass
         except ConnectionResetError:
             pass
         s.close()
-    assert time.time() - t0 < 5
+    assert time.time() - t0 < 12  # 2 s, and a busy machine's slack
     # and then logins work again
     assert can_login(d, c)[0]
 
