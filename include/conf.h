@@ -28,6 +28,15 @@ struct conf_listen {
 	int port;
 };
 
+/* MaxStartups start:rate:full, as in OpenSSH: once START connections are
+ * unauthenticated, a new one is dropped with probability RATE percent,
+ * rising linearly to 100% at FULL. A single number N means N:100:N. */
+struct conf_startups {
+	int start;                      /* 1 .. full */
+	int rate;                       /* percent, 1 .. 100 */
+	int full;                       /* start .. 100000 */
+};
+
 struct conf {
 	/* files */
 	char data_dir[CONF_PATH_MAX];   /* DataDir, default "var" */
@@ -81,6 +90,8 @@ struct conf {
 	int max_sessions;               /* MaxSessions: session channels at
 					   once on one connection, 10 */
 	int max_startups_per_source;    /* PerSourceMaxStartups, 10 */
+	struct conf_startups max_startups; /* MaxStartups, 10:30:100: all
+					   unauthenticated connections */
 	int idle_timeout;               /* IdleTimeout seconds, 0 = none */
 	char spool_dir[CONF_PATH_MAX];  /* SpoolDir, default DataDir/spool:
 					   out-of-order SFTP writes */
@@ -148,6 +159,11 @@ const char *conf_keyword_name(size_t i);
 /* The default AuditDir for CATALOG: "audit" in the catalog's directory.
  * 0 or -1 if it does not fit. */
 int conf_audit_dir_default(const char *catalog, char *out, size_t len);
+
+/* Parse a MaxStartups value, "start:rate:full" or "N" (= N:100:N), into
+ * OUT. 0, or -1 with a message in ERR. */
+int conf_parse_startups(const char *s, struct conf_startups *out, char *err,
+			size_t errlen);
 
 /* Parse a size with optional K/M/G/T suffix (binary). 0 or -1. */
 int conf_parse_size(const char *s, uint64_t *out);

@@ -63,6 +63,14 @@ void ops_auth(const char *protocol, int ok);
 void ops_session(const char *protocol, int delta);
 void ops_transfer(const char *protocol, int delta);
 
+/* A connection of PROTOCOL was accepted and is not logged in yet (+1), or
+ * it logged in or ended (-1): the gauge MaxStartups limits. */
+void ops_unauthenticated(const char *protocol, int delta);
+
+/* A connection of PROTOCOL was closed at accept for REASON (a fixed word:
+ * "max_startups", "per_source", "max_connections", "penalty"). */
+void ops_refused(const char *protocol, const char *reason);
+
 /* A job (KIND "sync" or "archive") finished at time T, OK or not. */
 void ops_job(const char *kind, int ok, int64_t t);
 

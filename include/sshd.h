@@ -25,6 +25,13 @@ int sshd_port(const struct sshd_server *srv, int i);
 /* Apply a re-read configuration (limits, timeouts). 0 or -1. */
 int sshd_reload(struct sshd_server *srv, const struct conf *conf);
 
+/* MaxStartups' decision for a new connection while UNAUTH others are not
+ * logged in yet: 1 = drop it. Below start never; from start on with
+ * probability rate%, rising linearly to 100% at full. DRAW is a uniform
+ * random number in [0, 100), passed in so the decision can be tested. */
+int sshd_startups_drop(const struct conf_startups *ms, int unauth,
+		       unsigned draw);
+
 /* Stop accepting; let sessions in flight finish for up to GRACE seconds,
  * then close them. Frees SRV. */
 void sshd_stop(struct sshd_server *srv, int grace_seconds);

@@ -3,10 +3,14 @@
  *
  * Shape: we own the listening sockets. One acceptor thread polls them (and a
  * wake-up pipe used by sshd_stop), applies the connection limits before a
- * single byte of SSH is spoken (MaxConnections overall, PerSourceMaxStartups
- * unauthenticated connections per address, like OpenSSH's MaxStartups), and
- * hands each accepted socket to libssh with ssh_bind_accept_fd() and to a
- * new detached thread. A session never touches another thread's libssh
+ * single byte of SSH is spoken (per-source penalties, MaxConnections
+ * overall, MaxStartups for unauthenticated connections from everywhere and
+ * PerSourceMaxStartups from one address, as OpenSSH does), and hands each
+ * accepted socket to libssh with ssh_bind_accept_fd() and to a new
+ * detached thread. A refused connection is closed at once, before the
+ * banner: it costs no thread, no key exchange, and learns nothing. Refusals
+ * are counted in /metrics and logged at most once a second per reason, so
+ * a flood cannot flood the log too. A session never touches another thread's libssh
  * objects.
  *
  * In its thread a connection does the key exchange and authentication
@@ -95,6 +99,7 @@ struct limits {
 	int max_connections;
 	int max_sessions;               /* session channels per connection */
 	int per_source;
+	struct conf_startups startups;  /* MaxStartups */
 	int idle_timeout;
 };
 
@@ -105,7 +110,18 @@ struct source {
 
 struct conn;
 
-struct conn;
+/* Why a connection is closed at accept: the metric's reason label. */
+enum refusal {
+	REFUSE_PENALTY,
+	REFUSE_MAX_CONNECTIONS,
+	REFUSE_MAX_STARTUPS,
+	REFUSE_PER_SOURCE,
+	REFUSE_N
+};
+
+static const char *const refusal_reason[REFUSE_N] = {
+	"penalty", "max_connections", "max_startups", "per_source"
+};
 
 /* One session channel of a connection and the thread that serves it. */
 struct chan {
@@ -141,6 +157,10 @@ struct sshd_server {
 	int live;                       /* session threads running */
 	struct source *sources;
 	int nsources;
+	int unauth;                     /* unauthenticated connections, all
+					   sources (MaxStartups) */
+	time_t refused_logged[REFUSE_N]; /* last ssh_refused line, per reason */
+	int refused_quiet[REFUSE_N];    /* refusals since that line */
 	struct penalty_table *pen;      /* per-source penalties (own lock) */
 	struct conn *conns;             /* live sessions, for sshd_stop */
 };
@@ -210,6 +230,8 @@ static int source_take(struct sshd_server *srv, const char *addr, int limit)
 	if (limit > 0 && s->unauth >= limit)
 		return -1;
 	s->unauth++;
+	srv->unauth++;
+	ops_unauthenticated("ssh", 1);
 	return 0;
 }
 
@@ -218,6 +240,8 @@ static void source_release(struct sshd_server *srv, const char *addr)
 	struct source *s = source_find(srv, addr);
 	if (!s)
 		return;
+	srv->unauth--;
+	ops_unauthenticated("ssh", -1);
 	if (--s->unauth <= 0)
 		*s = srv->sources[--srv->nsources];
 }
@@ -889,6 +913,64 @@ done:
 
 /* ---- the acceptor ---------------------------------------------------- */
 
+int sshd_startups_drop(const struct conf_startups *ms, int unauth,
+		       unsigned draw)
+{
+	if (ms->start <= 0 || unauth < ms->start)
+		return 0;
+	if (unauth >= ms->full)
+		return 1;
+	/* start <= unauth < full: from RATE% at start to 100% at full */
+	int p = ms->rate + (100 - ms->rate) * (unauth - ms->start) /
+				   (ms->full - ms->start);
+	return draw < (unsigned)p;
+}
+
+/* Close FD, refused for WHY, with srv->mu held (let go here): counted in
+ * /metrics every time, logged at most once a second per reason, each line
+ * with the refusals it stands for. LEFT: a penalty's seconds to run. */
+static void refuse(struct sshd_server *srv, int fd, const char *addr,
+		   enum refusal why, int left)
+{
+	time_t now = time(NULL);
+	int unauth = srv->unauth, live = srv->live;
+	const struct limits *lim = &srv->lim;
+	char limit[64];
+	switch (why) {
+	case REFUSE_PENALTY:
+		snprintf(limit, sizeof limit, "penalty_seconds=%d", left);
+		break;
+	case REFUSE_MAX_CONNECTIONS:
+		snprintf(limit, sizeof limit, "max_connections=%d",
+			 lim->max_connections);
+		break;
+	case REFUSE_MAX_STARTUPS:
+		snprintf(limit, sizeof limit, "max_startups=%d:%d:%d",
+			 lim->startups.start, lim->startups.rate,
+			 lim->startups.full);
+		break;
+	default:
+		snprintf(limit, sizeof limit, "per_source=%d", lim->per_source);
+		break;
+	}
+	int quiet = ++srv->refused_quiet[why];
+	int log_now = now != srv->refused_logged[why];
+	if (log_now) {
+		srv->refused_logged[why] = now;
+		srv->refused_quiet[why] = 0;
+	}
+	pthread_mutex_unlock(&srv->mu);
+	close(fd);
+	ops_refused("ssh", refusal_reason[why]);
+	if (!log_now)
+		return;
+	/* A penalised source was already logged when it became refused. */
+	log_event(why == REFUSE_PENALTY ? LOG_LVL_DEBUG : LOG_LVL_WARN,
+		  "ssh_refused", "addr=%s reason=%s %s unauthenticated=%d "
+		  "connections=%d dropped=%d",
+		  log_q(addr), refusal_reason[why], limit, unauth, live, quiet);
+}
+
 static void accept_one(struct sshd_server *srv, int lfd)
 {
 	struct sockaddr_storage ss;
@@ -902,27 +984,23 @@ static void accept_one(struct sshd_server *srv, int lfd)
 	/* A penalised source is dropped before a byte of SSH: it learns
 	 * nothing, and costs no thread or key exchange. */
 	int left = penalty_refused(srv->pen, addr, (int64_t)time(NULL));
-	if (left > 0) {
-		log_debug("ssh_refused", "addr=%s reason=penalty seconds=%d",
-			  log_q(addr), left);
-		close(fd);
-		return;
-	}
-
+	unsigned draw = arc4random_uniform(100); /* MaxStartups' chance */
 	pthread_mutex_lock(&srv->mu);
 	struct limits lim = srv->lim;
-	const char *refuse = NULL;
-	if (lim.max_connections > 0 && srv->live >= lim.max_connections)
-		refuse = "MaxConnections reached";
+	enum refusal why = REFUSE_N;
+	if (left > 0)
+		why = REFUSE_PENALTY;
+	else if (lim.max_connections > 0 && srv->live >= lim.max_connections)
+		why = REFUSE_MAX_CONNECTIONS;
+	else if (sshd_startups_drop(&lim.startups, srv->unauth, draw))
+		why = REFUSE_MAX_STARTUPS;
 	else if (source_take(srv, addr, lim.per_source) != 0)
-		refuse = "too many unauthenticated connections from this address";
-	pthread_mutex_unlock(&srv->mu);
-	if (refuse) {
-		log_warn("ssh_refused", "addr=%s reason=%s", log_q(addr),
-			 log_q(refuse));
-		close(fd);
-		return;
+		why = REFUSE_PER_SOURCE;
+	if (why != REFUSE_N) {
+		refuse(srv, fd, addr, why, left);
+		return; /* refuse() unlocked srv->mu */
 	}
+	pthread_mutex_unlock(&srv->mu);
 
 	int one = 1;
 	setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof one);
@@ -1027,6 +1105,7 @@ static void limits_from(struct limits *lim, const struct conf *conf)
 	lim->max_connections = conf->max_connections;
 	lim->max_sessions = conf->max_sessions;
 	lim->per_source = conf->max_startups_per_source;
+	lim->startups = conf->max_startups;
 	lim->idle_timeout = conf->idle_timeout;
 }
 
@@ -1166,11 +1245,12 @@ int sshd_reload(struct sshd_server *srv, const struct conf *conf)
 	penalty_reload(srv->pen, &ps);
 	log_info("ssh_reload", "max_connections=%d max_sessions=%d "
 		 "max_auth_tries=%d login_grace_time=%d per_source=%d "
-		 "idle_timeout=%d",
+		 "max_startups=%d:%d:%d idle_timeout=%d",
 		 conf->max_connections, conf->max_sessions,
 		 conf->max_auth_tries,
 		 conf->login_grace_time, conf->max_startups_per_source,
-		 conf->idle_timeout);
+		 conf->max_startups.start, conf->max_startups.rate,
+		 conf->max_startups.full, conf->idle_timeout);
 	return 0;
 }
 

@@ -38,6 +38,7 @@ enum conf_kind {
 	K_FORMAT,       /* archive format: tar.xz|tar.zst */
 	K_SCHEDULE,     /* crontab(5) schedule, or off|none = "" */
 	K_CHECKED,      /* string into char[size], checked by CHECK */
+	K_STARTUPS,     /* struct conf_startups: start:rate:full or N */
 };
 
 struct conf_keyword {
@@ -112,6 +113,7 @@ static const struct conf_keyword conf_keywords[] = {
 	INT("MaxConnections", max_connections, 1, 100000),
 	INT("MaxSessions", max_sessions, 1, 1000),
 	INT("PerSourceMaxStartups", max_startups_per_source, 1, 100000),
+	{ "MaxStartups", K_STARTUPS, F(max_startups), 0, 0, 0, 0, NULL },
 	INT("IdleTimeout", idle_timeout, 0, 7 * 86400),
 	STR("SpoolDir", spool_dir),
 	CHECKED("PerSourcePenalties", per_source_penalties, check_penalties),
@@ -190,6 +192,9 @@ void conf_defaults(struct conf *c)
 	c->max_connections = 1000;
 	c->max_sessions = 10;
 	c->max_startups_per_source = 10;
+	c->max_startups.start = 10;
+	c->max_startups.rate = 30;
+	c->max_startups.full = 100;
 	c->archive_keep = 4;
 	snprintf(c->archive_format, sizeof c->archive_format, "tar.xz");
 	c->sync_concurrency = 32;
@@ -278,6 +283,62 @@ int conf_parse_size(const char *s, uint64_t *out)
 	if (shift && v > (UINT64_MAX >> shift))
 		return -1;
 	*out = (uint64_t)v << shift;
+	return 0;
+}
+
+/* A whole decimal number from *P, stopping at END_CH (':' or '\0');
+ * advances *P past it. 0 or -1. */
+static int startups_part(const char **p, char end_ch, long *out)
+{
+	const char *s = *p;
+	if (!isdigit((unsigned char)*s))
+		return -1;
+	char *end;
+	errno = 0;
+	long v = strtol(s, &end, 10);
+	if (errno || *end != end_ch || v > INT_MAX)
+		return -1;
+	*out = v;
+	*p = *end ? end + 1 : end;
+	return 0;
+}
+
+int conf_parse_startups(const char *s, struct conf_startups *out, char *err,
+			size_t errlen)
+{
+	const char *p = s;
+	long start = 0, rate = 100, full = 0;
+	int bad;
+	if (strchr(s, ':')) {
+		bad = startups_part(&p, ':', &start) < 0 ||
+		      startups_part(&p, ':', &rate) < 0 ||
+		      startups_part(&p, '\0', &full) < 0;
+	} else {
+		bad = startups_part(&p, '\0', &start) < 0;
+		full = start;
+	}
+	if (bad) {
+		set_err(err, errlen, "'%s' is not start:rate:full (like "
+			"10:30:100) or a number", s);
+		return -1;
+	}
+	if (start < 1 || full > 100000) {
+		set_err(err, errlen, "'%s': start and full must be from 1 to "
+			"100000", s);
+		return -1;
+	}
+	if (rate < 1 || rate > 100) {
+		set_err(err, errlen, "'%s': rate must be a percentage from 1 "
+			"to 100", s);
+		return -1;
+	}
+	if (start > full) {
+		set_err(err, errlen, "'%s': start is above full", s);
+		return -1;
+	}
+	out->start = (int)start;
+	out->rate = (int)rate;
+	out->full = (int)full;
 	return 0;
 }
 
@@ -444,6 +505,15 @@ int conf_parse_line(struct conf *c, const char *line, char *err, size_t errlen)
 			return -1;
 		}
 		memcpy(field, val, strlen(val) + 1);
+		return 0;
+	}
+	case K_STARTUPS: {
+		char why[200];
+		if (conf_parse_startups(val, (struct conf_startups *)field, why,
+					sizeof why) < 0) {
+			set_err(err, errlen, "%s: %s", k->name, why);
+			return -1;
+		}
 		return 0;
 	}
 	case K_FORMAT:

@@ -37,6 +37,13 @@ static const struct metric_family metrics_families[] = {
 	  "Open sessions or connections, by protocol.", { "protocol", NULL } },
 	{ "assetd_transfers_active", M_GAUGE,
 	  "Uploads and downloads in progress, by protocol.", { "protocol", NULL } },
+	{ "assetd_unauthenticated_connections", M_GAUGE,
+	  "Connections accepted that have not logged in yet, by protocol.",
+	  { "protocol", NULL } },
+	{ "assetd_connections_refused_total", M_COUNTER,
+	  "Connections closed at accept, before any protocol work, by protocol "
+	  "and reason (max_startups, per_source, max_connections, penalty).",
+	  { "protocol", "reason", NULL } },
 	{ "assetd_auth_total", M_COUNTER,
 	  "Authentication attempts, by protocol and result (ok, denied).",
 	  { "protocol", "result", NULL } },

@@ -143,6 +143,18 @@ void ops_transfer(const char *protocol, int delta)
 			  METRICS_L(protocol));
 }
 
+void ops_unauthenticated(const char *protocol, int delta)
+{
+	metrics_gauge_add("assetd_unauthenticated_connections", delta,
+			  METRICS_L(protocol));
+}
+
+void ops_refused(const char *protocol, const char *reason)
+{
+	metrics_add("assetd_connections_refused_total", 1,
+		    METRICS_L(protocol, reason));
+}
+
 void ops_job(const char *kind, int ok, int64_t t)
 {
 	metrics_add("assetd_job_runs_total", 1,

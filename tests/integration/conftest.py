@@ -55,6 +55,16 @@ def wait_port(port, timeout=15.0, proc=None):
     raise RuntimeError("port %d did not open" % port)
 
 
+def read_to_eof(sock, size=65536):
+    """Everything SOCK sends until the peer closes it (bytes)."""
+    data = b""
+    while True:
+        got = sock.recv(size)
+        if not got:
+            return data
+        data += got
+
+
 SANITIZER_MARKS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer",
                    ": runtime error: ")
 

@@ -1,8 +1,24 @@
-"""Helpers shared by the rsync tests: trees of files on local disk, and
-the figures of rsync's --stats output."""
+"""Helpers shared by the rsync tests: running Debian's rsync, trees of
+files on local disk, and the figures of rsync's --stats output."""
 import os
+import subprocess
 
 MiB = 1024 * 1024
+RSYNC = "/usr/bin/rsync"
+
+
+def run_rsync(shell, args, check=True, timeout=120, env=None):
+    """Run rsync with SHELL as its remote shell (-e) and ARGS. Returns
+    (returncode, stdout, stderr) as text; with CHECK a failure raises
+    AssertionError with both outputs."""
+    p = subprocess.run([RSYNC, "-e", shell] + list(args), env=env,
+                       capture_output=True, timeout=timeout)
+    out = p.stdout.decode("utf-8", "replace")
+    err = p.stderr.decode("utf-8", "replace")
+    if check and p.returncode != 0:
+        raise AssertionError("rsync %s failed (%d):\n%s\n%s" %
+                             (tuple(args), p.returncode, out, err))
+    return p.returncode, out, err
 
 
 def stat_of(out, label):

@@ -1,9 +1,19 @@
 """Helpers for the SSH-side tests: run OpenSSH's sftp/scp/ssh against a
 daemon, open paramiko sessions, make test files."""
+import contextlib
 import os
 import subprocess
 
 import paramiko
+
+from rsynctree import run_rsync
+
+
+def remote(client, arg):
+    """ARG, or for "R:path" the remote path CLIENT@127.0.0.1:path."""
+    if arg.startswith("R:"):
+        return "%s@127.0.0.1:%s" % (client.name, arg[2:])
+    return arg
 
 
 def sftp_batch(daemon, client, commands, check=True, timeout=60, extra=()):
@@ -24,15 +34,21 @@ def scp(daemon, client, args, legacy=False, check=True, timeout=60):
     argv = ["scp", "-q", "-P", str(daemon.ssh_port)] + client.ssh_opts()
     if legacy:
         argv.append("-O")
-    for a in args:
-        if a.startswith("R:"):
-            a = "%s@127.0.0.1:%s" % (client.name, a[2:])
-        argv.append(a)
+    argv += [remote(client, a) for a in args]
     r = subprocess.run(argv, capture_output=True, text=True, timeout=timeout)
     if check and r.returncode != 0:
         raise AssertionError("scp %s failed (%d): %s %s" % (
             args, r.returncode, r.stdout, r.stderr))
     return r
+
+
+def rsync(daemon, client, *args, check=True, timeout=120):
+    """Run rsync through OpenSSH's ssh as CLIENT; remote paths are written
+    "R:path". Returns (returncode, stdout, stderr) as text; with CHECK a
+    failure raises AssertionError."""
+    shell = " ".join(["ssh", "-p", str(daemon.ssh_port)] + client.ssh_opts())
+    return run_rsync(shell, [remote(client, a) for a in args], check,
+                     timeout)
 
 
 def ssh(daemon, client, command=None, key=None, user=None, opts=(),
@@ -55,6 +71,23 @@ def paramiko_sftp(daemon, client, key_path=None, user=None):
     t = paramiko.Transport(("127.0.0.1", daemon.ssh_port))
     t.connect(username=user or client.name, pkey=key)
     return paramiko.SFTPClient.from_transport(t), t
+
+
+@contextlib.contextmanager
+def sftp_session(daemon, client, key_path=None, user=None):
+    """paramiko_sftp() as a context: the SFTPClient, its transport closed
+    on leaving."""
+    sftp, t = paramiko_sftp(daemon, client, key_path, user)
+    try:
+        yield sftp
+    finally:
+        t.close()
+
+
+def put_bytes(sftp, path, data):
+    """Write DATA as the remote file PATH through SFTPClient SFTP."""
+    with sftp.open(path, "wb") as f:
+        f.write(data)
 
 
 def make_file(path, size, seed=0):
@@ -113,7 +146,7 @@ def upload_via(daemon, client, frontend, local, name, timeout=90):
     import time
     from specify_client import make_token
     ssh = client.ssh_opts()
-    remote = "%s@127.0.0.1" % client.name
+    host = "%s@127.0.0.1" % client.name
     if frontend == "http":
         tok = make_token(client.attachment_key, name, int(time.time()))
         r = subprocess.run(
@@ -127,16 +160,17 @@ def upload_via(daemon, client, frontend, local, name, timeout=90):
     inp = None
     if frontend == "sftp":
         argv = ["sftp", "-b", "-", "-P", str(daemon.ssh_port)] + ssh + \
-            [remote]
+            [host]
         inp = "put %s /attachments/originals/%s\n" % (local, name)
     elif frontend in ("scp", "scp_legacy"):
         argv = ["scp", "-q", "-P", str(daemon.ssh_port)] + ssh + \
             (["-O"] if frontend == "scp_legacy" else []) + \
-            [local, "%s:/attachments/originals/%s" % (remote, name)]
+            [local, "%s:/attachments/originals/%s" % (host, name)]
     else:
-        argv = ["rsync", "-e",
-                " ".join(["ssh", "-p", str(daemon.ssh_port)] + ssh),
-                local, "%s:attachments/originals/%s" % (remote, name)]
+        rc, _, err = rsync(daemon, client, local,
+                           "R:attachments/originals/" + name, check=False,
+                           timeout=timeout)
+        return rc == 0, err.strip()
     r = subprocess.run(argv, input=inp, capture_output=True, text=True,
                        timeout=timeout)
     return r.returncode == 0, r.stderr.strip()

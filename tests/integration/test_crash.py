@@ -124,7 +124,7 @@ def test_kill_9_mid_uploads_and_archive(backend, tmp_path, s3server):
     proxy = FaultProxy(s3server.port) if backend == "s3" else None
     d = Daemon(tmp_path / "d", backend,
                ProxiedS3(s3server, proxy) if proxy else None,
-               "PerSourceMaxStartups 100\n")
+               "PerSourceMaxStartups 100\nMaxStartups 100\n")
     try:
         crash_and_check(d, backend, tmp_path, proxy)
     finally:

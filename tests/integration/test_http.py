@@ -9,7 +9,7 @@ import urllib.parse
 
 import pytest
 
-from conftest import wait_port
+from conftest import read_to_eof, wait_port
 from media import (convert, image_info, jpeg_with_exif, pdf_bytes, pixel,
                    png_bytes)
 from specify_client import SpecifyClient, make_token
@@ -27,6 +27,33 @@ def start_http(d):
 def daemon(make_daemon, backend):
     """A started daemon on BACKEND (HTTP only), with no clients yet."""
     return start_http(make_daemon(backend))
+
+
+def mkcert(dirpath, cn):
+    """A self-signed P-256 certificate for CN in DIRPATH: (crt, key)."""
+    crt = os.path.join(str(dirpath), cn + ".crt")
+    key = os.path.join(str(dirpath), cn + ".key")
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec",
+                    "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
+                    "-days", "2", "-subj", "/CN=" + cn, "-keyout", key,
+                    "-out", crt], check=True, capture_output=True)
+    return crt, key
+
+
+def tls_request(port, request, timeout=None):
+    """Send REQUEST (bytes, ending the connection) over TLS to PORT without
+    checking the certificate: (the peer's certificate in DER, the
+    response)."""
+    import socket
+    import ssl
+    ctx = ssl.create_default_context()
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
+        with ctx.wrap_socket(s) as t:
+            der = t.getpeercert(binary_form=True)
+            t.sendall(request)
+            return der, read_to_eof(t)
 
 
 def spec_for(daemon, client, coll, prefixed=False):
@@ -557,15 +584,7 @@ def test_tls_and_reload(make_daemon, tmp_path):
     import signal
     import ssl
 
-    def mkcert(cn):
-        crt, key = str(tmp_path / (cn + ".crt")), str(tmp_path / (cn + ".key"))
-        subprocess.run(["openssl", "req", "-x509", "-newkey", "ec",
-                        "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
-                        "-days", "2", "-subj", "/CN=" + cn, "-keyout", key,
-                        "-out", crt], check=True, capture_output=True)
-        return crt, key
-
-    crt1, key1 = mkcert("first")
+    crt1, key1 = mkcert(tmp_path, "first")
     live_crt, live_key = str(tmp_path / "live.crt"), str(tmp_path / "live.key")
     for s, d in ((crt1, live_crt), (key1, live_key)):
         with open(s, "rb") as f, open(d, "wb") as g:
@@ -576,21 +595,9 @@ def test_tls_and_reload(make_daemon, tmp_path):
     d.add_client("ku", collections=("Herp",), ssh_key=False)
 
     def peer_cn():
-        ctx = ssl.create_default_context()
-        ctx.check_hostname = False
-        ctx.verify_mode = ssl.CERT_NONE
-        import socket
-        with socket.create_connection(("127.0.0.1", d.http_port)) as s:
-            with ctx.wrap_socket(s) as t:
-                der = t.getpeercert(binary_form=True)
-                t.sendall(b"GET /web_asset_store.xml HTTP/1.1\r\nHost: h\r\n"
-                          b"Connection: close\r\n\r\n")
-                resp = b""
-                while True:
-                    b = t.recv(65536)
-                    if not b:
-                        break
-                    resp += b
+        der, resp = tls_request(
+            d.http_port, b"GET /web_asset_store.xml HTTP/1.1\r\nHost: h\r\n"
+            b"Connection: close\r\n\r\n")
         pem = ssl.DER_cert_to_PEM_cert(der)
         out = subprocess.run(["openssl", "x509", "-noout", "-subject"],
                              input=pem, capture_output=True, text=True).stdout
@@ -601,7 +608,7 @@ def test_tls_and_reload(make_daemon, tmp_path):
     assert b"200 OK" in resp.split(b"\r\n")[0]
     assert b"X-Timestamp" in resp
     assert b"<![CDATA[https://h/fileget]]>" in resp
-    crt2, key2 = mkcert("second")
+    crt2, key2 = mkcert(tmp_path, "second")
     for s, dst in ((crt2, live_crt), (key2, live_key)):
         with open(s, "rb") as f, open(dst, "wb") as g:
             g.write(f.read())
@@ -621,18 +628,9 @@ def test_reload_refuses_nobody(make_daemon, tmp_path):
     certificate, are all served: the listening socket stays open across
     the reload and the old daemon drains."""
     import signal
-    import ssl
-    import socket
     import threading
 
-    pairs = []
-    for cn in ("one", "two"):
-        crt, key = str(tmp_path / (cn + ".crt")), str(tmp_path / (cn + ".key"))
-        subprocess.run(["openssl", "req", "-x509", "-newkey", "ec",
-                        "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
-                        "-days", "2", "-subj", "/CN=" + cn, "-keyout", key,
-                        "-out", crt], check=True, capture_output=True)
-        pairs.append((crt, key))
+    pairs = [mkcert(tmp_path, cn) for cn in ("one", "two")]
     live = (str(tmp_path / "live.crt"), str(tmp_path / "live.key"))
 
     def install(i):
@@ -645,26 +643,16 @@ def test_reload_refuses_nobody(make_daemon, tmp_path):
     install(0)
     d = make_daemon("fs", "TLSCertificate %s\nTLSKey %s\n" % live)
     start_http(d)
-    ctx = ssl.create_default_context()
-    ctx.check_hostname = False
-    ctx.verify_mode = ssl.CERT_NONE
     stop = threading.Event()
     ok, errors = [0], []
 
     def hammer():
         while not stop.is_set():
             try:
-                with socket.create_connection(("127.0.0.1", d.http_port),
-                                              timeout=20) as s:
-                    with ctx.wrap_socket(s) as t:
-                        t.sendall(b"GET / HTTP/1.1\r\nHost: h\r\n"
-                                  b"Connection: close\r\n\r\n")
-                        resp = b""
-                        while True:
-                            b = t.recv(65536)
-                            if not b:
-                                break
-                            resp += b
+                _, resp = tls_request(d.http_port,
+                                      b"GET / HTTP/1.1\r\nHost: h\r\n"
+                                      b"Connection: close\r\n\r\n",
+                                      timeout=20)
                 if resp.startswith(b"HTTP/1.1 200"):
                     ok[0] += 1
                 else:

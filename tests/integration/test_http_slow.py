@@ -6,7 +6,7 @@ import socket
 import time
 import urllib.request
 
-from conftest import wait_port
+from conftest import read_to_eof, wait_port
 
 
 def start(make_daemon, extra):
@@ -64,12 +64,7 @@ def get(d, src="127.0.0.1", extra=b""):
     s = connect(d, src)
     s.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n" + extra +
               b"Connection: close\r\n\r\n")
-    resp = b""
-    while True:
-        b = s.recv(65536)
-        if not b:
-            break
-        resp += b
+    resp = read_to_eof(s)
     s.close()
     return int(resp.split(b" ", 2)[1]) if resp else 0
 

@@ -83,6 +83,7 @@ def world(request, tmp_path_factory, s3server):
     d = Daemon(tmp_path_factory.mktemp("iso-" + backend), backend,
                s3server if backend == "s3" else None,
                "RequireKeyForGet yes\nPerSourceMaxStartups 200\n"
+               "MaxStartups 200\n"
                "MaxAuthTries 6\n")
     d.attachment_key = KEY_GLOBAL
     d.write_conf()

@@ -9,24 +9,21 @@ protocol, with the client told why and nothing of it stored; `df` in sftp
 shows the quota as the disk."""
 import json
 import os
-import subprocess
 import threading
 
 import pytest
 
+from rsynctree import stat_of
 from specify_client import SpecifyClient
-from sshtools import make_file, new_client, scp, sftp_batch, visible
+from sshtools import (make_file, new_client, rsync, scp, sftp_batch,
+                      shared_daemon, visible)
 
 K = 1024
 
 
 @pytest.fixture(scope="module", params=["fs", "s3"])
 def d(request, tmp_path_factory, s3server):
-    from conftest import Daemon
-    backend = request.param
-    dm = Daemon(tmp_path_factory.mktemp("quota-" + backend), backend,
-                s3server if backend == "s3" else None)
-    dm.start()
+    dm = shared_daemon(request, tmp_path_factory, s3server)
     yield dm
     dm.stop()
 
@@ -36,16 +33,6 @@ def specify(d, client, coll="Demo"):
                       client.attachment_key, coll)
     c.start()
     return c
-
-
-def rsync(d, client, *args):
-    ssh = ["ssh", "-p", str(d.ssh_port)] + client.ssh_opts()
-    argv = ["rsync", "-e", " ".join(ssh)]
-    for a in args:
-        if a.startswith("R:"):
-            a = "%s@127.0.0.1:%s" % (client.name, a[2:])
-        argv.append(a)
-    return subprocess.run(argv, capture_output=True, text=True, timeout=120)
 
 
 def usage(d, client, recount=False):
@@ -92,8 +79,7 @@ def test_usage_kept_as_writes_happen_equals_recount(d, tmp_path):
     src.mkdir()
     for n in (3, 4, 5):
         os.link(files[n], str(src / ("r%d.bin" % n)))
-    r = rsync(d, c, "-r", str(src) + "/", "R:/attachments/rs/")
-    assert r.returncode == 0, r.stderr
+    rsync(d, c, "-r", str(src) + "/", "R:/attachments/rs/")
     # a replacement, a delete, a rename across folders, an rsync --delete
     sftp_batch(d, c, ["put %s /attachments/fish/s1.bin" % files[3],
                       "rm /attachments/misc/n.bin",
@@ -103,8 +89,7 @@ def test_usage_kept_as_writes_happen_equals_recount(d, tmp_path):
     # from its listing of the folder (no lookup of its own)
     os.unlink(str(src / "r4.bin"))
     make_file(str(src / "r4.bin"), 9000, seed=40)
-    r = rsync(d, c, "-r", "--delete", str(src) + "/", "R:/attachments/rs/")
-    assert r.returncode == 0, r.stderr
+    rsync(d, c, "-r", "--delete", str(src) + "/", "R:/attachments/rs/")
 
     truth = stored(c)
     assert truth["rs"] == [2, 11000 + 9000]  # o.bin moved in, then --delete
@@ -160,11 +145,10 @@ def test_quota_refuses_crossing_upload_on_each_protocol(d, tmp_path):
     assert r.returncode != 0 and "quota exceeded" in r.stderr
     # rsync: an error the client prints, a non-zero exit, and the file's
     # data never asked for
-    r = rsync(d, c, "--stats", big, "R:/attachments/rsync.bin")
-    assert r.returncode != 0 and "quota exceeded" in r.stderr
-    sent = [ln for ln in r.stdout.splitlines()
-            if ln.startswith("Total bytes sent:")]
-    assert int(sent[0].split(":")[1].replace(",", "")) < 30000, r.stdout
+    rc, out, err = rsync(d, c, "--stats", big, "R:/attachments/rsync.bin",
+                         check=False)
+    assert rc != 0 and "quota exceeded" in err
+    assert stat_of(out, "Total bytes sent") < 30000, out
 
     assert visible(c) == ["first.bin"]
     u = usage(d, c)

@@ -17,6 +17,7 @@ import time
 import pytest
 
 import sshtools
+from conftest import read_to_eof
 from specify_client import SpecifyClient
 
 MiB = 1024 * 1024
@@ -176,13 +177,7 @@ def http_ok(port):
     with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
         s.settimeout(10)
         s.sendall(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-        data = b""
-        while True:
-            got = s.recv(4096)
-            if not got:
-                break
-            data += got
-        return data.startswith(b"HTTP/1.1 200")
+        return read_to_eof(s, 4096).startswith(b"HTTP/1.1 200")
 
 
 MIGRATE = "/proc/sys/net/ipv4/tcp_migrate_req"

@@ -17,10 +17,9 @@ import time
 import pytest
 
 from conftest import TOOLS, clean_env
-from rsynctree import MiB, read_tree, stat_of, write_tree
+from rsynctree import RSYNC, MiB, read_tree, run_rsync, stat_of, write_tree
 
 TOOL = os.path.join(TOOLS, "rsync_stdio")
-RSYNC = "/usr/bin/rsync"
 
 
 def _backends():
@@ -97,15 +96,7 @@ class Loc:
                                        Body=data)
 
     def rsync(self, *args, check=True, timeout=120):
-        argv = [RSYNC, "-e", self.shell] + list(args)
-        p = subprocess.run(argv, env=self.env, capture_output=True,
-                           timeout=timeout)
-        out = p.stdout.decode("utf-8", "replace")
-        err = p.stderr.decode("utf-8", "replace")
-        if check and p.returncode != 0:
-            raise AssertionError("rsync %s failed (%d):\n%s\n%s" %
-                                 (args, p.returncode, out, err))
-        return p.returncode, out, err
+        return run_rsync(self.shell, args, check, timeout, self.env)
 
 
 @pytest.fixture

@@ -9,44 +9,22 @@ whole path a client takes: key login, the exec request, the virtual tree
 import os
 import re
 import shutil
-import subprocess
 import tempfile
 import urllib.request
 
 import pytest
 
 from rsynctree import MiB, read_tree, stat_of, write_tree
+from sshtools import rsync, shared_daemon
 
-RSYNC = "/usr/bin/rsync"
 _n = iter(range(1, 1000000))
 
 
 @pytest.fixture(scope="module", params=["fs", "s3"])
 def daemon(request, tmp_path_factory, s3server):
-    from conftest import Daemon
-    backend = request.param
-    d = Daemon(tmp_path_factory.mktemp("rsync-ssh-" + backend), backend,
-               s3server if backend == "s3" else None)
-    d.start()
+    d = shared_daemon(request, tmp_path_factory, s3server)
     yield d
     d.stop()
-
-
-def rsync(daemon, client, *args, check=True, timeout=120):
-    """Run rsync with -e ssh; remote paths are written "R:path"."""
-    ssh = ["ssh", "-p", str(daemon.ssh_port)] + client.ssh_opts()
-    argv = [RSYNC, "-e", " ".join(ssh)]
-    for a in args:
-        if a.startswith("R:"):
-            a = "%s@127.0.0.1:%s" % (client.name, a[2:])
-        argv.append(a)
-    p = subprocess.run(argv, capture_output=True, timeout=timeout)
-    out = p.stdout.decode("utf-8", "replace")
-    err = p.stderr.decode("utf-8", "replace")
-    if check and p.returncode != 0:
-        raise AssertionError("rsync %s failed (%d):\n%s\n%s" %
-                             (args, p.returncode, out, err))
-    return p.returncode, out, err
 
 
 def s3_requests(d):

@@ -13,8 +13,8 @@ from concurrent.futures import ThreadPoolExecutor
 import paramiko
 import pytest
 
-from sshtools import (make_file, new_client, paramiko_sftp, sftp_batch,
-                      shared_daemon, visible)
+from sshtools import (make_file, new_client, paramiko_sftp, put_bytes,
+                      sftp_batch, sftp_session, shared_daemon, visible)
 
 MiB = 1024 * 1024
 
@@ -22,7 +22,7 @@ MiB = 1024 * 1024
 @pytest.fixture(scope="module", params=["fs", "s3"])
 def daemon(request, tmp_path_factory, s3server):
     d = shared_daemon(request, tmp_path_factory, s3server,
-                      "PerSourceMaxStartups 60\n")
+                      "PerSourceMaxStartups 60\nMaxStartups 60\n")
     yield d
     d.stop()
 
@@ -107,8 +107,7 @@ def test_reput_and_reget(daemon, tmp_path):
 def test_paramiko_random_reads_and_stat(daemon, tmp_path):
     c = new_client(daemon)
     data = make_file(tmp_path / "f", 3 * MiB + 1, seed=4)
-    sftp, t = paramiko_sftp(daemon, c)
-    try:
+    with sftp_session(daemon, c) as sftp:
         sftp.put(str(tmp_path / "f"), "/attachments/f")
         st = sftp.stat("/attachments/f")
         assert st.st_size == len(data)
@@ -129,8 +128,6 @@ def test_paramiko_random_reads_and_stat(daemon, tmp_path):
         with sftp.open("/attachments/f", "rb") as f:
             f.prefetch()
             assert f.read() == data
-    finally:
-        t.close()
 
 
 def test_paramiko_out_of_order_writes(daemon, tmp_path):
@@ -141,8 +138,7 @@ def test_paramiko_out_of_order_writes(daemon, tmp_path):
     chunk = 32768
     offsets = list(range(0, len(data), chunk))
     random.Random(6).shuffle(offsets)
-    sftp, t = paramiko_sftp(daemon, c)
-    try:
+    with sftp_session(daemon, c) as sftp:
         f = sftp.open("/attachments/ooo.bin", "wb")
         f.set_pipelined(True)
         for i, off in enumerate(offsets):
@@ -161,15 +157,12 @@ def test_paramiko_out_of_order_writes(daemon, tmp_path):
             f.write(b"head")
         got = c.read("sparse.bin")
         assert got == b"head" + b"\0" * (100000 - 4) + b"tail"
-    finally:
-        t.close()
 
 
 def test_paramiko_setstat_and_modes(daemon, tmp_path):
     c = new_client(daemon)
     (tmp_path / "f").write_bytes(b"hello")
-    sftp, t = paramiko_sftp(daemon, c)
-    try:
+    with sftp_session(daemon, c) as sftp:
         sftp.put(str(tmp_path / "f"), "/attachments/f")
         sftp.utime("/attachments/f", (1500000000, 1500000000))
         assert sftp.stat("/attachments/f").st_mtime == 1500000000
@@ -184,8 +177,6 @@ def test_paramiko_setstat_and_modes(daemon, tmp_path):
         names = {a.filename: a for a in sftp.listdir_attr("/attachments")}
         assert names["f"].st_size == 5
         assert stat.S_ISDIR(names["originals"].st_mode)
-    finally:
-        t.close()
 
 
 def test_paramiko_rewrites_after_streaming(daemon, tmp_path):
@@ -195,8 +186,7 @@ def test_paramiko_rewrites_after_streaming(daemon, tmp_path):
     byte for byte."""
     c = new_client(daemon)
     data = bytearray(os.urandom(12 * MiB + 777))
-    sftp, t = paramiko_sftp(daemon, c)
-    try:
+    with sftp_session(daemon, c) as sftp:
         f = sftp.open("/attachments/rw.bin", "wb")
         f.set_pipelined(True)
         for off in range(0, len(data), 65536):
@@ -219,8 +209,7 @@ def test_paramiko_rewrites_after_streaming(daemon, tmp_path):
         # the same onto an existing object opened without TRUNC (reput):
         # its old bytes are streamed first, then rewritten
         small = bytearray(os.urandom(300000))
-        with sftp.open("/attachments/small.bin", "wb") as f:
-            f.write(bytes(small))
+        put_bytes(sftp, "/attachments/small.bin", bytes(small))
         with sftp.open("/attachments/small.bin", "r+") as f:
             f.seek(len(small))
             f.write(b"more")
@@ -229,8 +218,6 @@ def test_paramiko_rewrites_after_streaming(daemon, tmp_path):
         small += b"more"
         small[1:4] = b"EAD"
         assert c.read("small.bin") == bytes(small)
-    finally:
-        t.close()
 
 
 def test_paramiko_truncate(daemon, tmp_path):
@@ -238,10 +225,8 @@ def test_paramiko_truncate(daemon, tmp_path):
     handles; open with TRUNC empties the file at close."""
     c = new_client(daemon)
     data = os.urandom(3 * MiB + 5)
-    sftp, t = paramiko_sftp(daemon, c)
-    try:
-        with sftp.open("/attachments/t.bin", "wb") as f:
-            f.write(data)
+    with sftp_session(daemon, c) as sftp:
+        put_bytes(sftp, "/attachments/t.bin", data)
         sftp.utime("/attachments/t.bin", (1500000000, 1500000000))
         sftp.truncate("/attachments/t.bin", 1000)
         assert c.read("t.bin") == data[:1000]
@@ -263,8 +248,7 @@ def test_paramiko_truncate(daemon, tmp_path):
         assert c.read("h.bin") == data[:100] + b"more" + b"\0" * 96
         # an existing object opened without TRUNC keeps its bytes up to
         # the new size
-        with sftp.open("/attachments/t.bin", "wb") as f:
-            f.write(data)
+        put_bytes(sftp, "/attachments/t.bin", data)
         with sftp.open("/attachments/t.bin", "r+") as f:
             f.truncate(10)
         assert c.read("t.bin") == data[:10]
@@ -278,18 +262,13 @@ def test_paramiko_truncate(daemon, tmp_path):
         with pytest.raises(PermissionError):
             sftp.truncate("/backups", 0)
         assert c.read("h.bin") == data[:100] + b"more" + b"\0" * 96
-    finally:
-        t.close()
 
 
 def test_rename_semantics(daemon, tmp_path):
     c = new_client(daemon)
-    sftp, t = paramiko_sftp(daemon, c)
-    try:
-        with sftp.open("/attachments/a", "wb") as f:
-            f.write(b"A")
-        with sftp.open("/attachments/b", "wb") as f:
-            f.write(b"B")
+    with sftp_session(daemon, c) as sftp:
+        put_bytes(sftp, "/attachments/a", b"A")
+        put_bytes(sftp, "/attachments/b", b"B")
         # plain SFTP rename never replaces
         with pytest.raises(IOError):
             sftp.rename("/attachments/a", "/attachments/b")
@@ -300,23 +279,18 @@ def test_rename_semantics(daemon, tmp_path):
         assert "a" not in visible(c)
         # a folder moves with its content
         sftp.mkdir("/attachments/d1")
-        with sftp.open("/attachments/d1/x", "wb") as f:
-            f.write(b"X")
+        put_bytes(sftp, "/attachments/d1/x", b"X")
         sftp.rename("/attachments/d1", "/attachments/d2")
         assert c.read("d2/x") == b"X"
         assert not any(n.startswith("d1/") for n in visible(c))
         with pytest.raises(IOError):
             sftp.rename("/attachments/nothing", "/attachments/y")
-    finally:
-        t.close()
 
 
 def test_links_refused_cleanly(daemon, tmp_path):
     c = new_client(daemon)
-    sftp, t = paramiko_sftp(daemon, c)
-    try:
-        with sftp.open("/attachments/a", "wb") as f:
-            f.write(b"A")
+    with sftp_session(daemon, c) as sftp:
+        put_bytes(sftp, "/attachments/a", b"A")
         with pytest.raises(IOError) as e:
             sftp.symlink("/attachments/a", "/attachments/l")
         assert "not supported" in str(e.value).lower() or \
@@ -325,8 +299,6 @@ def test_links_refused_cleanly(daemon, tmp_path):
             sftp.readlink("/attachments/a")
         # the session is still fine afterwards
         assert sftp.stat("/attachments/a").st_size == 1
-    finally:
-        t.close()
     r = sftp_batch(daemon, c, ["ln attachments/a attachments/h"], check=False)
     assert r.returncode != 0
     assert sorted(visible(c)) == ["a"]
@@ -335,8 +307,7 @@ def test_links_refused_cleanly(daemon, tmp_path):
 def test_tree_and_backups_read_only(daemon, tmp_path):
     c = new_client(daemon)
     (tmp_path / "f").write_bytes(b"data")
-    sftp, t = paramiko_sftp(daemon, c)
-    try:
+    with sftp_session(daemon, c) as sftp:
         assert sftp.normalize(".") == "/"
         assert sorted(sftp.listdir("/")) == ["attachments", "backups"]
         assert sftp.listdir("/backups") == []
@@ -357,8 +328,6 @@ def test_tree_and_backups_read_only(daemon, tmp_path):
             sftp.open("/attachments/none", "rb")
         with pytest.raises(FileNotFoundError):
             sftp.put(str(tmp_path / "f"), "/attachments/nodir/f")
-    finally:
-        t.close()
     r = sftp_batch(daemon, c, ["put %s backups/f" % (tmp_path / "f")],
                    check=False)
     assert r.returncode != 0
@@ -384,8 +353,7 @@ def test_backups_lists_archives(daemon, tmp_path):
            "('{n}', 'file://{d}/{n}-run.tar.xz', 1769990000, 0, 0);").format(
                n=n, d=arch_dir, a1=a1, a2=a2, s1=len(old), s2=len(new))
     subprocess.run(["sqlite3", db, sql], check=True)
-    sftp, t = paramiko_sftp(daemon, c)
-    try:
+    with sftp_session(daemon, c) as sftp:
         assert sorted(sftp.listdir("/backups")) == [a1, a2]
         assert n + "-assets.tar.xz" in sftp.listdir("/")
         with sftp.open("/backups/" + a1, "rb") as f:
@@ -399,8 +367,6 @@ def test_backups_lists_archives(daemon, tmp_path):
             sftp.open("/backups/" + a1, "wb")
         with pytest.raises(FileNotFoundError):
             sftp.stat("/backups/%s-run.tar.xz" % n)
-    finally:
-        t.close()
     assert (arch_dir / a1).read_bytes() == old
 
 
@@ -430,8 +396,7 @@ def test_listing_streams_in_pages(daemon, tmp_path):
         list(ex.map(lambda n: put_direct(
             daemon, c, "many/" + (n + "/inner" if names[n] is None else n),
             b"x" * (names[n] or 0)), names))
-    sftp, t = paramiko_sftp(daemon, c)
-    try:
+    with sftp_session(daemon, c) as sftp:
         listed = sftp.listdir_attr("/attachments/many")
         got = [a.filename for a in listed]
         assert len(got) == len(set(got))
@@ -441,8 +406,6 @@ def test_listing_streams_in_pages(daemon, tmp_path):
                 assert stat.S_ISDIR(a.st_mode)
             else:
                 assert a.st_size == names[a.filename]
-    finally:
-        t.close()
 
 
 TRAVERSALS = [
@@ -478,13 +441,10 @@ def test_traversal_never_leaves_the_tree(daemon, tmp_path):
     the other client's folder and everything outside stay untouched."""
     c = new_client(daemon)
     other = new_client(daemon, "o")
-    sftp, t = paramiko_sftp(daemon, other)
-    with sftp.open("/attachments/x", "wb") as f:
-        f.write(b"other's")
-    t.close()
+    with sftp_session(daemon, other) as sftp:
+        put_bytes(sftp, "/attachments/x", b"other's")
     before_other = sorted(other.list())
-    sftp, t = paramiko_sftp(daemon, c)
-    try:
+    with sftp_session(daemon, c) as sftp:
         for p in TRAVERSALS:
             p = p.replace("{o}", other.name).replace("{c}", c.name)
             enc = p.encode("utf-8", "surrogateescape") if isinstance(p, str) \
@@ -492,8 +452,7 @@ def test_traversal_never_leaves_the_tree(daemon, tmp_path):
             try:
                 # paramiko encodes str as UTF-8; pass bytes to send raw
                 raw = p.encode("latin-1") if "\xc0" in p else p
-                with sftp.open(raw, "wb") as f:
-                    f.write(b"evil")
+                put_bytes(sftp, raw, b"evil")
             except (IOError, OSError, UnicodeError):
                 pass
             try:
@@ -505,8 +464,6 @@ def test_traversal_never_leaves_the_tree(daemon, tmp_path):
             except (IOError, OSError, UnicodeError):
                 pass
             assert enc is not None
-    finally:
-        t.close()
     assert sorted(other.list()) == before_other
     assert other.read("x") == b"other's"
     # anything that was written went below the client's own folder

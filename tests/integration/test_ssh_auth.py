@@ -216,7 +216,7 @@ def test_two_hundred_concurrent_sessions(make_daemon, tmp_path):
     """200 short sftp sessions at once (one thread each): every one logs
     in, uploads and lists; every file lands byte for byte. (Sessions do
     not depend on the backend: fs keeps it quick.)"""
-    d = make_daemon("fs", "PerSourceMaxStartups 250\n")
+    d = make_daemon("fs", "PerSourceMaxStartups 250\nMaxStartups 250\n")
     d.start()
     c = d.add_client("many")
     procs = []

@@ -72,7 +72,7 @@ def logins(argv, n, workers=WORKERS):
 def run(ctx):
     n = 40 if ctx.quick else 300
     d = ctx.daemon("fs", conf_extra="LogLevel info\n"
-                   "PerSourceMaxStartups 100\n")
+                   "PerSourceMaxStartups 100\nMaxStartups 100\n")
     d.start()
     c = d.add_client("bench")
     key = keypair(ctx.path("keys", "id_bench"))

@@ -72,7 +72,8 @@ def sftp_rows(ctx):
     with open(src, "wb") as f:
         f.write(os.urandom(each_mib << 20))
     d = ctx.daemon("fs", conf_extra="LogLevel info\nPerSourceMaxStartups %d\n"
-                   "MaxConnections %d\n" % (n + 50, n + 50))
+                   "MaxStartups %d\nMaxConnections %d\n"
+                   % (n + 50, n + 50, n + 50))
     d.start()
     c = d.add_client("bench")
     key = keypair(ctx.path("keys", "id_bench"))

@@ -109,7 +109,8 @@ def run(ctx):
     # ---- memory: 50 concurrent uploads ---------------------------------
     each = 8 if ctx.quick else 200
     part = make_big(ctx.path("data", "each.bin"), each)
-    dm = ctx.daemon("fs", conf_extra="PerSourceMaxStartups 100\n")
+    dm = ctx.daemon("fs", conf_extra="PerSourceMaxStartups 100\n"
+                   "MaxStartups 100\n")
     dm.start(wait=False)
     conftest.wait_port(dm.ssh_port, 20, dm.proc)
     cm = dm.add_client("bench")
