@@ -269,7 +269,6 @@ enum MHD_Result http_route_static(struct http_req *rq);
 enum MHD_Result http_serve_thumbnail(struct http_req *rq,
 				     const struct http_scope *sc,
 				     const char *name, const char *scale);
-void http_thumb_init(void);
 
 /* ---- upload.c ------------------------------------------------------- */
 

@@ -1263,7 +1263,6 @@ int http_start(const struct conf *conf, struct catalog *cat,
 	if (srv->gen_max < 1)
 		srv->gen_max = 1;
 	mkdir_p(srv->set.spool_dir);
-	http_thumb_init();
 	if (tls_load(conf, &srv->tls_cert, &srv->tls_key) != 0)
 		goto fail;
 	for (int i = 0; i < conf->n_http && i < CONF_MAX_LISTEN; i++) {

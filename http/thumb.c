@@ -34,6 +34,12 @@
 #include "log.h"
 #include "metrics.h"
 
+/* libvips starts on the first thumbnail generation, not with the daemon:
+ * vips_init loads its format modules (poppler, libheif, ImageMagick,
+ * OpenSlide, JPEG XL) and their libraries, which an idle daemon, or one whose
+ * thumbnails are all cached, never needs to hold. pthread_once makes the
+ * first generations of several threads wait for one start; if it fails,
+ * every generation answers 503 and the reason is logged once. */
 static pthread_once_t vips_once = PTHREAD_ONCE_INIT;
 static int vips_ok;
 
@@ -47,12 +53,15 @@ static void vips_setup(void)
 	/* Every thumbnail is generated once and then cached in the store:
 	 * libvips' operation cache would only hold memory. */
 	vips_cache_set_max(0);
+	log_info("thumb_init", "vips=%s", log_q(vips_version_string()));
 	vips_ok = 1;
 }
 
-void http_thumb_init(void)
+/* Start libvips if this is the first generation; 1 if it is usable. */
+static int vips_ready(void)
 {
 	pthread_once(&vips_once, vips_setup);
+	return vips_ok;
 }
 
 /* Copy the whole of RD into a spool file; returns its fd or -1. */
@@ -268,15 +277,20 @@ enum MHD_Result http_serve_thumbnail(struct http_req *rq,
 			void *buf = NULL;
 			size_t len = 0;
 			int status = 0;
+			const char *unavailable = "Unavailable.\n";
+			int vips_used = 0;
 			struct store_reader *rd = NULL;
 			struct store_stat os;
 			int orc = store_reader_open(sc->store, orig, 0, UINT64_MAX,
 						    &rd, &os);
 			if (orc != 0) {
 				status = (int)http_status_of(orc);
-			} else if (!vips_ok) {
+			} else if (!vips_ready()) {
 				status = 503;
+				unavailable = "Thumbnails are unavailable: the "
+					      "image library failed to start.\n";
 			} else {
+				vips_used = 1;
 				int fd = store_reader_fd(rd);
 				int own = -1;
 				if (fd < 0)
@@ -290,7 +304,8 @@ enum MHD_Result http_serve_thumbnail(struct http_req *rq,
 			}
 			if (rd)
 				store_reader_close(rd);
-			vips_thread_shutdown();
+			if (vips_used)
+				vips_thread_shutdown();
 			gen_slot_give(srv);
 			if (status == 0) {
 				log_debug("thumb_generated", "name=%s scale=%d bytes=%zu",
@@ -312,7 +327,7 @@ enum MHD_Result http_serve_thumbnail(struct http_req *rq,
 					status == 404 ? "File not found.\n"
 					: status == 415
 					? "Cannot make a thumbnail of this file.\n"
-					: "Unavailable.\n");
+					: unavailable);
 			}
 			struct MHD_Response *r =
 				MHD_create_response_from_buffer_with_free_callback(

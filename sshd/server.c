@@ -984,6 +984,7 @@ static void accept_one(struct sshd_server *srv, int lfd)
 	/* A penalised source is dropped before a byte of SSH: it learns
 	 * nothing, and costs no thread or key exchange. */
 	int left = penalty_refused(srv->pen, addr, (int64_t)time(NULL));
+	unsigned draw = arc4random_uniform(100); /* MaxStartups' chance */
 	pthread_mutex_lock(&srv->mu);
 	struct limits lim = srv->lim;
 	enum refusal why = REFUSE_N;
@@ -991,8 +992,7 @@ static void accept_one(struct sshd_server *srv, int lfd)
 		why = REFUSE_PENALTY;
 	else if (lim.max_connections > 0 && srv->live >= lim.max_connections)
 		why = REFUSE_MAX_CONNECTIONS;
-	else if (sshd_startups_drop(&lim.startups, srv->unauth,
-				    arc4random_uniform(100)))
+	else if (sshd_startups_drop(&lim.startups, srv->unauth, draw))
 		why = REFUSE_MAX_STARTUPS;
 	else if (source_take(srv, addr, lim.per_source) != 0)
 		why = REFUSE_PER_SOURCE;

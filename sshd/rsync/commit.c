@@ -9,6 +9,10 @@
  * the receiver goes on reading the next file; a store_writer may change
  * threads between calls, and a struct store is safe to share.
  *
+ * Threads are started as work arrives (one more whenever a job is queued
+ * and none is idle, up to COMMIT_THREADS): a pull, or a push that changes
+ * nothing, starts none.
+ *
  * The pool is bounded by count and by bytes (a small S3 object is held in
  * memory until its PUT), so memory stays fixed whatever the push. Results
  * are queued back and reported by the protocol thread, which alone talks
@@ -47,6 +51,8 @@ struct rs_commits {
 	struct job *head, *tail; /* queued, not started */
 	struct job *done;       /* finished, not yet collected */
 	size_t inflight;        /* queued + running */
+	size_t queued;          /* queued, not started */
+	int idle;               /* workers waiting for a job */
 	uint64_t bytes;         /* their sizes */
 	int stopping;
 	pthread_t th[COMMIT_THREADS];
@@ -60,12 +66,15 @@ static void *worker(void *arg)
 	pthread_mutex_lock(&c->lock);
 	for (;;) {
 		struct job *j;
+		c->idle++;
 		while (!c->head && !c->stopping)
 			pthread_cond_wait(&c->work, &c->lock);
+		c->idle--;
 		if (!c->head)
 			break;
 		j = c->head;
 		c->head = j->next;
+		c->queued--;
 		if (!c->head)
 			c->tail = NULL;
 		pthread_mutex_unlock(&c->lock);
@@ -90,23 +99,12 @@ static void *worker(void *arg)
 struct rs_commits *rs_commits_start(void)
 {
 	struct rs_commits *c = calloc(1, sizeof *c);
-	int i;
 
 	if (!c)
 		return NULL;
 	pthread_mutex_init(&c->lock, NULL);
 	pthread_cond_init(&c->work, NULL);
 	pthread_cond_init(&c->room, NULL);
-	for (i = 0; i < COMMIT_THREADS; i++)
-		if (pthread_create(&c->th[c->nth], NULL, worker, c) == 0)
-			c->nth++;
-	if (c->nth == 0) {
-		pthread_mutex_destroy(&c->lock);
-		pthread_cond_destroy(&c->work);
-		pthread_cond_destroy(&c->room);
-		free(c);
-		return NULL;
-	}
 	return c;
 }
 
@@ -134,11 +132,23 @@ int rs_commits_submit(struct rs_commits *c, struct store_writer *w,
 	       (c->inflight >= COMMIT_MAX_PENDING ||
 		c->bytes + size > COMMIT_MAX_BYTES))
 		pthread_cond_wait(&c->room, &c->lock);
+	/* every idle worker already has a queued job to take: one more */
+	if (c->queued >= (size_t)c->idle && c->nth < COMMIT_THREADS &&
+	    pthread_create(&c->th[c->nth], NULL, worker, c) == 0)
+		c->nth++;
+	if (c->nth == 0) {
+		/* no thread at all: the caller commits it inline */
+		pthread_mutex_unlock(&c->lock);
+		free(j->obj);
+		free(j);
+		return -1;
+	}
 	if (c->tail)
 		c->tail->next = j;
 	else
 		c->head = j;
 	c->tail = j;
+	c->queued++;
 	c->inflight++;
 	c->bytes += size;
 	pthread_cond_signal(&c->work);

@@ -19,6 +19,7 @@
  * its caller.
  */
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -26,7 +27,7 @@
 
 void rs_conn_init(struct rs_conn *c, const struct rsync_io *io)
 {
-	memset(c, 0, sizeof *c);
+	memset(c, 0, offsetof(struct rs_conn, obuf));
 	c->io = io;
 	c->wndx_pos = -1;
 	c->wndx_neg = 1;
@@ -71,21 +72,18 @@ static uint32_t get_le32(const unsigned char *b)
 }
 
 /* Send the buffered data as one frame (or raw before multiplexing). The
- * header and payload go out in one write so the transport sees one chunk. */
+ * header goes into the room kept in front of the payload, so header and
+ * payload go out in one write and the transport sees one chunk. */
 static void flush_data(struct rs_conn *c)
 {
-	static const size_t hdr = 4;
-	unsigned char frame[4 + RS_OBUF_SIZE];
-
 	if (c->olen == 0)
 		return;
 	if (!c->mplex_out) {
-		raw_write(c, c->obuf, c->olen);
+		raw_write(c, c->obuf + RS_OHDR, c->olen);
 	} else {
-		put_le32(frame, ((uint32_t)(RS_MPLEX_BASE + RS_MSG_DATA) << 24) |
-					(uint32_t)c->olen);
-		memcpy(frame + hdr, c->obuf, c->olen);
-		raw_write(c, frame, hdr + c->olen);
+		put_le32(c->obuf, ((uint32_t)(RS_MPLEX_BASE + RS_MSG_DATA)
+				   << 24) | (uint32_t)c->olen);
+		raw_write(c, c->obuf, RS_OHDR + c->olen);
 	}
 	c->olen = 0;
 }
@@ -102,7 +100,7 @@ void rs_write(struct rs_conn *c, const void *buf, size_t len)
 	while (len > 0 && !c->err) {
 		size_t room = RS_OBUF_SIZE - c->olen;
 		size_t n = len < room ? len : room;
-		memcpy(c->obuf + c->olen, p, n);
+		memcpy(c->obuf + RS_OHDR + c->olen, p, n);
 		c->olen += n;
 		p += n;
 		len -= n;

@@ -153,6 +153,7 @@ int rs_parse_options(int argc, char **argv, struct rs_opts *o, char *err,
 
 #define RS_OBUF_SIZE (64 * 1024)
 #define RS_IBUF_SIZE (64 * 1024)
+#define RS_OHDR 4               /* a multiplexed frame's header */
 
 struct rs_conn {
 	const struct rsync_io *io;
@@ -164,9 +165,7 @@ struct rs_conn {
 	int got_error_exit;     /* the client sent MSG_ERROR_EXIT */
 	int no_send_pending;    /* MSG_NO_SEND indexes seen (pushes) */
 	int32_t last_no_send;   /* the last MSG_NO_SEND index */
-	unsigned char obuf[RS_OBUF_SIZE]; /* pending data payload */
 	size_t olen;
-	unsigned char ibuf[RS_IBUF_SIZE]; /* raw bytes read, not consumed */
 	size_t ipos, ilen;
 	size_t in_frame_left;   /* data bytes left in the current frame */
 	int32_t wndx_pos, wndx_neg; /* write_ndx delta state */
@@ -176,6 +175,13 @@ struct rs_conn {
 	/* Called for MSG_NO_SEND / MSG_SUCCESS / MSG_REDO from the client. */
 	void (*on_index_msg)(void *arg, int tag, int32_t ndx);
 	void *on_index_arg;
+	/* The buffers come last: rs_conn_init leaves them as they are, so
+	 * a session only touches as much of them as it uses. obuf keeps
+	 * room for a frame header in front of the pending payload (which
+	 * starts at obuf + RS_OHDR), so a frame goes out in one write
+	 * without being copied. */
+	unsigned char obuf[RS_OHDR + RS_OBUF_SIZE];
+	unsigned char ibuf[RS_IBUF_SIZE]; /* raw bytes read, not consumed */
 };
 
 void rs_conn_init(struct rs_conn *c, const struct rsync_io *io);
@@ -426,8 +432,8 @@ void rs_sums_free(struct rs_sums *sums);
 /* Background commits of verified files (commit.c). */
 struct rs_commits;
 struct rs_commits *rs_commits_start(void);
-/* Hand over W (blocks while the pool is full). -1 if out of memory (W is
- * then still the caller's). */
+/* Hand over W (blocks while the pool is full). -1 if out of memory or no
+ * worker thread could be started (W is then still the caller's). */
 int rs_commits_submit(struct rs_commits *c, struct store_writer *w,
 		      uint64_t size, int32_t ndx, struct store *st,
 		      const char *obj, const char *etag, int64_t mtime);

@@ -415,10 +415,14 @@ static int object_name(struct rs_sess *s, const struct rs_file *f, char *out,
 	return n < 0 || (size_t)n >= cap ? -1 : 0;
 }
 
-/* Read the block sums of one request. 0 or an rsync code. */
+/* Read the block sums of one request. 0 or an rsync code (SUMS->blocks
+ * may then hold what arrived: rs_sums_free it). The array grows as the
+ * sums arrive, so a header claiming millions of blocks costs memory only
+ * once the client has actually sent them. */
 static int read_sums(struct rs_sess *s, struct rs_sums *sums)
 {
 	struct rs_conn *c = &s->conn;
+	size_t cap = 0;
 	int32_t i;
 
 	memset(sums, 0, sizeof *sums);
@@ -439,10 +443,19 @@ static int read_sums(struct rs_sess *s, struct rs_sums *sums)
 	}
 	if (sums->count == 0)
 		return 0;
-	sums->blocks = calloc((size_t)sums->count, sizeof *sums->blocks);
-	if (!sums->blocks)
-		return RSYNC_EMALLOC;
 	for (i = 0; i < sums->count && !c->err; i++) {
+		if ((size_t)i == cap) {
+			size_t ncap = cap ? cap * 2 : 1024;
+			struct rs_blocksum *nb;
+			if (ncap > (size_t)sums->count)
+				ncap = (size_t)sums->count;
+			nb = realloc(sums->blocks, ncap * sizeof *nb);
+			if (!nb)
+				return RSYNC_EMALLOC;
+			memset(nb + cap, 0, (ncap - cap) * sizeof *nb);
+			sums->blocks = nb;
+			cap = ncap;
+		}
 		sums->blocks[i].sum1 = (uint32_t)rs_read_int(c);
 		rs_read(c, sums->blocks[i].sum2, (size_t)sums->s2length);
 	}

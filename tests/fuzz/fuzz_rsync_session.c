@@ -2,7 +2,11 @@
  * bytes: version exchange, name negotiation, filter rules, the file list,
  * file indexes and item flags, block checksum headers, the token stream
  * and the file checksums, on a push (receiver) and a pull (sender), plain
- * and compressed, against a filesystem store in a scratch directory.
+ * and compressed, against a filesystem store in a scratch directory (in
+ * /dev/shm when there is one: no disk under the fsyncs). The store is made
+ * once; an input that changed it (a push wrote, deleted or made a
+ * directory) is followed by a reset to the same three files, so every
+ * input meets the same store and a finding replays alone.
  * The first byte picks the command line; the rest is the client's side
  * of the conversation (seeds are recorded from real clients with
  * rsync_stdio's RSYNC_STDIO_CAPTURE). */
@@ -31,15 +35,16 @@ static const char *const cmds[] = {
 };
 
 static struct store *att;
-static char dir[] = "/tmp/assetd-fuzz-rsync-XXXXXX";
+static char dir[64];
+static int dirty;       /* the last input changed the store */
 
 static int rm_one(const char *path, const struct stat *sb, int flag,
 		  struct FTW *ftw)
 {
 	(void)sb;
 	(void)flag;
-	(void)ftw;
-	remove(path);
+	if (ftw->level > 0)
+		remove(path);
 	return 0;
 }
 
@@ -47,6 +52,18 @@ static int rm_one(const char *path, const struct stat *sb, int flag,
 static void cleanup(void)
 {
 	nftw(dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+	rmdir(dir);
+}
+
+static void on_event(void *arg, const char *op, const char *object, int rc,
+		     uint64_t bytes)
+{
+	(void)arg;
+	(void)op;
+	(void)object;
+	(void)bytes;
+	if (rc == 0)
+		dirty = 1;
 }
 
 static int resolve(void *arg, const char *path, struct rsync_target *out,
@@ -59,6 +76,7 @@ static int resolve(void *arg, const char *path, struct rsync_target *out,
 	}
 	path += 12;
 	out->store = att;
+	out->event = on_event;
 	snprintf(out->prefix, sizeof out->prefix, "%.*s",
 		 (int)strcspn(path, "/"), path);
 	return 0;
@@ -76,27 +94,39 @@ static void put(const char *name, const char *text, size_t n)
 	store_writer_commit(w);
 }
 
+/* the store as every input finds it */
+static void fixture(void)
+{
+	static char big[5000];
+
+	nftw(dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+	for (size_t i = 0; i < sizeof big; i++)
+		big[i] = (char)('a' + i % 23);
+	put("f/a.txt", "hello\n", 6);
+	put("f/sub/b.bin", big, sizeof big);
+	put("f/empty", "", 0);
+}
+
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
 	char url[128];
 	struct store_opts so;
-	static char big[5000];
 
 	(void)argc;
 	(void)argv;
-	if (!mkdtemp(dir))
-		abort();
+	snprintf(dir, sizeof dir, "/dev/shm/assetd-fuzz-rsync-XXXXXX");
+	if (!mkdtemp(dir)) {
+		snprintf(dir, sizeof dir, "/tmp/assetd-fuzz-rsync-XXXXXX");
+		if (!mkdtemp(dir))
+			abort();
+	}
 	atexit(cleanup);
 	snprintf(url, sizeof url, "file://%s/", dir);
 	memset(&so, 0, sizeof so);
 	so.path_style = -1;
 	if (store_open(url, &so, &att) < 0)
 		abort();
-	for (size_t i = 0; i < sizeof big; i++)
-		big[i] = (char)('a' + i % 23);
-	put("f/a.txt", "hello\n", 6);
-	put("f/sub/b.bin", big, sizeof big);
-	put("f/empty", "", 0);
+	fixture();
 	return 0;
 }
 
@@ -114,6 +144,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	in.p = data + 1;
 	in.len = size - 1;
 	in.pos = 0;
+	dirty = 0;
 	(void)rsync_serve(cmd, &io, resolve, NULL, &st);
+	if (dirty)
+		fixture();
 	return 0;
 }

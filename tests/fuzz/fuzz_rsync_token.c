@@ -20,7 +20,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 				     RS_CPRES_ZLIBX, RS_CPRES_ZSTD };
 	struct src in;
 	struct rsync_io io = { &in, src_read, sink_write, NULL };
-	struct rs_conn c;
+	/* static: rs_conn_init resets it, and its 128 KiB of buffers are
+	 * not a stack frame to poison and unpoison on every input */
+	static struct rs_conn c;
 	struct rs_tok t;
 	int files, algo, proto;
 	long items = 0;

@@ -514,6 +514,29 @@ def test_thumbnail_single_flight(daemon, tmp_path):
     assert daemon.log().count("event=thumb_generated") == 1
 
 
+def test_image_library_starts_with_first_generation(make_daemon, tmp_path):
+    """libvips and its format modules are loaded by the first thumbnail to
+    be generated, not at start: an idle daemon does not hold them. Four
+    first generations at once start it once."""
+    d = start_http(make_daemon("fs"))
+    ku = d.add_client("ku", collections=("Herp",), ssh_key=False)
+    c = spec_for(d, ku, "Herp")
+    name = c.new_name(".jpg")
+    assert c.upload(convert(tmp_path, png_bytes(800, 600), ".jpg"),
+                    name).status == 200
+
+    def mapped():
+        with open("/proc/%d/maps" % d.proc.pid) as f:
+            return "vips-modules" in f.read()
+    assert not mapped()
+    assert "event=thumb_init" not in d.log()
+    with concurrent.futures.ThreadPoolExecutor(4) as ex:
+        rs = list(ex.map(lambda s: c.thumbnail(name, s), (64, 100, 123, 200)))
+    assert [r.status for r in rs] == [200] * 4
+    assert mapped()
+    assert d.log().count("event=thumb_init") == 1
+
+
 def test_exif(daemon, tmp_path):
     ku = daemon.add_client("ku", collections=("Herp",), ssh_key=False)
     c = for_client(daemon, ku, "Herp", prefixed=False)
