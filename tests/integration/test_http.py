@@ -520,7 +520,7 @@ def test_image_library_starts_with_first_generation(make_daemon, tmp_path):
     first generations at once start it once."""
     d = start_http(make_daemon("fs"))
     ku = d.add_client("ku", collections=("Herp",), ssh_key=False)
-    c = spec_for(d, ku, "Herp")
+    c = for_client(d, ku, "Herp", prefixed=False)
     name = c.new_name(".jpg")
     assert c.upload(convert(tmp_path, png_bytes(800, 600), ".jpg"),
                     name).status == 200
