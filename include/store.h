@@ -174,6 +174,12 @@ struct store_put_opts {
 				   (scp's and rsync's announced sizes), so a
 				   metered store refuses at open, with
 				   STORE_EQUOTA, what cannot fit */
+	int old_known;          /* 1: old_size is what NAME holds now, as a
+				   listing the caller just made shows it, so a
+				   metered store does not look it up again
+				   (one HEAD per file on S3) */
+	int64_t old_size;       /* with old_known: the size of the object
+				   this write replaces, or -1 for none */
 };
 
 struct store_writer;
@@ -301,6 +307,12 @@ int store_delete(struct store *st, const char *name);
  * marker). STORE_EEXIST if it exists. */
 int store_mkdir(struct store *st, const char *name);
 
+/* Create directory NAME that the caller has just seen absent in a listing
+ * of its parent, which exists: nothing is looked up first (S3: one PUT of
+ * the "NAME/" marker instead of store_mkdir's probes of NAME and of every
+ * parent). Backends without a shortcut do store_mkdir. */
+int store_mkdir_new(struct store *st, const char *name);
+
 /* Remove an empty directory. STORE_ENOTEMPTY / STORE_ENOENT. */
 int store_rmdir(struct store *st, const char *name);
 
@@ -315,6 +327,13 @@ int store_rename(struct store *st, const char *from, const char *to,
  * 5 GiB), streamed otherwise. Keeps the client mtime and content type. */
 int store_copy(struct store *src, const char *from, struct store *dst,
 	       const char *to);
+
+/* store_copy() of an object whose SIZE the caller has just listed: a
+ * server-side copy then needs no HEAD of the source first (it picks
+ * CopyObject or UploadPartCopy by SIZE; an object changed since fails or
+ * copies what is there now, as any copy would). */
+int store_copy_sized(struct store *src, const char *from, struct store *dst,
+		     const char *to, uint64_t size);
 
 /* Space figures for statvfs: total and free bytes; for S3 both are
  * reported as large constants. On a metered store with a byte quota the

@@ -87,6 +87,9 @@ struct store_backend {
 	void (*list_close)(void *cur);
 	int (*delete_object)(struct store *st, const char *name);
 	int (*mkdir)(struct store *st, const char *name);
+	/* Optional: mkdir of a name known absent under an existing parent
+	 * (store_mkdir_new); NULL: store.c calls mkdir. */
+	int (*mkdir_new)(struct store *st, const char *name);
 	int (*rmdir)(struct store *st, const char *name);
 	int (*rename)(struct store *st, const char *from, const char *to,
 		      int noreplace);
@@ -94,6 +97,10 @@ struct store_backend {
 	 * it cannot (different endpoints): store.c then streams the copy. */
 	int (*copy)(struct store *src, const char *from, struct store *dst,
 		    const char *to);
+	/* Optional: copy with the source's SIZE known (store_copy_sized);
+	 * the same contract as copy. NULL: store.c calls copy. */
+	int (*copy_sized)(struct store *src, const char *from,
+			  struct store *dst, const char *to, uint64_t size);
 	int (*statfs)(struct store *st, uint64_t *total, uint64_t *avail);
 	int (*cleanup)(struct store *st, int min_age);
 };

@@ -1374,6 +1374,25 @@ static int s3_copy(struct store *src, const char *from, struct store *dst,
 	return copy_key(s, sk, d, dk, ss.size, 0, ss.content_type, ss.mtime);
 }
 
+/* A copy whose source size the caller has just listed (a sync): no HEAD
+ * first; CopyObject keeps the source's metadata itself, and the
+ * UploadPartCopy path reads what it needs. */
+static int s3_copy_sized(struct store *src, const char *from,
+			 struct store *dst, const char *to, uint64_t size)
+{
+	struct s3 *s = src->impl, *d = dst->impl;
+	char sk[KEY_MAX], dk[KEY_MAX];
+	if (strcmp(s->endpoint_id, d->endpoint_id) != 0)
+		return STORE_EINVAL; /* store.c streams it */
+	if (full_key(s, from, sk, sizeof sk) < 0 ||
+	    full_key(d, to, dk, sizeof dk) < 0)
+		return STORE_EINVAL;
+	int rc = copy_key(s, sk, d, dk, size, 0, NULL, 0);
+	if (rc == STORE_ENOENT && prefix_exists(s, sk) > 0)
+		return STORE_EISDIR;
+	return rc;
+}
+
 static int s3_set_mtime(struct store *st, const char *name, int64_t mtime)
 {
 	struct s3 *s3 = st->impl;
@@ -2661,10 +2680,33 @@ static int s3_delete(struct store *st, const char *name)
 	return delete_key(s3, key);
 }
 
+/* PUT of the "NAME/" marker object. */
+static int put_marker(struct s3 *s3, const char *name)
+{
+	char key[KEY_MAX + 2];
+	if (full_key(s3, name, key, sizeof key - 1) < 0)
+		return STORE_EINVAL;
+	strcat(key, "/");
+	char mbuf[32];
+	struct s3_req req = { .method = "PUT", .key = key };
+	meta_headers(&req, "application/x-directory", (int64_t)time(NULL),
+		     mbuf, sizeof mbuf);
+	struct s3_resp resp;
+	int rc = s3_do(s3, &req, &resp, ERROR_BODY_MAX);
+	resp_free(&resp);
+	return rc;
+}
+
+/* The caller listed the parent and saw no NAME (store_mkdir_new): only the
+ * marker is written. */
+static int s3_mkdir_new(struct store *st, const char *name)
+{
+	return put_marker(st->impl, name);
+}
+
 static int s3_mkdir(struct store *st, const char *name)
 {
 	struct s3 *s3 = st->impl;
-	char key[KEY_MAX + 2];
 	struct store_stat ss;
 	int rc = s3_stat(st, name, &ss);
 	if (rc == 0)
@@ -2687,16 +2729,7 @@ static int s3_mkdir(struct store *st, const char *name)
 				return rc;
 		}
 		if (last || rc == STORE_ENOENT) {
-			if (full_key(s3, path, key, sizeof key - 1) < 0)
-				return STORE_EINVAL;
-			strcat(key, "/");
-			char mbuf[32];
-			struct s3_req req = { .method = "PUT", .key = key };
-			meta_headers(&req, "application/x-directory",
-				     (int64_t)time(NULL), mbuf, sizeof mbuf);
-			struct s3_resp resp;
-			rc = s3_do(s3, &req, &resp, ERROR_BODY_MAX);
-			resp_free(&resp);
+			rc = put_marker(s3, path);
 			if (rc < 0)
 				return rc;
 		}
@@ -2914,9 +2947,11 @@ const struct store_backend store_s3_backend = {
 	.list = s3_list,
 	.delete_object = s3_delete,
 	.mkdir = s3_mkdir,
+	.mkdir_new = s3_mkdir_new,
 	.rmdir = s3_rmdir,
 	.rename = s3_rename,
 	.copy = s3_copy,
+	.copy_sized = s3_copy_sized,
 	.statfs = s3_statfs,
 	.cleanup = s3_cleanup,
 	.writer_open_staged = s3_writer_open_staged,

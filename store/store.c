@@ -687,8 +687,14 @@ static int writer_open(struct store *st, const char *name,
 	if (metered && st->meter.account) {
 		/* An object that cannot be sized counts as new (the quota is
 		 * charged more, never less); if the backend cannot write
-		 * either, its own open or commit says why. */
-		old = object_size(st, name, &rc);
+		 * either, its own open or commit says why. A caller that has
+		 * just listed the name (rsync's receiver) says what it holds,
+		 * which spares a HEAD per file on S3: the figure is as fresh
+		 * as a HEAD made here would be by the time of the commit. */
+		if (o.old_known)
+			old = o.old_size < 0 ? -1 : o.old_size;
+		else
+			old = object_size(st, name, &rc);
 		rc = meter_room(st, old, &limit);
 		if (rc == 0 && o.size_exact && o.size_hint > limit)
 			rc = STORE_EQUOTA;
@@ -1050,6 +1056,18 @@ int store_mkdir(struct store *st, const char *name)
 	return st->be->mkdir(st, n);
 }
 
+int store_mkdir_new(struct store *st, const char *name)
+{
+	char n[STORE_NAME_MAX];
+	if (!st || !name || !dir_name_ok(name, n, sizeof n))
+		return STORE_EINVAL;
+	if (!n[0])
+		return STORE_EEXIST;
+	IF_TEMP_RETURN(n, STORE_EINVAL);
+	return st->be->mkdir_new ? st->be->mkdir_new(st, n)
+				 : st->be->mkdir(st, n);
+}
+
 int store_rmdir(struct store *st, const char *name)
 {
 	char n[STORE_NAME_MAX];
@@ -1195,11 +1213,21 @@ static int copy_streamed(struct store *src, const char *from,
 
 /* A server-side copy into a metered store: reserve what it adds (as a
  * writer's commit would), give it back if the copy fails. */
+/* The backend's server-side copy; SIZE < 0: the source's size unknown. */
+static int be_copy(struct store *src, const char *from, struct store *dst,
+		   const char *to, int64_t size)
+{
+	if (size >= 0 && src->be->copy_sized)
+		return src->be->copy_sized(src, from, dst, to, (uint64_t)size);
+	return src->be->copy(src, from, dst, to);
+}
+
 static int copy_metered(struct store *src, const char *from,
-			struct store *dst, const char *to)
+			struct store *dst, const char *to, int64_t size)
 {
 	int rc;
-	int64_t size = object_size(src, from, &rc);
+	if (size < 0)
+		size = object_size(src, from, &rc);
 	if (size < 0)
 		return src->be->copy(src, from, dst, to); /* its own error */
 	int64_t old = object_size(dst, to, &rc); /* -1: counts as new */
@@ -1208,14 +1236,14 @@ static int copy_metered(struct store *src, const char *from,
 	rc = meter_account(dst, to, dobj, dbytes, 1);
 	if (rc < 0)
 		return rc;
-	rc = src->be->copy(src, from, dst, to);
+	rc = be_copy(src, from, dst, to, size);
 	if (rc < 0)
 		meter_account(dst, to, -dobj, -dbytes, 0);
 	return rc;
 }
 
-int store_copy(struct store *src, const char *from, struct store *dst,
-	       const char *to)
+static int copy_any(struct store *src, const char *from, struct store *dst,
+		    const char *to, int64_t size)
 {
 	if (!src || !dst || !store_name_valid(from) || !store_name_valid(to))
 		return STORE_EINVAL;
@@ -1226,13 +1254,27 @@ int store_copy(struct store *src, const char *from, struct store *dst,
 	const char *force = getenv("ASSETD_STORE_STREAMED_COPY");
 	if (src->be == dst->be && src->be->copy &&
 	    !(force && force[0] == '1')) {
-		int rc = dst->meter.account ? copy_metered(src, from, dst, to)
-					    : src->be->copy(src, from, dst, to);
+		int rc = dst->meter.account
+				 ? copy_metered(src, from, dst, to, size)
+				 : be_copy(src, from, dst, to, size);
 		if (rc != STORE_EINVAL)
 			return rc;
 	}
 	/* The streamed copy's writer accounts for itself. */
 	return copy_streamed(src, from, dst, to);
+}
+
+int store_copy(struct store *src, const char *from, struct store *dst,
+	       const char *to)
+{
+	return copy_any(src, from, dst, to, -1);
+}
+
+int store_copy_sized(struct store *src, const char *from, struct store *dst,
+		     const char *to, uint64_t size)
+{
+	return copy_any(src, from, dst, to,
+			size > (uint64_t)INT64_MAX ? -1 : (int64_t)size);
 }
 
 int store_statfs(struct store *st, uint64_t *total, uint64_t *avail)

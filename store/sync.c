@@ -13,9 +13,11 @@
  *    key order, since a merge of unsorted input would copy and delete the
  *    wrong things, and stops the run if not;
  *  - `concurrency` workers that run the copies, deletes and content
- *    comparisons from a bounded job ring. store_copy() picks server-side
- *    CopyObject/UploadPartCopy when both sides are on one S3 endpoint and
- *    streams otherwise; the S3 backend already retries throttling, so a job
+ *    comparisons from a bounded job ring. store_copy_sized() picks
+ *    server-side CopyObject/UploadPartCopy when both sides are on one S3
+ *    endpoint and streams otherwise; it is given the size the listing
+ *    showed, so a copy is one request (no HEAD of the source first, as
+ *    `aws s3 sync` does not either); the S3 backend already retries throttling, so a job
  *    that still fails is reported, counted and left behind while the run
  *    goes on.
  * A progress thread redraws one status line on a terminal twice a second.
@@ -301,7 +303,9 @@ static void run_job(struct sync_run_state *r, struct job *j)
 	}
 	if (rc == 0) {
 		if (j->kind == JOB_COPY) {
-			rc = store_copy(r->src, j->name, r->dst, j->name);
+			/* the size as listed: no HEAD of the source */
+			rc = store_copy_sized(r->src, j->name, r->dst, j->name,
+					      j->size);
 		} else {
 			what = "delete";
 			rc = store_delete(r->dst, j->name);

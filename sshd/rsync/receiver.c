@@ -14,7 +14,12 @@
  * Per directory the generator lists the destination once (one level): the
  * listing gives the quick check (size + mtime, with S3 mtimes from
  * mtimes.c), and, with --delete, what to remove (never outside the target,
- * never what the client's receiver-side filters protect). A changed file's
+ * never what the client's receiver-side filters protect). What a listing
+ * shows is used for every later question it answers, since on S3 each
+ * question is a request: the size a file replaces goes to the quota meter
+ * with the writer (no HEAD per file), and whether each subdirectory of the
+ * file list exists is kept until the generator reaches it (no probe per
+ * directory; a new one is made with a single marker PUT). A changed file's
  * old object is read once, block by block, to send its sums; nothing of it
  * is kept. The receiver streams the rebuilt file into a store writer,
  * copying matched blocks from the old object with sequential ranged reads,
@@ -35,6 +40,14 @@
 #define MAX_PENDING 4096        /* requests ahead of the receiver */
 #define WBUF_SIZE (256 * 1024)  /* gather buffer for the store writer */
 
+/* What the listing of its parent said of a directory in the file list. */
+enum { DS_UNKNOWN, DS_ABSENT, DS_DIR, DS_FILE };
+
+struct dstate {
+	const char *name;       /* flist name (not owned) */
+	int state;
+};
+
 /* One existing entry of the directory being generated. */
 struct dent {
 	char *name;             /* basename */
@@ -50,6 +63,8 @@ struct pend {
 	uint8_t transfer;       /* 1: data follows the echo */
 	uint8_t no_send;        /* the client could not open it */
 	uint8_t has_basis;
+	uint8_t old_known;      /* old_size is known from a listing */
+	int64_t old_size;       /* what the object replaces; -1: none */
 	int32_t count, blength, s2length, remainder;
 	size_t bytes;           /* request size, for RUN_AHEAD */
 };
@@ -64,6 +79,11 @@ struct push {
 	/* names in the file list, for --delete: a sorted array */
 	char **names;
 	size_t nnames;
+	/* the directories of the file list, sorted by name, with what the
+	 * listing of each one's parent showed: a directory the generator
+	 * comes to later needs no lookup of its own */
+	struct dstate *dirs;
+	size_t ndirs;
 	/* requests not yet answered */
 	struct pend ring[MAX_PENDING];
 	size_t head, npend;
@@ -240,6 +260,66 @@ out:
 	free(idx);
 }
 
+/* ---- what the listings said of the directories to come ------------- */
+
+static int cmp_dstate(const void *a, const void *b)
+{
+	return strcmp(((const struct dstate *)a)->name,
+		      ((const struct dstate *)b)->name);
+}
+
+static struct dstate *find_dstate(struct push *p, const char *name)
+{
+	struct dstate key;
+	key.name = name;
+	key.state = 0;
+	if (p->ndirs == 0)
+		return NULL;
+	return bsearch(&key, p->dirs, p->ndirs, sizeof *p->dirs, cmp_dstate);
+}
+
+/* Flist directory NAME has just been listed (its entries in p->dents) or
+ * made (none): every directory of the file list directly below it is
+ * absent unless the listing shows it. */
+static void note_listing(struct push *p, const char *name)
+{
+	char pre[RS_MAX_PATH + 1];
+	size_t pl = 0, lo = 0, hi = p->ndirs, i;
+
+	pre[0] = '\0';
+
+	if (strcmp(name, ".") != 0) {
+		int n = snprintf(pre, sizeof pre, "%s/", name);
+		if (n < 0 || (size_t)n >= sizeof pre)
+			return;
+		pl = (size_t)n;
+		while (lo < hi) { /* the first name >= "NAME/" */
+			size_t mid = lo + (hi - lo) / 2;
+			if (strcmp(p->dirs[mid].name, pre) < 0)
+				lo = mid + 1;
+			else
+				hi = mid;
+		}
+	}
+	for (i = lo; i < p->ndirs; i++) {
+		const char *n = p->dirs[i].name;
+		if (pl && strncmp(n, pre, pl) != 0)
+			break; /* past the names below NAME */
+		if (!strchr(n + pl, '/'))
+			p->dirs[i].state = DS_ABSENT;
+	}
+	for (i = 0; i < p->ndents; i++) {
+		char rel[RS_MAX_PATH];
+		struct dstate *ds;
+		if ((size_t)snprintf(rel, sizeof rel, "%.*s%s", (int)pl, pre,
+				     p->dents[i].name) >= sizeof rel)
+			continue;
+		ds = find_dstate(p, rel);
+		if (ds)
+			ds->state = p->dents[i].is_dir ? DS_DIR : DS_FILE;
+	}
+}
+
 /* List the destination of flist directory NAME (object OBJ). */
 static int load_dir(struct push *p, const char *name, const char *obj)
 {
@@ -265,6 +345,7 @@ static int load_dir(struct push *p, const char *name, const char *obj)
 		qsort(p->dents, p->ndents, sizeof *p->dents, cmp_dent);
 	snprintf(p->curdir, sizeof p->curdir, "%s", name);
 	p->curdir_valid = 1;
+	note_listing(p, name);
 	resolve_mtimes(p, name, prefix);
 	return 0;
 }
@@ -528,6 +609,10 @@ static int receive_file(struct push *p, const struct pend *q)
 	po.mtime = s->opts.preserve_times ? f->mtime : 0;
 	po.size_hint = (uint64_t)f->size;
 	po.size_exact = 1; /* the file list's size is what will be written */
+	/* The generator's listing said what the object replaces: the meter
+	 * need not ask the store again (a HEAD per file on S3). */
+	po.old_known = q->old_known;
+	po.old_size = q->old_size;
 	if (!werr && !s->opts.dry_run)
 		werr = store_writer_open(s->target.store, obj, &po, &w);
 	memset(&b, 0, sizeof b);
@@ -808,9 +893,11 @@ static int itemize(struct push *p, int32_t ndx, unsigned iflags)
 	return 0;
 }
 
-/* Ask for file NDX, with block sums of OBJ when it exists. */
+/* Ask for file NDX, with block sums of OBJ when it exists. OLD_SIZE is
+ * what OBJ holds as the listing showed it (-1 none; -2 not known). */
 static int request(struct push *p, int32_t ndx, unsigned iflags,
-		   const char *obj, int64_t basis_size, int full_sums)
+		   const char *obj, int64_t basis_size, int full_sums,
+		   int64_t old_size)
 {
 	struct rs_sess *s = p->s;
 	struct rs_conn *c = &s->conn;
@@ -822,6 +909,8 @@ static int request(struct push *p, int32_t ndx, unsigned iflags,
 	memset(&q, 0, sizeof q);
 	q.ndx = ndx;
 	q.transfer = 1;
+	q.old_known = old_size >= -1;
+	q.old_size = old_size >= 0 ? old_size : -1;
 	if (basis_size > 0 && !s->opts.whole_file && !s->opts.dry_run) {
 		rs_sum_sizes(basis_size, s->opts.block_size, &blength, &s2length);
 		if (full_sums)
@@ -909,6 +998,7 @@ static int gen_file(struct push *p, size_t i)
 	const char *parent = parent_of(f->name, pbuf, sizeof pbuf);
 	unsigned iflags = RS_ITEM_TRANSFER;
 	int64_t mtime = 0;
+	int known = 1;          /* whether d (or its absence) is certain */
 
 	if (object_name(p, f->name, obj, sizeof obj) < 0 ||
 	    (!p->local_name && !store_name_valid(obj))) {
@@ -929,7 +1019,9 @@ static int gen_file(struct push *p, size_t i)
 		 * sorted list); ask the store directly */
 		static struct dent one;
 		struct store_stat st;
-		if (store_stat(s->target.store, obj, &st) == 0) {
+		int src = store_stat(s->target.store, obj, &st);
+		known = src == 0 || src == STORE_ENOENT;
+		if (src == 0) {
 			one.name = NULL;
 			one.size = st.size;
 			one.mtime = st.mtime;
@@ -995,7 +1087,8 @@ static int gen_file(struct push *p, size_t i)
 		p->errors++;
 		return 0;
 	}
-	return request(p, (int32_t)i, iflags, obj, d ? (int64_t)d->size : 0, 0);
+	return request(p, (int32_t)i, iflags, obj, d ? (int64_t)d->size : 0, 0,
+		       !known ? -2 : d ? (int64_t)d->size : -1);
 }
 
 static int gen_dir(struct push *p, size_t i)
@@ -1005,6 +1098,8 @@ static int gen_dir(struct push *p, size_t i)
 	char obj[STORE_NAME_MAX], pbuf[RS_MAX_PATH];
 	const char *parent = parent_of(f->name, pbuf, sizeof pbuf);
 	int exists = 1, rc;
+	int seen_absent = 0;    /* the parent's listing lacked it */
+	struct dstate *ds = NULL;
 
 	if (object_name(p, f->name, obj, sizeof obj) < 0 ||
 	    (*obj && !store_name_valid(obj))) {
@@ -1026,13 +1121,30 @@ static int gen_dir(struct push *p, size_t i)
 			return 0;
 		}
 		exists = d != NULL;
+		seen_absent = !exists;
+	} else if ((ds = find_dstate(p, f->name)) && ds->state != DS_UNKNOWN) {
+		/* its parent was listed earlier, before other directories */
+		if (ds->state == DS_FILE) {
+			rs_printf(&s->conn, RS_MSG_ERROR_XFER, "rsync: [receiver] "
+				  "cannot replace file \"%s\" with a directory "
+				  "(assetd)\n", f->name);
+			p->errors++;
+			return 0;
+		}
+		exists = ds->state == DS_DIR;
+		seen_absent = !exists;
 	} else {
 		struct store_stat st;
 		exists = store_stat(s->target.store, obj, &st) == 0;
 	}
 	if (!exists) {
-		if (!s->opts.dry_run) {
-			rc = store_mkdir(s->target.store, obj);
+		/* (The root of a new destination was made by prepare_dest.) */
+		if (!s->opts.dry_run &&
+		    !(strcmp(f->name, ".") == 0 && p->dest_is_new)) {
+			/* Seen absent under a parent that exists: just make
+			 * it (S3: one PUT, no probes). */
+			rc = seen_absent ? store_mkdir_new(s->target.store, obj)
+					 : store_mkdir(s->target.store, obj);
 			if (rc != STORE_EEXIST)
 				rs_event(s, "mkdir", obj, rc, 0);
 			if (rc < 0 && rc != STORE_EEXIST) {
@@ -1057,6 +1169,7 @@ static int gen_dir(struct push *p, size_t i)
 		free_dents(p);
 		snprintf(p->curdir, sizeof p->curdir, "%s", f->name);
 		p->curdir_valid = 1;
+		note_listing(p, f->name);
 		return 0;
 	}
 	rc = load_dir(p, f->name, obj);
@@ -1175,6 +1288,24 @@ int rs_run_receiver(struct rs_sess *s)
 	p->nnames = s->flist.used;
 	if (p->nnames > 1)
 		qsort(p->names, p->nnames, sizeof *p->names, cmp_str);
+	for (i = 0; i < s->flist.used; i++) {
+		struct rs_file *f = s->flist.files[i];
+		if (f->type == RS_FT_DIR && strcmp(f->name, ".") != 0)
+			p->ndirs++;
+	}
+	p->dirs = calloc(p->ndirs + 1, sizeof *p->dirs);
+	if (!p->dirs) {
+		rc = RSYNC_EMALLOC;
+		goto out;
+	}
+	p->ndirs = 0;
+	for (i = 0; i < s->flist.used; i++) {
+		struct rs_file *f = s->flist.files[i];
+		if (f->type == RS_FT_DIR && strcmp(f->name, ".") != 0)
+			p->dirs[p->ndirs++].name = f->name;
+	}
+	if (p->ndirs > 1)
+		qsort(p->dirs, p->ndirs, sizeof *p->dirs, cmp_dstate);
 	c->on_index_msg = on_index;
 	c->on_index_arg = p;
 	p->commits = rs_commits_start();
@@ -1229,10 +1360,13 @@ int rs_run_receiver(struct rs_sess *s)
 			continue;
 		if (object_name(p, f->name, obj, sizeof obj) < 0)
 			continue;
-		if (store_stat(s->target.store, obj, &st) < 0 || st.is_dir)
+		int src = store_stat(s->target.store, obj, &st);
+		if (src < 0 || st.is_dir)
 			st.size = 0;
 		rc = request(p, (int32_t)i, RS_ITEM_TRANSFER, obj,
-			     (int64_t)st.size, 1);
+			     (int64_t)st.size, 1,
+			     src == 0 && !st.is_dir ? (int64_t)st.size
+			     : src == STORE_ENOENT  ? -1 : -2);
 		if (rc)
 			goto out;
 	}
@@ -1282,6 +1416,7 @@ out:
 		free_dents(p);
 		free(p->dents);
 		free(p->names);
+		free(p->dirs);
 		free(p->wbuf);
 		free(p->seebuf);
 		free(p);

@@ -10,6 +10,7 @@ Fixtures:
 
 Everything runs on 127.0.0.1. Debian's python3 runs this (paramiko, boto3).
 """
+import contextlib
 import json
 import os
 import shutil
@@ -17,6 +18,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 
@@ -53,6 +55,35 @@ def wait_port(port, timeout=15.0, proc=None):
         except OSError:
             time.sleep(0.05)
     raise RuntimeError("port %d did not open" % port)
+
+
+def files_below(root):
+    """The relative names of every file below ROOT, sorted."""
+    out = []
+    for dirpath, _, names in os.walk(str(root)):
+        for n in names:
+            out.append(os.path.relpath(os.path.join(dirpath, n), str(root)))
+    return sorted(out)
+
+
+@contextlib.contextmanager
+def tmpfs(size, path=None):
+    """A tmpfs of SIZE ("1m") mounted at PATH, or at a new temporary
+    directory (removed afterwards): a real small disk. Mounting needs
+    root: the test is skipped, and says why, without it."""
+    if os.geteuid() != 0:
+        pytest.skip("mounting a tmpfs needs root")
+    made = path is None
+    if made:
+        path = tempfile.mkdtemp(prefix="assetd-tmpfs-")
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=%s,mode=0755" % size,
+                    "assetd-test", str(path)], check=True)
+    try:
+        yield path
+    finally:
+        subprocess.run(["umount", "-l", str(path)], check=False)
+        if made:
+            os.rmdir(path)
 
 
 def read_to_eof(sock, size=65536):

@@ -7,8 +7,10 @@ whole path a client takes: key login, the exec request, the virtual tree
 (attachments read-write, backups read-only) and the exit codes.
 """
 import os
+import re
 import shutil
 import tempfile
+import urllib.request
 
 import pytest
 
@@ -23,6 +25,23 @@ def daemon(request, tmp_path_factory, s3server):
     d = shared_daemon(request, tmp_path_factory, s3server)
     yield d
     d.stop()
+
+
+def s3_requests(d):
+    """{S3 operation: requests answered 2xx} from the daemon's /metrics."""
+    url = "http://127.0.0.1:%d/metrics" % d.admin_port
+    with urllib.request.urlopen(url, timeout=30) as r:
+        text = r.read().decode()
+    out = {}
+    for m in re.finditer(r'^assetd_s3_requests_total\{operation="(\w+)",'
+                         r'status="2\d\d"\} (\d+)', text, re.M):
+        out[m.group(1)] = out.get(m.group(1), 0) + int(m.group(2))
+    return out
+
+
+def delta(after, before):
+    return {k: v - before.get(k, 0) for k, v in after.items()
+            if v != before.get(k, 0)}
 
 
 def tree(root):
@@ -135,12 +154,31 @@ def test_ten_thousand_small_files_on_s3_over_ssh(tmp_path_factory, s3server):
             for j in range(100):
                 with open(os.path.join(dd, "f%03d.txt" % j), "wb") as f:
                     f.write(b"%d/%d\n" % (i, j))
+        before = s3_requests(d)
         _, out, _ = rsync(d, c, "-a", "--stats", src + "/",
                           "R:attachments/many/", timeout=600)
         assert stat_of(out, "Number of regular files transferred") == 10000
+        push = delta(s3_requests(d), before)
+        # One PUT per file and per directory marker. The quota meter
+        # learns what each file replaces from the receiver's listing of
+        # its folder, and a new folder's parent listing says it is
+        # absent: no HEAD per file, no probes per folder.
+        assert push.get("PutObject", 0) == 10000 + 101, push
+        assert push.get("HeadObject", 0) <= 5, push
+        assert push.get("ListObjectsV2", 0) <= 5, push
+
+        before = s3_requests(d)
         _, out, _ = rsync(d, c, "-a", "--stats", src + "/",
                           "R:attachments/many/", timeout=600)
         assert stat_of(out, "Number of regular files transferred") == 0
+        same = delta(s3_requests(d), before)
+        # A no-change pass: the listings only (one per folder; the root's
+        # may take a page per 1,000 keys below it where the server's
+        # delimiter listings are rolled up here), no HEAD per object or
+        # per folder.
+        assert same.get("HeadObject", 0) <= 5, same
+        assert same.get("ListObjectsV2", 0) <= 100 + 11 + 3, same
+        assert set(same) <= {"HeadObject", "ListObjectsV2"}, same
         back = os.path.join(base, "back")
         _, out, _ = rsync(d, c, "-a", "--stats", "R:attachments/many/",
                           back + "/", timeout=600)
