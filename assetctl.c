@@ -1295,6 +1295,8 @@ static int usage_one(struct ctx *ctx, const struct catalog_client *c,
 			  fmt_int(r.rows[i].bytes, b2, sizeof b2));
 	if (r.n)
 		table_print(&tb);
+	else
+		table_free(&tb); /* the heading alone is not printed */
 	if (r.ncolls) {
 		struct table tc = {.ncols = 4};
 		table_add(&tc, "COLLECTION", "SUBFOLDER", "OBJECTS", "BYTES");
