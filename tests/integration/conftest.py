@@ -57,6 +57,19 @@ def wait_port(port, timeout=15.0, proc=None):
     raise RuntimeError("port %d did not open" % port)
 
 
+def stop_process(proc, sig=signal.SIGTERM, timeout=20):
+    """Send SIG to PROC if it still runs and wait TIMEOUT seconds for it;
+    past that, kill it. Returns its exit status (None without a PROC)."""
+    if proc and proc.poll() is None:
+        proc.send_signal(sig)
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+    return proc.returncode if proc else None
+
+
 def files_below(root):
     """The relative names of every file below ROOT, sorted."""
     out = []
@@ -170,12 +183,7 @@ class S3Server:
         wait_port(self.port, 30, self.proc)
 
     def stop(self):
-        if self.proc and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
+        stop_process(self.proc, timeout=10)
         if self.log:
             self.log.close()
 
@@ -378,13 +386,7 @@ class Daemon:
         return self
 
     def stop(self, sig=signal.SIGTERM, timeout=20):
-        if self.proc and self.proc.poll() is None:
-            self.proc.send_signal(sig)
-            try:
-                self.proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        stop_process(self.proc, sig, timeout)
         if getattr(self, "logf", None):
             self.logf.close()
             self.logf = None
