@@ -57,6 +57,20 @@ def wait_port(port, timeout=15.0, proc=None):
     raise RuntimeError("port %d did not open" % port)
 
 
+def wait_for(pred, timeout=20, what="condition", interval=0.1):
+    """Poll PRED until it returns something true, and return that; it is
+    asked once more at the deadline. Past TIMEOUT seconds, AssertionError
+    naming WHAT."""
+    deadline = time.time() + timeout
+    while True:
+        v = pred()
+        if v:
+            return v
+        if time.time() > deadline:
+            raise AssertionError("timed out waiting for " + what)
+        time.sleep(interval)
+
+
 def stop_process(proc, sig=signal.SIGTERM, timeout=20):
     """Send SIG to PROC if it still runs and wait TIMEOUT seconds for it;
     past that, kill it. Returns its exit status (None without a PROC)."""
