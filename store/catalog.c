@@ -225,8 +225,8 @@ static const char *const stmt_sql[S_COUNT] = {
     [S_CLIENT_UPDATE] = "UPDATE clients SET region_id = ?2, location = ?3, "
 			"attachment_key = ?4, disabled = ?5, "
 			"quota_bytes = ?6, quota_objects = ?7, "
-			"endpoint = ?8, s3_region = ?9, profile = ?10 "
-			"WHERE name = ?1",
+			"endpoint = ?9, s3_region = ?10, profile = ?11 "
+			"WHERE name = ?1", /* ?8, created, stays */
     [S_CLIENT_DELETE] = "DELETE FROM clients WHERE name = ?1",
     [S_CLIENT_LIST] = "SELECT " CLIENT_COLS " ORDER BY c.name",
     [S_CLIENT_LOCATIONS] = "SELECT name, location FROM clients "
@@ -1363,9 +1363,12 @@ static int client_prepare(struct catalog *cat, struct catalog_client *c,
 	return check_overlap(cat, c->name, c->location);
 }
 
-static void bind_client_common(sqlite3_stmt *s, const struct catalog_client *c,
-			       int64_t region_id)
+/* A client row into S_CLIENT_INSERT or S_CLIENT_UPDATE: both number the
+ * columns alike (the update leaves ?8, the creation time, unused). */
+static void bind_client(sqlite3_stmt *s, const struct catalog_client *c,
+			int64_t region_id)
 {
+	bind_text(s, 1, c->name);
 	if (region_id)
 		sqlite3_bind_int64(s, 2, region_id);
 	else
@@ -1375,6 +1378,10 @@ static void bind_client_common(sqlite3_stmt *s, const struct catalog_client *c,
 	sqlite3_bind_int(s, 5, c->disabled ? 1 : 0);
 	sqlite3_bind_int64(s, 6, c->quota_bytes);
 	sqlite3_bind_int64(s, 7, c->quota_objects);
+	sqlite3_bind_int64(s, 8, c->created);
+	bind_text(s, 9, c->endpoint);
+	bind_text(s, 10, c->s3_region);
+	bind_text(s, 11, c->profile);
 }
 
 int catalog_client_add(struct catalog *cat, struct catalog_client *c)
@@ -1403,12 +1410,7 @@ int catalog_client_add(struct catalog *cat, struct catalog_client *c)
 		if (!rc && !s)
 			rc = CATALOG_EDB;
 		if (!rc) {
-			bind_text(s, 1, w->name);
-			bind_client_common(s, w, region_id);
-			sqlite3_bind_int64(s, 8, w->created);
-			bind_text(s, 9, w->endpoint);
-			bind_text(s, 10, w->s3_region);
-			bind_text(s, 11, w->profile);
+			bind_client(s, w, region_id);
 			rc = step_done(cat, s, "adding the client");
 			if (rc == CATALOG_EEXIST)
 				rc =
@@ -1470,12 +1472,7 @@ int catalog_client_update(struct catalog *cat, const struct catalog_client *c)
 		if (!rc && !s)
 			rc = CATALOG_EDB;
 		if (!rc) {
-			bind_text(s, 1, w->name);
-			bind_client_common(s, w, region_id);
-			/* ?6, ?7 are quotas; the S3 settings follow. */
-			bind_text(s, 8, w->endpoint);
-			bind_text(s, 9, w->s3_region);
-			bind_text(s, 10, w->profile);
+			bind_client(s, w, region_id);
 			rc = step_done(cat, s, "changing the client");
 		}
 		rc = tx_end(cat, rc);

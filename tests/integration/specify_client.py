@@ -34,6 +34,17 @@ def make_token(key, name, ts):
     return "%s:%d" % (mac, ts)
 
 
+def for_client(daemon, client, coll="Demo", prefixed=True, key=None):
+    """A started SpecifyClient for CLIENT (conftest's Client) of DAEMON: on
+    the client's own prefix /c/NAME/, or on the unprefixed routes when not
+    PREFIXED; with the client's attachment key unless KEY."""
+    base = daemon.http + ("/c/%s" % client.name if prefixed else "")
+    c = SpecifyClient(base + "/web_asset_store.xml",
+                      key or client.attachment_key, coll)
+    c.start()
+    return c
+
+
 class Response:
     def __init__(self, status, headers, body):
         self.status = status

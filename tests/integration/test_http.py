@@ -12,7 +12,7 @@ import pytest
 from conftest import read_to_eof, wait_port
 from media import (convert, image_info, jpeg_with_exif, pdf_bytes, pixel,
                    png_bytes)
-from specify_client import SpecifyClient, make_token
+from specify_client import for_client, make_token
 
 
 def start_http(d):
@@ -54,14 +54,6 @@ def tls_request(port, request, timeout=None):
             der = t.getpeercert(binary_form=True)
             t.sendall(request)
             return der, read_to_eof(t)
-
-
-def spec_for(daemon, client, coll, prefixed=False):
-    base = daemon.http + ("/c/%s" % client.name if prefixed else "")
-    c = SpecifyClient(base + "/web_asset_store.xml", client.attachment_key,
-                      coll)
-    c.start()
-    return c
 
 
 def curl(*args):
@@ -141,7 +133,7 @@ def test_public_url(make_daemon):
 def test_testkey_tokens(daemon):
     ku = daemon.add_client("ku", collections=("Herp",), ssh_key=False,
                            attachment_key="ku-key")
-    c = spec_for(daemon, ku, "Herp", prefixed=True)
+    c = for_client(daemon, ku, "Herp")
     assert c.testkey().status == 200
     assert c.testkey(key="wrong").status == 403
     rnd = "r-1"
@@ -175,7 +167,7 @@ def test_testkey_tokens(daemon):
 
 def test_specify7_flow(daemon, tmp_path):
     ku = daemon.add_client("ku", collections=("KU Fish",), ssh_key=False)
-    c = spec_for(daemon, ku, "KU Fish")
+    c = for_client(daemon, ku, "KU Fish", prefixed=False)
     assert c.testkey().status == 200
     photo = convert(tmp_path, png_bytes(800, 600), ".jpg")
     name = c.new_name(".JPG")
@@ -254,7 +246,7 @@ def test_specify7_flow(daemon, tmp_path):
 
 def test_specify6_names_and_thumbnail_uploads(daemon, tmp_path):
     ku = daemon.add_client("ku", collections=("Herp",), ssh_key=False)
-    c = spec_for(daemon, ku, "Herp")
+    c = for_client(daemon, ku, "Herp", prefixed=False)
     img = convert(tmp_path, png_bytes(400, 300), ".jpg")
     a, b = "sp6-1234.att.jpg", "sp6-12345.att.jpg"
     for n in (a, b):
@@ -280,7 +272,7 @@ def test_specify6_names_and_thumbnail_uploads(daemon, tmp_path):
 
 def test_upload_refusals_leave_nothing(daemon, tmp_path):
     ku = daemon.add_client("ku", collections=("Herp",), ssh_key=False)
-    c = spec_for(daemon, ku, "Herp")
+    c = for_client(daemon, ku, "Herp", prefixed=False)
     data = png_bytes(30, 30)
     name = c.new_name(".png")
     cases = [
@@ -343,7 +335,7 @@ def test_max_upload_size(make_daemon, backend):
     d = make_daemon(backend, "MaxUploadSize 64K\n")
     start_http(d)
     ku = d.add_client("ku", collections=("Herp",), ssh_key=False)
-    c = spec_for(d, ku, "Herp")
+    c = for_client(d, ku, "Herp", prefixed=False)
     name = c.new_name(".bin")
     r = c.upload(os.urandom(200 * 1024), name)
     assert r.status == 413
@@ -377,7 +369,7 @@ def test_slow_upload_keeps_its_token(make_daemon, backend):
     d = make_daemon(backend, "TimeTolerance 2\n")
     start_http(d)
     ku = d.add_client("ku", collections=("Herp",), ssh_key=False)
-    c = spec_for(d, ku, "Herp")
+    c = for_client(d, ku, "Herp", prefixed=False)
     name = c.new_name(".bin")
     pieces = [os.urandom(4096) for _ in range(5)]
     r = c.upload(pieces, name, chunk_delay=1.0)
@@ -395,8 +387,8 @@ def test_clients_kept_apart(make_daemon, backend):
     start_http(d)
     a = d.add_client("museum-a", collections=("Herpetology",), ssh_key=False)
     b = d.add_client("museum-b", collections=("Herpetology",), ssh_key=False)
-    ca = spec_for(d, a, "Herpetology", prefixed=True)
-    cb = spec_for(d, b, "Herpetology", prefixed=True)
+    ca = for_client(d, a, "Herpetology")
+    cb = for_client(d, b, "Herpetology")
     assert a.attachment_key != b.attachment_key
     na, nb = ca.new_name(".txt"), cb.new_name(".txt")
     assert ca.upload(b"A's file", na).status == 200
@@ -404,8 +396,7 @@ def test_clients_kept_apart(make_daemon, backend):
     assert a.read("originals/" + na) == b"A's file"
     assert b.read("originals/" + nb) == b"B's file"
     # A's key under B's prefix: no write, no read, no delete, no key test
-    evil = SpecifyClient(cb.xml_url, a.attachment_key, "Herpetology")
-    evil.start()
+    evil = for_client(d, b, "Herpetology", key=a.attachment_key)
     assert evil.testkey().status == 403
     assert evil.upload(b"x", nb).status == 403
     assert evil.fileget(nb).status == 403
@@ -414,9 +405,7 @@ def test_clients_kept_apart(make_daemon, backend):
     # A's own prefix does not reach B's files
     assert ca.fileget(nb).status == 404
     # the shared name is ambiguous on the unprefixed routes, and logged
-    plain = SpecifyClient(d.http + "/web_asset_store.xml", a.attachment_key,
-                          "Herpetology")
-    plain.start()
+    plain = for_client(d, a, "Herpetology", prefixed=False)
     assert plain.fileget(na).status == 404
     assert plain.upload(b"y", plain.new_name(".txt")).status == 404
     assert "reason=ambiguous_collection" in d.log()
@@ -431,24 +420,18 @@ def test_default_client_and_subfolders(make_daemon, backend):
     legacy = d.add_client("legacy", collections=(), ssh_key=False)
     other = d.add_client("other", collections=(), ssh_key=False)
     d.ctl("collection", "add", "other", "Botany", "--subfolder", "botany")
-    c = SpecifyClient(d.http + "/web_asset_store.xml", legacy.attachment_key,
-                      "Anything At All")
-    c.start()
+    c = for_client(d, legacy, "Anything At All", prefixed=False)
     n = c.new_name(".txt")
     assert c.upload(b"legacy", n).status == 200
     assert legacy.read("originals/" + n) == b"legacy"
     c.coll = "Another"
     assert c.fileget(n).body == b"legacy"
-    bo = SpecifyClient(d.http + "/web_asset_store.xml", other.attachment_key,
-                       "Botany")
-    bo.start()
+    bo = for_client(d, other, "Botany", prefixed=False)
     n2 = bo.new_name(".txt")
     assert bo.upload(b"plant", n2).status == 200
     assert other.read("botany/originals/" + n2) == b"plant"
     # a flat client under its prefix takes any coll
-    fl = SpecifyClient(d.http + "/c/legacy/web_asset_store.xml",
-                       legacy.attachment_key, "Whatever")
-    fl.start()
+    fl = for_client(d, legacy, "Whatever")
     assert fl.fileget(n).body == b"legacy"
 
 
@@ -466,7 +449,7 @@ KINDS = [  # ext, thumbnail loader, thumbnail extension
 
 def test_thumbnail_kinds(daemon, tmp_path):
     ku = daemon.add_client("ku", collections=("Herp",), ssh_key=False)
-    c = spec_for(daemon, ku, "Herp")
+    c = for_client(daemon, ku, "Herp", prefixed=False)
     src = png_bytes(400, 300)
     for ext, loader, text in KINDS:
         if ext == ".pdf":
@@ -520,7 +503,7 @@ def test_thumbnail_kinds(daemon, tmp_path):
 
 def test_thumbnail_single_flight(daemon, tmp_path):
     ku = daemon.add_client("ku", collections=("Herp",), ssh_key=False)
-    c = spec_for(daemon, ku, "Herp")
+    c = for_client(daemon, ku, "Herp", prefixed=False)
     name = c.new_name(".jpg")
     assert c.upload(convert(tmp_path, png_bytes(1600, 1200), ".jpg"),
                     name).status == 200
@@ -537,7 +520,7 @@ def test_image_library_starts_with_first_generation(make_daemon, tmp_path):
     first generations at once start it once."""
     d = start_http(make_daemon("fs"))
     ku = d.add_client("ku", collections=("Herp",), ssh_key=False)
-    c = spec_for(d, ku, "Herp")
+    c = for_client(d, ku, "Herp", prefixed=False)
     name = c.new_name(".jpg")
     assert c.upload(convert(tmp_path, png_bytes(800, 600), ".jpg"),
                     name).status == 200
@@ -556,7 +539,7 @@ def test_image_library_starts_with_first_generation(make_daemon, tmp_path):
 
 def test_exif(daemon, tmp_path):
     ku = daemon.add_client("ku", collections=("Herp",), ssh_key=False)
-    c = spec_for(daemon, ku, "Herp")
+    c = for_client(daemon, ku, "Herp", prefixed=False)
     name = c.new_name(".jpg")
     assert c.upload(jpeg_with_exif(tmp_path), name).status == 200
     r = c.metadata(name, dt="date")
@@ -583,7 +566,7 @@ def test_static_files_off_and_on(make_daemon, backend):
     d = make_daemon(backend)
     start_http(d)
     ku = d.add_client("ku", collections=("Herp",), ssh_key=False)
-    c = spec_for(d, ku, "Herp")
+    c = for_client(d, ku, "Herp", prefixed=False)
     n = c.new_name(".txt")
     assert c.upload(b"static", n).status == 200
     st, _, _ = curl(d.http + "/getfileref?coll=Herp&type=O&filename=" + n)

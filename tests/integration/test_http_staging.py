@@ -11,8 +11,7 @@ import time
 import pytest
 
 from conftest import wait_port
-from specify_client import make_token
-from test_http import spec_for
+from specify_client import for_client, make_token
 
 MiB = 1 << 20
 
@@ -58,7 +57,7 @@ def test_file_first_uploads_land_with_no_temp(make_daemon, backend):
     ku = d.add_client("ku", collections=("Herp",), ssh_key=False)
     big = os.urandom(12 * MiB + 123)
     small = os.urandom(70000)
-    c = spec_for(d, ku, "Herp")
+    c = for_client(d, ku, "Herp", prefixed=False)
     n1, n2 = c.new_name(".bin"), c.new_name(".JPG")
     assert c.upload(big, n1).status == 200
     assert c.upload(small, n2).status == 200
@@ -67,11 +66,11 @@ def test_file_first_uploads_land_with_no_temp(make_daemon, backend):
     assert temps(d) == []
 
     uf = d.add_client("uf", collections=("Botany",), ssh_key=False)
-    cu = spec_for(d, uf, "Botany")
+    cu = for_client(d, uf, "Botany", prefixed=False)
     n3 = cu.new_name(".png")
     assert cu.upload(big, n3).status == 200
     assert uf.read("originals/" + n3) == big
-    cp = spec_for(d, ku, "Herp", prefixed=True)
+    cp = for_client(d, ku, "Herp")
     n4 = cp.new_name(".tif")
     assert cp.upload(big, n4).status == 200
     assert ku.read("originals/" + n4) == big
@@ -90,7 +89,7 @@ def test_refused_and_broken_uploads_leave_nothing(make_daemon, backend):
     d = start(make_daemon(backend, "MaxUploadSize 8M\n"))
     ku = d.add_client("ku", collections=("Herp",), ssh_key=False)
     d.add_client("uf", collections=("Botany",), ssh_key=False)
-    c = spec_for(d, ku, "Herp")
+    c = for_client(d, ku, "Herp", prefixed=False)
     data = os.urandom(6 * MiB)
     name = c.new_name(".bin")
     # the bytes are in the store before the fields say no

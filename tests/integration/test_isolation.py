@@ -22,7 +22,7 @@ import pytest
 
 from conftest import Daemon, wait_port
 from media import jpeg_with_exif
-from specify_client import SpecifyClient, make_token
+from specify_client import SpecifyClient, for_client, make_token
 from sshtools import paramiko_sftp, scp
 
 KEY_A = "isoA-" + uuid.uuid4().hex
@@ -102,8 +102,8 @@ def _populate(d, backend, tmp_path_factory):
     w.a = d.add_client("isoa", collections=(COLL,), attachment_key=KEY_A)
     w.b = d.add_client("isob", collections=(COLL, B_ONLY),
                        attachment_key=KEY_B)
-    w.ca = _spec(w, w.a, prefixed=True)
-    w.cb = _spec(w, w.b, prefixed=True)
+    w.ca = for_client(w.d, w.a, COLL)
+    w.cb = for_client(w.d, w.b, COLL)
     # B's files: an image (so thumbnails and metadata exist), a text file,
     # one in B's own collection, one put over SFTP.
     w.nb = w.cb.new_name(".jpg")
@@ -112,7 +112,7 @@ def _populate(d, backend, tmp_path_factory):
     assert w.cb.upload(b"B's secret text", w.nb_txt).status == 200
     r = w.cb.thumbnail(w.nb)
     assert r.status == 200
-    cbo = _spec(w, w.b, prefixed=True, coll=B_ONLY)
+    cbo = for_client(w.d, w.b, B_ONLY)
     w.nb_only = cbo.new_name(".txt")
     assert cbo.upload(b"B-only", w.nb_only).status == 200
     sf, t = paramiko_sftp(d, w.b)
@@ -135,14 +135,6 @@ def _populate(d, backend, tmp_path_factory):
     assert "originals/" + w.nb in w.b_before
     w.all_before = set(_everything(d))
     return w
-
-
-def _spec(w, client, prefixed, coll=COLL, key=None):
-    base = w.d.http + ("/c/%s" % client.name if prefixed else "")
-    c = SpecifyClient(base + "/web_asset_store.xml",
-                      key or client.attachment_key, coll)
-    c.start()
-    return c
 
 
 def _check_untouched(w):

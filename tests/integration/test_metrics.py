@@ -15,7 +15,7 @@ import pytest
 
 import media
 import sshtools
-from specify_client import SpecifyClient
+from specify_client import for_client
 
 RSYNC = "/usr/bin/rsync"
 SAMPLE = re.compile(r'^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})? (\S+)$')
@@ -90,13 +90,6 @@ def audit(d, *args):
     return d.ctl("audit", *args, json_out=True)
 
 
-def spec(d, c):
-    sp = SpecifyClient("%s/c/%s/web_asset_store.xml" % (d.http, c.name),
-                       c.attachment_key, "Demo")
-    sp.start()
-    return sp
-
-
 def test_every_protocol_counted_and_audited(daemon, tmp_path):
     d = daemon
     c = d.add_client("mx")
@@ -107,7 +100,7 @@ def test_every_protocol_counted_and_audited(daemon, tmp_path):
     before = settled(d)
 
     # HTTP: one upload and one get with curl, one delete as Specify does
-    sp = spec(d, c)
+    sp = for_client(d, c)
     r = subprocess.run(
         ["curl", "-sS", "--max-time", "60", "-o", "/dev/null", "-w",
          "%{http_code}", "-F", "file=@%s" % src, "-F",
@@ -248,7 +241,7 @@ def test_every_protocol_counted_and_audited(daemon, tmp_path):
 def test_thumbnail_generated_once_then_cached(daemon):
     d = daemon
     c = d.add_client("tx")
-    sp = spec(d, c)
+    sp = for_client(d, c)
     assert sp.upload(media.png_bytes(300, 200), "p.png").status == 200
     before = settled(d)
     one = sp.thumbnail("p.png", 64)
@@ -267,7 +260,7 @@ def test_audit_query_by_client_and_time(daemon, tmp_path):
     a = d.add_client("qa")
     b = d.add_client("qb")
     for cl in (a, b):
-        assert spec(d, cl).upload(b"z" * 10, "q.bin").status == 200
+        assert for_client(d, cl).upload(b"z" * 10, "q.bin").status == 200
     settled(d)  # audited when the request has ended
     assert {r["client"] for r in audit(d)} >= {"qa", "qb"}
     assert {r["client"] for r in audit(d, "--client", "qa")} == {"qa"}
@@ -293,7 +286,7 @@ def test_audit_dir_and_retention_from_the_configuration(make_daemon,
                    '"client":"qz","op":"write"}\n')
     d.start()
     c = d.add_client("qz")
-    assert spec(d, c).upload(b"z", "r.bin").status == 200
+    assert for_client(d, c).upload(b"z", "r.bin").status == 200
     settled(d)
     assert not old.exists()  # older than the retention: removed at start
     rows = audit(d)
@@ -305,7 +298,7 @@ def test_audit_off(make_daemon):
     d = make_daemon("fs", "AuditDir off\n")
     d.start()
     c = d.add_client("qo")
-    assert spec(d, c).upload(b"z", "r.bin").status == 200
+    assert for_client(d, c).upload(b"z", "r.bin").status == 200
     assert not os.path.exists(os.path.join(d.var, "audit"))
     r = d.ctl("audit", check=False)
     assert r.returncode == 1 and "off" in r.stderr
@@ -324,7 +317,7 @@ def test_s3_requests_and_retries_counted_as_the_server_saw_them(
     try:
         d.start()
         c = d.add_client("sx")
-        sp = spec(d, c)
+        sp = for_client(d, c)
         before = settled(d)
         proxy.clear()
         proxy.add("503", method="PUT", times=1)
@@ -359,7 +352,7 @@ def test_last_job_runs_come_from_the_catalog(daemon):
     import time
     d = daemon
     c = d.add_client("jx")
-    assert spec(d, c).upload(b"j" * 100, "j.bin").status == 200
+    assert for_client(d, c).upload(b"j" * 100, "j.bin").status == 200
     m = scrape(d)
     assert not [k for k in m if k[0] == "assetd_job_last_success"]
     t0 = time.time()

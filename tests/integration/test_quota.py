@@ -14,7 +14,7 @@ import threading
 import pytest
 
 from rsynctree import stat_of
-from specify_client import SpecifyClient
+from specify_client import for_client
 from sshtools import (make_file, new_client, rsync, scp, sftp_batch,
                       shared_daemon, visible)
 
@@ -26,13 +26,6 @@ def d(request, tmp_path_factory, s3server):
     dm = shared_daemon(request, tmp_path_factory, s3server)
     yield dm
     dm.stop()
-
-
-def specify(d, client, coll="Demo"):
-    c = SpecifyClient("%s/c/%s/web_asset_store.xml" % (d.http, client.name),
-                      client.attachment_key, coll)
-    c.start()
-    return c
 
 
 def usage(d, client, recount=False):
@@ -66,7 +59,7 @@ def test_usage_kept_as_writes_happen_equals_recount(d, tmp_path):
         make_file(files[i], size, seed=i)
 
     # HTTP: one original for the root collection, one for Fish
-    demo, fish = specify(d, c, "Demo"), specify(d, c, "Fish")
+    demo, fish = for_client(d, c, "Demo"), for_client(d, c, "Fish")
     assert demo.upload(b"a" * 4000, demo.new_name(".jpg")).status == 200
     assert fish.upload(b"b" * 6000, fish.new_name(".jpg")).status == 200
     # sftp, scp -O and scp (SFTP mode), into two folders
@@ -123,7 +116,7 @@ def test_quota_refuses_crossing_upload_on_each_protocol(d, tmp_path):
     sftp_batch(d, c, ["put %s /attachments/first.bin" % small])
 
     # HTTP: 507 with the CORS header, a body that says why
-    spec = specify(d, c)
+    spec = for_client(d, c)
     name = spec.new_name(".jpg")
     r = spec.upload(b"x" * 30000, name)
     assert r.status == 507, r
@@ -184,7 +177,7 @@ def test_racing_uploads_cross_the_quota_once(d):
     first, exactly two fit; the others are refused and leave nothing."""
     c = new_client(d, "r")
     d.ctl("client", "set", c.name, "--quota-bytes", "100000")
-    spec = specify(d, c)
+    spec = for_client(d, c)
     names = [spec.new_name(".jpg") for _ in range(4)]
     status = {}
 

@@ -18,16 +18,9 @@ import pytest
 
 import sshtools
 from conftest import read_to_eof
-from specify_client import SpecifyClient
+from specify_client import for_client
 
 MiB = 1024 * 1024
-
-
-def spec(d, c):
-    sp = SpecifyClient("%s/c/%s/web_asset_store.xml" % (d.http, c.name),
-                       c.attachment_key, "Demo")
-    sp.start()
-    return sp
 
 
 def slow_chunks(data, pieces):
@@ -96,12 +89,10 @@ def refused(port):
 
 def test_sigterm_lets_uploads_finish_and_refuses_newcomers(make_daemon,
                                                            backend):
-    d = make_daemon(backend)
-    d.conf_extra = "ShutdownGrace 20\n"
-    d.write_conf()
+    d = make_daemon(backend, "ShutdownGrace 20\n")
     d.start()
     c = d.add_client("drain")
-    sp = spec(d, c)
+    sp = for_client(d, c)
     a = os.urandom(2 * MiB)
     b = os.urandom(2 * MiB)
     started = threading.Event()
@@ -134,12 +125,10 @@ def test_sigterm_lets_uploads_finish_and_refuses_newcomers(make_daemon,
 
 def test_after_the_grace_the_rest_is_aborted_and_nothing_is_partial(
         make_daemon, backend):
-    d = make_daemon(backend)
-    d.conf_extra = "ShutdownGrace 2\n"
-    d.write_conf()
+    d = make_daemon(backend, "ShutdownGrace 2\n")
     d.start()
     c = d.add_client("cut")
-    sp = spec(d, c)
+    sp = for_client(d, c)
     before = sorted(c.list())
     started = threading.Event()
     up = Background(lambda: http_upload(sp, "h.bin", os.urandom(MiB), 30))
@@ -207,7 +196,7 @@ def test_reuseport_upgrade_refuses_nobody(make_daemon, backend, migrate_req):
     a.write_conf()
     a.start()
     c = a.add_client("up")
-    sp = spec(a, c)
+    sp = for_client(a, c)
     # a client that connects in a loop, to both ports, all along
     stop = threading.Event()
     tally = {"http": 0, "ssh": 0, "failed": []}
@@ -256,7 +245,7 @@ def test_reuseport_upgrade_refuses_nobody(make_daemon, backend, migrate_req):
         assert tally["http"] > served_before["http"] + 5
         assert tally["ssh"] > served_before["ssh"] + 5
         # B serves what A stored
-        got = spec(b, c).fileget("u.bin")
+        got = for_client(b, c).fileget("u.bin")
         assert got.status == 200 and got.body == data
     finally:
         b.stop()
