@@ -441,6 +441,62 @@ static const struct opt region_add_opts[] = {
     {NULL, NULL, NULL},
 };
 
+/* Print "key: value" lines for people. */
+static void kv(const char *k, const char *v)
+{
+	printf("%-16s %s\n", k, v && v[0] ? v : "-");
+}
+
+_Static_assert(sizeof(((struct catalog_region *)0)->endpoint) ==
+		       CATALOG_URL_MAX &&
+		   sizeof(((struct catalog_client *)0)->endpoint) ==
+		       CATALOG_URL_MAX &&
+		   sizeof(((struct catalog_region *)0)->s3_region) ==
+		       CATALOG_NAME_MAX &&
+		   sizeof(((struct catalog_client *)0)->s3_region) ==
+		       CATALOG_NAME_MAX &&
+		   sizeof(((struct catalog_region *)0)->profile) ==
+		       CATALOG_NAME_MAX &&
+		   sizeof(((struct catalog_client *)0)->profile) ==
+		       CATALOG_NAME_MAX,
+	       "s3_fill() writes regions' and clients' S3 fields alike");
+
+/* How a region or a client reaches S3 (the fields are alike in both):
+ * from --endpoint, --s3-region and --profile, */
+static int s3_fill(const struct args *a, char *endpoint, char *s3_region,
+		   char *profile)
+{
+	const char *v;
+	if ((v = opt(a, "--endpoint")) &&
+	    set_field(endpoint, CATALOG_URL_MAX, v, "endpoint"))
+		return EXIT_ERR;
+	if ((v = opt(a, "--s3-region")) &&
+	    set_field(s3_region, CATALOG_NAME_MAX, v, "S3 region"))
+		return EXIT_ERR;
+	if ((v = opt(a, "--profile")) &&
+	    set_field(profile, CATALOG_NAME_MAX, v, "profile"))
+		return EXIT_ERR;
+	return 0;
+}
+
+/* in JSON (null where unset), */
+static void s3_json(struct jw *j, const char *endpoint, const char *s3_region,
+		    const char *profile)
+{
+	jw_str_or_null(j, "endpoint", endpoint);
+	jw_str_or_null(j, "s3_region", s3_region);
+	jw_str_or_null(j, "profile", profile);
+}
+
+/* and for people. */
+static void s3_kv(const char *endpoint, const char *s3_region,
+		  const char *profile)
+{
+	kv("endpoint", endpoint[0] ? endpoint : "AWS");
+	kv("s3 region", s3_region);
+	kv("profile", profile);
+}
+
 static int region_fill(struct catalog_region *r, const struct args *a)
 {
 	const char *v;
@@ -450,16 +506,7 @@ static int region_fill(struct catalog_region *r, const struct args *a)
 	if ((v = opt(a, "--snapshot")) &&
 	    set_field(r->snapshot, sizeof r->snapshot, v, "snapshot location"))
 		return EXIT_ERR;
-	if ((v = opt(a, "--endpoint")) &&
-	    set_field(r->endpoint, sizeof r->endpoint, v, "endpoint"))
-		return EXIT_ERR;
-	if ((v = opt(a, "--s3-region")) &&
-	    set_field(r->s3_region, sizeof r->s3_region, v, "S3 region"))
-		return EXIT_ERR;
-	if ((v = opt(a, "--profile")) &&
-	    set_field(r->profile, sizeof r->profile, v, "profile"))
-		return EXIT_ERR;
-	return 0;
+	return s3_fill(a, r->endpoint, r->s3_region, r->profile);
 }
 
 static int region_add(struct ctx *ctx, const struct args *a)
@@ -487,9 +534,7 @@ static void region_json(struct jw *j, const char *key,
 	jw_str(j, "name", r->name);
 	jw_str(j, "assets", r->assets);
 	jw_str_or_null(j, "snapshot", r->snapshot);
-	jw_str_or_null(j, "endpoint", r->endpoint);
-	jw_str_or_null(j, "s3_region", r->s3_region);
-	jw_str_or_null(j, "profile", r->profile);
+	s3_json(j, r->endpoint, r->s3_region, r->profile);
 	jw_close(j, '}');
 }
 
@@ -551,12 +596,6 @@ static int region_list(struct ctx *ctx, const struct args *a)
 	return list_end(&ls, catalog_region_list(ctx->cat, region_row, &ls));
 }
 
-/* Print "key: value" lines for people. */
-static void kv(const char *k, const char *v)
-{
-	printf("%-16s %s\n", k, v && v[0] ? v : "-");
-}
-
 static int region_show(struct ctx *ctx, const struct args *a)
 {
 	static struct catalog_region r;
@@ -570,9 +609,7 @@ static int region_show(struct ctx *ctx, const struct args *a)
 	kv("name", r.name);
 	kv("assets", r.assets);
 	kv("snapshot", r.snapshot);
-	kv("endpoint", r.endpoint[0] ? r.endpoint : "AWS");
-	kv("s3 region", r.s3_region);
-	kv("profile", r.profile);
+	s3_kv(r.endpoint, r.s3_region, r.profile);
 	return EXIT_OK;
 }
 
@@ -773,16 +810,7 @@ static int client_fill(struct catalog_client *c, const struct args *a)
 	if ((v = opt(a, "--quota-objects")) &&
 	    parse_quota(v, "object quota", &c->quota_objects))
 		return EXIT_ERR;
-	if ((v = opt(a, "--endpoint")) &&
-	    set_field(c->endpoint, sizeof c->endpoint, v, "endpoint"))
-		return EXIT_ERR;
-	if ((v = opt(a, "--s3-region")) &&
-	    set_field(c->s3_region, sizeof c->s3_region, v, "S3 region"))
-		return EXIT_ERR;
-	if ((v = opt(a, "--profile")) &&
-	    set_field(c->profile, sizeof c->profile, v, "profile"))
-		return EXIT_ERR;
-	return 0;
+	return s3_fill(a, c->endpoint, c->s3_region, c->profile);
 }
 
 /* A quota is only as good as the figures it is held to: when one is set
@@ -909,9 +937,7 @@ static void client_json_fields(struct jw *j, struct catalog *cat,
 	jw_int(j, "usage_bytes", t.bytes);
 	jw_int(j, "usage_recounted", t.recounted);
 	jw_int(j, "created", c->created);
-	jw_str_or_null(j, "endpoint", c->endpoint);
-	jw_str_or_null(j, "s3_region", c->s3_region);
-	jw_str_or_null(j, "profile", c->profile);
+	s3_json(j, c->endpoint, c->s3_region, c->profile);
 }
 
 static int client_show(struct ctx *ctx, const struct args *a)
@@ -940,11 +966,8 @@ static int client_show(struct ctx *ctx, const struct args *a)
 	kv("state", c.disabled ? "disabled" : "active");
 	kv("region", c.region);
 	kv("location", c.location);
-	if (c.endpoint[0] || c.s3_region[0] || c.profile[0]) {
-		kv("endpoint", c.endpoint[0] ? c.endpoint : "AWS");
-		kv("s3 region", c.s3_region);
-		kv("profile", c.profile);
-	}
+	if (c.endpoint[0] || c.s3_region[0] || c.profile[0])
+		s3_kv(c.endpoint, c.s3_region, c.profile);
 	kv("attachment key", opt(a, "--show-key") ? c.attachment_key
 						  : "(set; --show-key prints "
 						    "it)");
@@ -1272,6 +1295,8 @@ static int usage_one(struct ctx *ctx, const struct catalog_client *c,
 			  fmt_int(r.rows[i].bytes, b2, sizeof b2));
 	if (r.n)
 		table_print(&tb);
+	else
+		table_free(&tb); /* the heading alone is not printed */
 	if (r.ncolls) {
 		struct table tc = {.ncols = 4};
 		table_add(&tc, "COLLECTION", "SUBFOLDER", "OBJECTS", "BYTES");

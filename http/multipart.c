@@ -11,7 +11,8 @@
  * contain CR (RFC 2046 bcharsnospace), so CR occurs only at position 0 of
  * the delimiter, and after a mismatch the bytes matched so far are exactly
  * the delimiter's prefix and can be re-emitted from it. Runs of body bytes
- * with no CR are found with memchr and passed through in one callback.
+ * with no delimiter (no CR, or CRs not followed by the rest of it) are
+ * found with memchr and memcmp and passed through in one callback.
  */
 #include "http_multipart.h"
 
@@ -224,8 +225,18 @@ int http_mp_feed(struct http_multipart *mp, const char *data, size_t len)
 		case HTTP_MP_BODY: {
 			if (mp->match == 0) {
 				/* Fast path: pass everything before the next
-				 * CR straight through. */
+				 * CR that may start a delimiter straight
+				 * through. A CR followed (within this chunk)
+				 * by anything but the rest of the delimiter
+				 * is data and stays in the run, so binary
+				 * bodies (a CR every 256 bytes) reach the
+				 * callback in whole chunks, not in pieces. */
+				const char *end = data + len;
 				const char *cr = memchr(data + i, '\r', len - i);
+				while (cr && (size_t)(end - cr) >= mp->delim_len &&
+				       memcmp(cr, mp->delim, mp->delim_len) != 0)
+					cr = memchr(cr + 1, '\r',
+						    (size_t)(end - cr - 1));
 				size_t run = cr ? (size_t)(cr - (data + i))
 						: len - i;
 				int rc = emit(mp, data + i, run);

@@ -204,6 +204,18 @@ int store_writer_write(struct store_writer *w, const void *buf, size_t len);
 /* Bytes written so far. */
 uint64_t store_writer_size(const struct store_writer *w);
 
+/* Whether store_writer_pread() can read W's bytes back: 1 on fs (the
+ * bytes are in the temp file), 0 on S3 (they are sent as parts fill). */
+int store_writer_readable(const struct store_writer *w);
+
+/* Read back up to LEN bytes that W was given, from OFFSET (below
+ * store_writer_size()). Returns bytes read (0 at the end) or a
+ * store_error: STORE_EINVAL where store_writer_readable() is 0. A caller
+ * that may have to go back over what it wrote (SFTP writes at any offset)
+ * needs no copy of its own where the writer can give the bytes back. */
+ssize_t store_writer_pread(struct store_writer *w, void *buf, size_t len,
+			   uint64_t offset);
+
 /* Make the object visible atomically, replacing any old one; frees W.
  * Returns 0 only once the backend has confirmed the whole object. On
  * failure nothing new is visible and the old object is untouched. */

@@ -18,14 +18,17 @@
  *
  * Writing: the object becomes visible only at CLOSE (or fsync), atomically,
  * through a store_writer. Bytes that arrive at the writer's end stream
- * straight in (S3 multipart as the parts fill), and are also mirrored into
- * the handle's spool: an unlinked sparse file under SpoolDir. Bytes that
+ * straight in (S3 multipart as the parts fill); on S3 they are also
+ * mirrored into the handle's spool, an unlinked sparse file under SpoolDir
+ * (on fs the writer's temp file can give them back, so no mirror is kept:
+ * it would double the disk writes of every upload). Bytes that
  * arrive ahead of the writer (out-of-order writes) are parked in the same
  * spool with a list of the extents held, and drained into the writer as
  * soon as the gap before them is filled. A write (or a truncation) behind
  * the writer's end cannot be given to the writer, which cannot rewind: the
  * writer is then aborted and the handle goes on in the spool alone, which
- * holds every byte written so far thanks to the mirror; at CLOSE the whole
+ * holds every byte written so far (from the mirror, or copied back out of
+ * the fs writer before it is aborted); at CLOSE the whole
  * spool is streamed into a fresh writer. So no write is ever refused and
  * nothing half-written is ever visible. Gaps still open at close read as
  * the old object's bytes (resume) or zeros, as on a POSIX file. A handle
@@ -80,6 +83,8 @@ struct wstate {
 	struct extent *ext;             /* sorted, disjoint, beyond cursor */
 	size_t next, capx;
 	int mirror_ok;                  /* spool holds [0, cursor) too */
+	int readback;                   /* W can give [0, cursor) back
+					   (fs): no mirror is kept */
 	int spooled;                    /* writer given up: all in the spool
 					   until commit */
 	int dirty;                      /* written or truncated since open
@@ -397,7 +402,9 @@ static int ws_open_writer(struct sftp *f, struct handle *h)
 		return 0;
 	memset(&po, 0, sizeof po);
 	po.exclusive = h->ws.exclusive;
-	return store_writer_open(f->s->store, h->name, &po, &h->ws.w);
+	int rc = store_writer_open(f->s->store, h->name, &po, &h->ws.w);
+	h->ws.readback = rc == 0 && store_writer_readable(h->ws.w);
+	return rc;
 }
 
 static int spool_open(struct sftp *f)
@@ -444,13 +451,14 @@ static int spool_pwrite(int fd, const void *buf, size_t n, uint64_t off)
 	return 0;
 }
 
-/* Keep the copy of streamed bytes that lets a later rewrite go back. A
- * failure costs only that ability: the upload itself goes on. */
+/* Keep the copy of streamed bytes that lets a later rewrite go back,
+ * unless the writer keeps them readable itself (fs). A failure costs only
+ * that ability: the upload itself goes on. */
 static void ws_mirror(struct sftp *f, struct handle *h, const void *p,
 		      size_t n)
 {
 	struct wstate *ws = &h->ws;
-	if (!ws->mirror_ok)
+	if (!ws->mirror_ok || ws->readback)
 		return;
 	if (ws_spool_fd(f, h) == 0 &&
 	    spool_pwrite(ws->spool_fd, p, n, ws->cursor) == 0)
@@ -606,9 +614,41 @@ static int ws_spool(struct sftp *f, struct handle *h, uint64_t off,
 	return rc;
 }
 
+/* Copy the writer's bytes [0, cursor) into the spool (the writer keeps
+ * them readable; nothing mirrored them). The writer is left as it was, so
+ * a failure (SpoolDir full) fails only the write that needed it. */
+static int ws_spool_back(struct sftp *f, struct handle *h)
+{
+	struct wstate *ws = &h->ws;
+	uint8_t *buf = malloc(SPOOL_CHUNK);
+	uint64_t off = 0;
+	int rc = buf ? ws_spool_fd(f, h) : STORE_ENOMEM;
+
+	while (rc == 0 && off < ws->cursor) {
+		uint64_t want = ws->cursor - off;
+		ssize_t n = store_writer_pread(ws->w, buf, want < SPOOL_CHUNK ?
+							   (size_t)want : SPOOL_CHUNK,
+					       off);
+		if (n <= 0)
+			rc = n < 0 ? (int)n : STORE_EIO;
+		else
+			rc = spool_pwrite(ws->spool_fd, buf, (size_t)n, off);
+		if (rc == 0)
+			off += (uint64_t)n;
+	}
+	free(buf);
+	if (rc)
+		log_warn("sftp_spool_full", "client=%s path=%s msg=%s",
+			 log_q(f->s->client), log_q(h->vp.abs),
+			 log_q("no room in SpoolDir for the bytes already sent; "
+			       "this rewrite fails"));
+	return rc ? STORE_ECANCELED : 0;
+}
+
 /* A write or a truncation behind the cursor: the writer cannot rewind, so
- * give it up and go on in the spool alone, which mirrors every byte the
- * writer was given. STORE_ECANCELED if the mirror could not be kept. */
+ * give it up and go on in the spool alone, which then holds every byte the
+ * writer was given (mirrored, or copied back from the writer).
+ * STORE_ECANCELED if that copy could not be kept. */
 static int ws_to_spool(struct sftp *f, struct handle *h)
 {
 	struct wstate *ws = &h->ws;
@@ -616,8 +656,13 @@ static int ws_to_spool(struct sftp *f, struct handle *h)
 
 	if (ws->spooled)
 		return 0;
-	if (!ws->mirror_ok)
+	if (ws->cursor && ws->readback) {
+		rc = ws_spool_back(f, h);
+		if (rc)
+			return rc;
+	} else if (!ws->mirror_ok) {
 		return STORE_ECANCELED;
+	}
 	if (ws->cursor) {
 		rc = ext_add(ws, 0, ws->cursor);
 		if (rc)
@@ -626,6 +671,7 @@ static int ws_to_spool(struct sftp *f, struct handle *h)
 	if (ws->w)
 		store_writer_abort(ws->w);
 	ws->w = NULL;
+	ws->readback = 0;
 	log_debug("sftp_spooled", "client=%s path=%s streamed=%llu",
 		  log_q(f->s->client), log_q(h->vp.abs),
 		  (unsigned long long)ws->cursor);
@@ -789,6 +835,7 @@ static int ws_commit(struct sftp *f, struct handle *h)
 	ws->exclusive = 0;
 	ws->spooled = 0;
 	ws->mirror_ok = 1;
+	ws->readback = 0;
 	ws->dirty = 0;
 	return 0;
 }

@@ -66,6 +66,10 @@ struct store_backend {
 			    size_t len);
 	int (*writer_commit)(struct store_writer *w);
 	void (*writer_abort)(struct store_writer *w);
+	/* Optional: read back bytes already written (store_writer_pread);
+	 * NULL where the backend keeps no copy (S3 sends parts away). */
+	ssize_t (*writer_pread)(struct store_writer *w, void *buf, size_t len,
+				uint64_t offset);
 	/* Staged writes (store_writer_open_staged / _commit_as). DST may be
 	 * a store of another backend. */
 	int (*writer_open_staged)(struct store *st,

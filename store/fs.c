@@ -512,8 +512,9 @@ static int make_temp(int dirfd, char *tmp, size_t tmplen)
 			 FS_TMP_PREFIX "%02x%02x%02x%02x%02x%02x%02x%02x",
 			 rnd[0], rnd[1], rnd[2], rnd[3], rnd[4], rnd[5],
 			 rnd[6], rnd[7]);
+		/* read-write: store_writer_pread() reads bytes back */
 		int fd = openat(dirfd, tmp,
-				O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW |
+				O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW |
 					O_CLOEXEC,
 				0644);
 		if (fd >= 0) {
@@ -621,6 +622,20 @@ static int fs_writer_write(struct store_writer *h, const void *buf, size_t len)
 		len -= (size_t)n;
 	}
 	return 0;
+}
+
+/* The temp file holds every byte written (write(2), no buffer of ours). */
+static ssize_t fs_writer_pread(struct store_writer *h, void *buf, size_t len,
+			       uint64_t offset)
+{
+	struct fs_writer *w = (struct fs_writer *)h;
+	for (;;) {
+		ssize_t n = pread(w->fd, buf, len, (off_t)offset);
+		if (n >= 0)
+			return n;
+		if (errno != EINTR)
+			return fs_err(errno);
+	}
 }
 
 /* Rename TMP onto LEAF without replacing: renameat2 where the filesystem
@@ -1380,6 +1395,7 @@ const struct store_backend store_fs_backend = {
 	.writer_write = fs_writer_write,
 	.writer_commit = fs_writer_commit,
 	.writer_abort = fs_writer_abort,
+	.writer_pread = fs_writer_pread,
 	.writer_open_staged = fs_writer_open_staged,
 	.writer_commit_as = fs_writer_commit_as,
 	.list = fs_list,

@@ -851,6 +851,23 @@ uint64_t store_writer_size(const struct store_writer *w)
 	return w ? w->size : 0;
 }
 
+int store_writer_readable(const struct store_writer *w)
+{
+	return w && !w->dead && w->be->writer_pread != NULL;
+}
+
+ssize_t store_writer_pread(struct store_writer *w, void *buf, size_t len,
+			   uint64_t offset)
+{
+	if (!store_writer_readable(w) || (!buf && len))
+		return STORE_EINVAL;
+	if (offset >= w->size || len == 0)
+		return 0;
+	if (len > w->size - offset)
+		len = (size_t)(w->size - offset);
+	return w->be->writer_pread(w, buf, len, offset);
+}
+
 int store_writer_commit(struct store_writer *w)
 {
 	if (!w)

@@ -10,6 +10,7 @@ Fixtures:
 
 Everything runs on 127.0.0.1. Debian's python3 runs this (paramiko, boto3).
 """
+import contextlib
 import json
 import os
 import shutil
@@ -17,6 +18,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 
@@ -53,6 +55,62 @@ def wait_port(port, timeout=15.0, proc=None):
         except OSError:
             time.sleep(0.05)
     raise RuntimeError("port %d did not open" % port)
+
+
+def wait_for(pred, timeout=20, what="condition", interval=0.1):
+    """Poll PRED until it returns something true, and return that; it is
+    asked once more at the deadline. Past TIMEOUT seconds, AssertionError
+    naming WHAT."""
+    deadline = time.time() + timeout
+    while True:
+        v = pred()
+        if v:
+            return v
+        if time.time() > deadline:
+            raise AssertionError("timed out waiting for " + what)
+        time.sleep(interval)
+
+
+def stop_process(proc, sig=signal.SIGTERM, timeout=20):
+    """Send SIG to PROC if it still runs and wait TIMEOUT seconds for it;
+    past that, kill it. Returns its exit status (None without a PROC)."""
+    if proc and proc.poll() is None:
+        proc.send_signal(sig)
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+    return proc.returncode if proc else None
+
+
+def files_below(root):
+    """The relative names of every file below ROOT, sorted."""
+    out = []
+    for dirpath, _, names in os.walk(str(root)):
+        for n in names:
+            out.append(os.path.relpath(os.path.join(dirpath, n), str(root)))
+    return sorted(out)
+
+
+@contextlib.contextmanager
+def tmpfs(size, path=None):
+    """A tmpfs of SIZE ("1m") mounted at PATH, or at a new temporary
+    directory (removed afterwards): a real small disk. Mounting needs
+    root: the test is skipped, and says why, without it."""
+    if os.geteuid() != 0:
+        pytest.skip("mounting a tmpfs needs root")
+    made = path is None
+    if made:
+        path = tempfile.mkdtemp(prefix="assetd-tmpfs-")
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=%s,mode=0755" % size,
+                    "assetd-test", str(path)], check=True)
+    try:
+        yield path
+    finally:
+        subprocess.run(["umount", "-l", str(path)], check=False)
+        if made:
+            os.rmdir(path)
 
 
 def read_to_eof(sock, size=65536):
@@ -139,12 +197,7 @@ class S3Server:
         wait_port(self.port, 30, self.proc)
 
     def stop(self):
-        if self.proc and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
+        stop_process(self.proc, timeout=10)
         if self.log:
             self.log.close()
 
@@ -347,13 +400,7 @@ class Daemon:
         return self
 
     def stop(self, sig=signal.SIGTERM, timeout=20):
-        if self.proc and self.proc.poll() is None:
-            self.proc.send_signal(sig)
-            try:
-                self.proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        stop_process(self.proc, sig, timeout)
         if getattr(self, "logf", None):
             self.logf.close()
             self.logf = None

@@ -28,6 +28,17 @@ def test_metrics_text_format(daemon):
     assert get(daemon, "/nothing")[0] == 404
 
 
+def healthz_becomes(d, want, timeout=60):
+    """Poll /healthz until it answers WANT (the store's state is probed in
+    the background); the last (status, body)."""
+    deadline = time.time() + timeout
+    while True:
+        status, body, _ = get(d, "/healthz")
+        if status == want or time.time() > deadline:
+            return status, body
+        time.sleep(0.5)
+
+
 def test_healthz_follows_the_store(tmp_path):
     s3 = conftest.S3Server(str(tmp_path / "s3"))
     s3.start()
@@ -38,21 +49,11 @@ def test_healthz_follows_the_store(tmp_path):
         assert status == 200, body
         assert "catalog: ok" in body and "region test: ok" in body
         s3.stop()
-        deadline = time.time() + 60
-        while time.time() < deadline:
-            status, body, _ = get(d, "/healthz")
-            if status == 503:
-                break
-            time.sleep(0.5)
+        status, body = healthz_becomes(d, 503)
         assert status == 503, body
         assert "region test: " in body and "region test: ok" not in body
         s3.start()  # same port, same data
-        deadline = time.time() + 60
-        while time.time() < deadline:
-            status, body, _ = get(d, "/healthz")
-            if status == 200:
-                break
-            time.sleep(0.5)
+        status, body = healthz_becomes(d, 200)
         assert status == 200, body
     finally:
         d.stop()

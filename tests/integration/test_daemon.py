@@ -18,7 +18,7 @@ import uuid
 
 import pytest
 
-from conftest import ASSETD, ROOT, free_port
+from conftest import ASSETD, ROOT, free_port, stop_process
 
 GRACE = 3
 
@@ -123,13 +123,7 @@ class Proc:
             return f.read().decode("utf-8", "replace")
 
     def stop(self):
-        if self.proc and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(GRACE + 15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        stop_process(self.proc, timeout=GRACE + 15)
         if getattr(self, "logf", None):
             self.logf.close()
             self.logf = None

@@ -11,12 +11,11 @@ space is freed, the same uploads succeed.
 """
 import hashlib
 import os
-import subprocess
 import urllib.request
 
 import pytest
 
-from conftest import Daemon
+from conftest import Daemon, files_below, tmpfs
 from sshtools import FRONTENDS, make_file, sftp_batch, upload_via
 
 KiB = 1024
@@ -26,26 +25,12 @@ def sha(b):
     return hashlib.sha256(b).hexdigest()
 
 
-def disk_files(root):
-    out = []
-    for dirpath, _, files in os.walk(root):
-        for f in files:
-            out.append(os.path.relpath(os.path.join(dirpath, f), root))
-    return sorted(out)
-
-
 @pytest.fixture
 def small_disk(tmp_path):
     root = tmp_path / "d" / "assets"
     root.mkdir(parents=True)
-    r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=8m,mode=0755",
-                        "assetd-test", str(root)], capture_output=True,
-                       text=True)
-    if r.returncode != 0:
-        pytest.skip("cannot mount a tmpfs here (needs root): %s" %
-                    r.stderr.strip())
-    yield root
-    subprocess.run(["umount", "-l", str(root)], check=False)
+    with tmpfs("8m", root):
+        yield root
 
 
 def test_full_disk_through_every_front_end(small_disk, tmp_path):
@@ -66,7 +51,7 @@ def test_full_disk_through_every_front_end(small_disk, tmp_path):
         free = st.f_bavail * st.f_frsize
         with open(root / "filler", "wb") as f:
             f.write(b"\0" * (free - 128 * KiB))
-        before = disk_files(root)
+        before = files_below(root)
 
         for fe in FRONTENDS:
             for name in (fe + ".bin", fe + "-new.bin"):
@@ -79,7 +64,7 @@ def test_full_disk_through_every_front_end(small_disk, tmp_path):
                 if fe in ("scp_legacy", "rsync"):
                     assert "space" in msg.lower(), msg
         # nothing partial, nothing damaged
-        assert disk_files(root) == before
+        assert files_below(root) == before
         for fe in FRONTENDS:
             assert sha(c.read("originals/%s.bin" % fe)) == sha(old)
         # reads are still served, over HTTP and SFTP
@@ -99,6 +84,6 @@ def test_full_disk_through_every_front_end(small_disk, tmp_path):
                                  fe + ".bin")
             assert ok, "%s after space was freed: %s" % (fe, msg)
             assert sha(c.read("originals/%s.bin" % fe)) == sha(new)
-        assert "assetd-tmp" not in " ".join(disk_files(root))
+        assert "assetd-tmp" not in " ".join(files_below(root))
     finally:
         d.stop()

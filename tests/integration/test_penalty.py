@@ -6,6 +6,7 @@ import socket
 import subprocess
 import time
 
+from conftest import wait_for
 from specify_client import SpecifyClient
 from sshtools import sftp_batch, ssh
 
@@ -21,15 +22,6 @@ def banner(port):
         return b""
     finally:
         s.close()
-
-
-def wait_for(pred, timeout):
-    end = time.time() + timeout
-    while time.time() < end:
-        if pred():
-            return True
-        time.sleep(0.2)
-    return pred()
 
 
 def start(make_daemon, conf):
@@ -59,14 +51,16 @@ def test_ssh_failures_refuse_the_source_then_expire(make_daemon, tmp_path):
     sftp_batch(d, c, ["pwd"])
     # a second (some 7 s > 5 s): refused before the banner, even the right key
     assert ssh(d, c, "true", key=wrong).returncode == 255
-    assert wait_for(lambda: banner(d.ssh_port) == b"", 3)
+    assert wait_for(lambda: banner(d.ssh_port) == b"", 3,
+                    interval=0.2)
     r = sftp_batch(d, c, ["pwd"], check=False)
     assert r.returncode != 0
     log = d.log()
     assert "event=penalty_source_refused service=ssh addr=127.0.0.1" in log
     assert "reason=authfail" in log
     # the penalty runs out (max 6 s) and the source is let in again
-    assert wait_for(lambda: banner(d.ssh_port).startswith(b"SSH-2.0-"), 10)
+    assert wait_for(lambda: banner(d.ssh_port).startswith(b"SSH-2.0-"), 10,
+                    interval=0.2)
     sftp_batch(d, c, ["pwd"])
 
 
@@ -83,7 +77,8 @@ def test_ssh_grace_exceeded_is_penalised(make_daemon):
     except (socket.timeout, ConnectionResetError):
         pass
     s.close()
-    assert wait_for(lambda: banner(d.ssh_port) == b"", 3)
+    assert wait_for(lambda: banner(d.ssh_port) == b"", 3,
+                    interval=0.2)
     assert "reason=grace-exceeded" in d.log()
 
 
@@ -136,6 +131,7 @@ def test_http_bad_tokens_answer_429_then_recover(make_daemon):
     assert any(n.endswith("originals/" + good) for n in names), names
     assert not any(blocked in n for n in names)
     # it runs out; the good token works again and the file is intact
-    assert wait_for(lambda: sp.fileget(good).status == 200, 10)
+    assert wait_for(lambda: sp.fileget(good).status == 200, 10,
+                    interval=0.2)
     assert sp.fileget(good).body == b"first"
     assert sp.upload(b"third", sp.new_name(".jpg")).status == 200

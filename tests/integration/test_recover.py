@@ -14,7 +14,7 @@ import signal
 import subprocess
 import time
 
-from conftest import S3_REGION, TOOLS, clean_env
+from conftest import S3_REGION, TOOLS, clean_env, wait_for
 from faultproxy import FaultProxy
 
 PIPE = os.path.join(TOOLS, "store_pipe")
@@ -31,16 +31,6 @@ def writer(location, name, endpoint=None, journal=None, env=None):
     argv += [location, "put", name]
     return subprocess.Popen(argv, stdin=subprocess.PIPE,
                             stderr=subprocess.PIPE, env=env or clean_env())
-
-
-def wait_for(pred, timeout=20, what="condition"):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        v = pred()
-        if v:
-            return v
-        time.sleep(0.05)
-    raise AssertionError("timed out waiting for " + what)
 
 
 def entries(jdir):

@@ -89,9 +89,7 @@ def refused(port):
 
 def test_sigterm_lets_uploads_finish_and_refuses_newcomers(make_daemon,
                                                            backend):
-    d = make_daemon(backend)
-    d.conf_extra = "ShutdownGrace 20\n"
-    d.write_conf()
+    d = make_daemon(backend, "ShutdownGrace 20\n")
     d.start()
     c = d.add_client("drain")
     sp = for_client(d, c)
@@ -127,9 +125,7 @@ def test_sigterm_lets_uploads_finish_and_refuses_newcomers(make_daemon,
 
 def test_after_the_grace_the_rest_is_aborted_and_nothing_is_partial(
         make_daemon, backend):
-    d = make_daemon(backend)
-    d.conf_extra = "ShutdownGrace 2\n"
-    d.write_conf()
+    d = make_daemon(backend, "ShutdownGrace 2\n")
     d.start()
     c = d.add_client("cut")
     sp = for_client(d, c)

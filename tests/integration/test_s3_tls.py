@@ -24,7 +24,7 @@ import uuid
 import pytest
 
 from conftest import (S3_REGION, S3RVER_DIR, TOOLS, clean_env, free_port,
-                      wait_port)
+                      stop_process, wait_port)
 
 PIPE = os.path.join(TOOLS, "store_pipe")
 MiB = 1024 * 1024
@@ -57,11 +57,7 @@ class TlsS3:
         self.endpoint = "https://127.0.0.1:%d" % self.port
 
     def stop(self):
-        self.proc.terminate()
-        try:
-            self.proc.wait(10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
+        stop_process(self.proc, timeout=10)
         self.log.close()
 
 

@@ -8,14 +8,7 @@ import shutil
 import subprocess
 
 import sshtools
-from specify_client import SpecifyClient
-
-
-def spec(d, name, key):
-    sp = SpecifyClient("%s/c/%s/web_asset_store.xml" % (d.http, name), key,
-                       "Demo")
-    sp.start()
-    return sp
+from specify_client import for_client
 
 
 def host_key_fingerprints(port):
@@ -67,9 +60,8 @@ def test_two_nodes_share_one_bucket(make_daemon, tmp_path):
 
     data = os.urandom(300000)
     # upload over HTTP to A; read over HTTP and SFTP from B
-    assert spec(a, "shared", ca.attachment_key).upload(
-        data, "from-a.bin").status == 200
-    got = spec(b, "shared", ca.attachment_key).fileget("from-a.bin")
+    assert for_client(a, ca).upload(data, "from-a.bin").status == 200
+    got = for_client(b, ca).fileget("from-a.bin")
     assert got.status == 200 and got.body == data
     back = tmp_path / "back.bin"
     sshtools.sftp_batch(b, ca, ["get attachments/originals/from-a.bin %s"
@@ -80,7 +72,7 @@ def test_two_nodes_share_one_bucket(make_daemon, tmp_path):
     src.write_bytes(data[::-1])
     sshtools.sftp_batch(b, ca, ["put %s attachments/originals/from-b.bin"
                                 % src])
-    got = spec(a, "shared", ca.attachment_key).fileget("from-b.bin")
+    got = for_client(a, ca).fileget("from-b.bin")
     assert got.status == 200 and got.body == data[::-1]
     r = sshtools.sftp_batch(a, ca, ["ls attachments/originals"])
     assert "from-b.bin" in r.stdout and "from-a.bin" in r.stdout

@@ -179,6 +179,20 @@ def test_paramiko_setstat_and_modes(daemon, tmp_path):
         assert stat.S_ISDIR(names["originals"].st_mode)
 
 
+def spool_files(d):
+    """Files the daemon holds open in its spool folder (unlinked temp
+    files: only /proc shows them)."""
+    spool = os.path.join(d.var, "spool") + "/"
+    fds = "/proc/%d/fd" % d.proc.pid
+    n = 0
+    for fd in os.listdir(fds):
+        try:
+            n += os.readlink(os.path.join(fds, fd)).startswith(spool)
+        except OSError:
+            pass                      # closed meanwhile
+    return n
+
+
 def test_paramiko_rewrites_after_streaming(daemon, tmp_path):
     """Bytes already streamed into the store (12 MiB in order: past the
     first 8 MiB S3 part) are rewritten at offset 0, in the middle and
@@ -193,6 +207,10 @@ def test_paramiko_rewrites_after_streaming(daemon, tmp_path):
             f.write(bytes(data[off:off + 65536]))
         sftp.stat("/attachments")     # a round trip: the writes were taken
         assert "rw.bin" not in visible(c)
+        # In-order bytes are copied into a spool file only where the store
+        # cannot give them back for a rewrite (S3); the fs writer's temp
+        # file can, and the spool appears only when the rewrite needs it.
+        assert spool_files(daemon) == (0 if daemon.backend == "fs" else 1)
         for off, b in ((0, b"HEAD" * 1000), (5 * MiB + 3, os.urandom(70000)),
                        (len(data) - 10, b"tail" * 10)):
             f.seek(off)
@@ -203,9 +221,11 @@ def test_paramiko_rewrites_after_streaming(daemon, tmp_path):
         data += b"appended after the rewrites"
         sftp.stat("/attachments")
         assert "rw.bin" not in visible(c)
+        assert spool_files(daemon) == 1
         assert f.stat().st_size == len(data)
         f.close()
         assert c.read("rw.bin") == bytes(data)
+        assert spool_files(daemon) == 0
         # the same onto an existing object opened without TRUNC (reput):
         # its old bytes are streamed first, then rewritten
         small = bytearray(os.urandom(300000))

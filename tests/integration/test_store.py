@@ -11,12 +11,12 @@ import os
 import shutil
 import signal
 import subprocess
-import tempfile
 import uuid
 
 import pytest
 
-from conftest import S3_REGION, SANITIZED, TOOLS, clean_env
+from conftest import (S3_REGION, SANITIZED, TOOLS, clean_env, files_below,
+                      tmpfs)
 
 CONFORMANCE = os.path.join(TOOLS, "store_conformance")
 STORE_CLI = os.path.join(TOOLS, "store_cli")
@@ -126,27 +126,11 @@ def cli(url, *args, check=True, **kw):
     return r
 
 
-def disk_files(root):
-    out = []
-    for dirpath, _, filenames in os.walk(root):
-        for fn in filenames:
-            out.append(os.path.relpath(os.path.join(dirpath, fn), root))
-    return sorted(out)
-
-
 @pytest.fixture
 def small_tmpfs():
     """A 1 MiB tmpfs: a real full disk (we run as root in the test VM)."""
-    if os.geteuid() != 0:
-        pytest.skip("mounting a tmpfs needs root")
-    d = tempfile.mkdtemp(prefix="assetd-full-")
-    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", d],
-                   check=True)
-    try:
+    with tmpfs("1m") as d:
         yield d
-    finally:
-        subprocess.run(["umount", d], check=False)
-        os.rmdir(d)
 
 
 def test_fs_enospc(small_tmpfs):
@@ -160,7 +144,7 @@ def test_fs_enospc(small_tmpfs):
     r = cli(url, "put", "keep.bin", 2 * 1024 * 1024, 9, check=False)
     assert r.stdout.startswith("error -5 "), r.stdout
     # nothing partial anywhere, not even a temp file; the old one intact
-    assert disk_files(small_tmpfs) == ["keep.bin"]
+    assert files_below(small_tmpfs) == ["keep.bin"]
     cli(url, "check", "keep.bin", 300 * 1024, 7)
     # and the space came back: a fitting object still goes in
     cli(url, "put", "after.bin", 500 * 1024, 10)
@@ -180,7 +164,7 @@ def test_fs_killed_writer(tmp_path, replace):
     try:
         assert p.stdout.readline().strip() == "paused"
         # midway: 3 MiB are on disk in a temp file, invisible
-        tmp = [f for f in disk_files(root) if ".assetd-tmp." in f]
+        tmp = [f for f in files_below(root) if ".assetd-tmp." in f]
         assert len(tmp) == 1 and os.path.getsize(root / tmp[0]) == 3 << 20
         p.send_signal(signal.SIGKILL)
         p.wait(10)
@@ -198,7 +182,7 @@ def test_fs_killed_writer(tmp_path, replace):
             .stdout.startswith("error -1 ")
     # the start-up cleanup removes the leftover
     assert cli(url, "cleanup", 0).stdout.strip() == "1"
-    assert disk_files(root) == (["dir/obj.bin"] if replace else [])
+    assert files_below(root) == (["dir/obj.bin"] if replace else [])
 
 
 def test_fs_memory_stream(tmp_path):
@@ -212,7 +196,7 @@ def test_fs_memory_stream(tmp_path):
     small = json.loads(cli(url, "stream", "s.bin", 1 << 20).stdout)
     big = json.loads(cli(url, "stream", "b.bin", 256 << 20).stdout)
     assert big["bytes"] == big["read"] == 256 << 20
-    assert disk_files(root) == []
+    assert files_below(root) == []
     if SANITIZED:
         return  # ASan's redzones and quarantine: no memory figure holds
     assert big["vmhwm_kb"] - small["vmhwm_kb"] < 2048, (small, big)
@@ -224,12 +208,7 @@ def test_fs_big_directory_listing():
     directory's names (store/fs.c: ~12 bytes + the name per entry, the
     arena at most doubled), alone or inside a recursive walk. 30,000 files
     on a tmpfs keep it quick; the bound is per entry."""
-    if os.geteuid() != 0:
-        pytest.skip("mounting a tmpfs needs root")
-    root = tempfile.mkdtemp(prefix="assetd-bigdir-")
-    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64m", "tmpfs", root],
-                   check=True)
-    try:
+    with tmpfs("64m") as root:
         big = os.path.join(root, "big")
         os.mkdir(big)
         n = 30000
@@ -243,9 +222,6 @@ def test_fs_big_directory_listing():
         flat = json.loads(cli(url, "lsmem", "big/", "/").stdout)
         deep = json.loads(cli(url, "lsmem", "", "").stdout)
         empty = json.loads(cli(url, "lsmem", "small/", "/").stdout)
-    finally:
-        subprocess.run(["umount", root], check=False)
-        os.rmdir(root)
     assert flat["entries"] == n and flat["sorted"] == 1
     assert deep["entries"] == n + 1 and deep["sorted"] == 1
     if SANITIZED:

@@ -969,6 +969,14 @@ static int case_atomic(void)
 	unsigned char *buf = malloc(big);
 	fill(51, 0, buf, big);
 	int rc = store_writer_write(w, buf, big / 2);
+	/* Bytes written can be read back where the writer keeps them (fs:
+	 * its temp file); S3 sends them away and says so. */
+	unsigned char back[100], want[100], end[100];
+	fill(51, 1000, want, sizeof want);
+	int readable = store_writer_readable(w);
+	ssize_t bn = store_writer_pread(w, back, sizeof back, 1000);
+	ssize_t tail = store_writer_pread(w, end, sizeof end, big / 2 - 10);
+	ssize_t past = store_writer_pread(w, end, sizeof end, big / 2);
 	char rd[32] = "";
 	ssize_t n = store_pread(g_st, N("f.txt"), rd, sizeof rd, 0);
 	struct store_stat ss;
@@ -985,6 +993,16 @@ static int case_atomic(void)
 	if (rc < 0)
 		store_writer_abort(w);
 	EXPECT_RC(rc, 0);
+	if (strncmp(g_url, "file://", 7) == 0)
+		CHECK(readable && bn == (ssize_t)sizeof back &&
+			      tail == 10 && past == 0,
+		      "fs writer read back: %d %zd %zd %zd", readable, bn,
+		      tail, past);
+	else
+		CHECK(!readable && bn == STORE_EINVAL,
+		      "s3 writer read back: %d %zd", readable, bn);
+	CHECK(memcmp(back, want, sizeof want) == 0 || !readable,
+	      "read back other bytes than written");
 	CHECK(n == 11 && !memcmp(rd, "old content", 11),
 	      "reader during write saw %zd bytes", n);
 	CHECK(src == 0 && ss.size == 11, "stat during write: %d size %" PRIu64,

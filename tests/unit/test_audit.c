@@ -101,15 +101,20 @@ static void test_record_and_query(void **state)
 	assert_int_equal(c.n, 0);
 }
 
+/* The day file that holds the events of time T. */
+static void day_file(time_t t, char *path, size_t len)
+{
+	struct tm tm;
+	gmtime_r(&t, &tm);
+	snprintf(path, len, "%s/audit-%04d%02d%02d.jsonl", dir,
+		 tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday);
+}
+
 static void test_retention_prunes_old_days(void **state)
 {
 	/* Plant a file from ten days ago, then open with 3 days' retention. */
-	time_t old = time(NULL) - 10 * 86400;
-	struct tm tm;
-	gmtime_r(&old, &tm);
 	char path[128];
-	snprintf(path, sizeof path, "%s/audit-%04d%02d%02d.jsonl", dir,
-		 tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday);
+	day_file(time(NULL) - 10 * 86400, path, sizeof path);
 	int fd = open(path, O_CREAT | O_WRONLY, 0600);
 	assert_true(fd >= 0);
 	close(fd);
@@ -123,12 +128,8 @@ static void test_torn_line_ignored(void **state)
 	struct audit_event e = { 0, "a", "", "", "http", "delete", "/x", NULL, 0, "ok" };
 	audit_record(&e);
 	/* A crash mid-line leaves text without a newline: not an event. */
-	time_t now = time(NULL);
-	struct tm tm;
-	gmtime_r(&now, &tm);
 	char path[128];
-	snprintf(path, sizeof path, "%s/audit-%04d%02d%02d.jsonl", dir,
-		 tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday);
+	day_file(time(NULL), path, sizeof path);
 	int fd = open(path, O_WRONLY | O_APPEND);
 	assert_true(fd >= 0);
 	assert_int_equal(write(fd, "{\"ts\":\"2", 8), 8);
@@ -194,11 +195,8 @@ static void test_retention_prunes_when_the_day_turns(void **state)
 	struct audit_event e = { 0, "a", "", "", "sftp", "write", "/x", NULL, 1, "ok" };
 	audit_record(&e); /* today */
 	time_t now = time(NULL);
-	struct tm tm;
-	gmtime_r(&now, &tm);
 	char today[128];
-	snprintf(today, sizeof today, "%s/audit-%04d%02d%02d.jsonl", dir,
-		 tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday);
+	day_file(now, today, sizeof today);
 	assert_int_equal(access(today, F_OK), 0);
 	e.t = (int64_t)now + 10 * 86400;
 	audit_record(&e);

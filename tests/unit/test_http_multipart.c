@@ -108,6 +108,29 @@ static void test_every_chunking(void **state)
 	}
 }
 
+static int count_data(void *arg, const char *d, size_t n)
+{
+	(void)d;
+	(void)n;
+	++*(int *)arg;
+	return 0;
+}
+
+/* CRs in a file's bytes that do not start the delimiter stay in the run:
+ * a chunk reaches the callback whole, not cut at every CR (binary data
+ * has one every 256 bytes). */
+static void test_data_in_whole_runs(void **state)
+{
+	(void)state;
+	struct http_mp_callbacks cb = {NULL, count_data, NULL};
+	struct http_multipart mp;
+	int calls = 0;
+	assert_int_equal(http_mp_init(&mp, CT, &cb, &calls), 0);
+	assert_int_equal(http_mp_feed(&mp, BODY, sizeof BODY - 1), 0);
+	assert_int_equal(http_mp_finish(&mp), 0);
+	assert_int_equal(calls, 3); /* file, token, store: one run each */
+}
+
 static void test_truncated(void **state)
 {
 	(void)state;
@@ -199,6 +222,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_every_chunking),
+		cmocka_unit_test(test_data_in_whole_runs),
 		cmocka_unit_test(test_truncated),
 		cmocka_unit_test(test_preamble_and_quoting),
 		cmocka_unit_test(test_errors),

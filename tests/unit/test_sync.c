@@ -16,6 +16,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "scratch.h"
 #include "store.h"
 #include "sync.h"
 
@@ -27,29 +28,6 @@ struct fx {
 	char *outbuf, *errbuf;
 	size_t outlen, errlen;
 };
-
-static void mkparents(const char *path)
-{
-	char tmp[1024];
-	snprintf(tmp, sizeof tmp, "%s", path);
-	for (char *p = tmp + 1; *p; p++)
-		if (*p == '/') {
-			*p = '\0';
-			mkdir(tmp, 0755);
-			*p = '/';
-		}
-}
-
-static void put(const char *dir, const char *name, const char *content)
-{
-	char path[1024];
-	snprintf(path, sizeof path, "%s/%s", dir, name);
-	mkparents(path);
-	FILE *f = fopen(path, "wb");
-	assert_non_null(f);
-	fputs(content, f);
-	fclose(f);
-}
 
 /* The file's content, or NULL if missing (static buffer). */
 static const char *get(const char *dir, const char *name)
@@ -69,8 +47,7 @@ static const char *get(const char *dir, const char *name)
 static int setup(void **state)
 {
 	struct fx *f = calloc(1, sizeof *f);
-	snprintf(f->root, sizeof f->root, "/tmp/test_sync.XXXXXX");
-	assert_non_null(mkdtemp(f->root));
+	scratch_dir(f->root, sizeof f->root, "/tmp/test_sync.XXXXXX");
 	snprintf(f->src, sizeof f->src, "%s/src", f->root);
 	snprintf(f->dst, sizeof f->dst, "%s/dst", f->root);
 	mkdir(f->src, 0755);
@@ -78,22 +55,19 @@ static int setup(void **state)
 	/* the tree of the issue: new, changed size, same size changed,
 	 * deleted at the source, unchanged; nested names whose key order
 	 * differs from a directory walk ("a-c" < "a/b") */
-	put(f->src, "new.jpg", "new");
-	put(f->src, "originals/size.jpg", "longer content");
-	put(f->dst, "originals/size.jpg", "short");
-	put(f->src, "originals/same.jpg", "AAAA");
-	put(f->dst, "originals/same.jpg", "BBBB");
-	put(f->dst, "originals/gone.jpg", "gone");
-	put(f->src, "thumbnails/keep_200.jpg", "keep");
-	put(f->dst, "thumbnails/keep_200.jpg", "keep");
-	put(f->src, "a-c", "x");
-	put(f->src, "a/b", "y");
-	put(f->dst, "a/b", "y");
-	char url[400];
-	snprintf(url, sizeof url, "file://%s/", f->src);
-	assert_int_equal(store_open(url, NULL, &f->s), 0);
-	snprintf(url, sizeof url, "file://%s/", f->dst);
-	assert_int_equal(store_open(url, NULL, &f->d), 0);
+	scratch_put(f->src, "new.jpg", "new");
+	scratch_put(f->src, "originals/size.jpg", "longer content");
+	scratch_put(f->dst, "originals/size.jpg", "short");
+	scratch_put(f->src, "originals/same.jpg", "AAAA");
+	scratch_put(f->dst, "originals/same.jpg", "BBBB");
+	scratch_put(f->dst, "originals/gone.jpg", "gone");
+	scratch_put(f->src, "thumbnails/keep_200.jpg", "keep");
+	scratch_put(f->dst, "thumbnails/keep_200.jpg", "keep");
+	scratch_put(f->src, "a-c", "x");
+	scratch_put(f->src, "a/b", "y");
+	scratch_put(f->dst, "a/b", "y");
+	scratch_store(f->src, &f->s);
+	scratch_store(f->dst, &f->d);
 	f->out = open_memstream(&f->outbuf, &f->outlen);
 	f->err = open_memstream(&f->errbuf, &f->errlen);
 	*state = f;
@@ -103,15 +77,13 @@ static int setup(void **state)
 static int teardown(void **state)
 {
 	struct fx *f = *state;
-	char cmd[400];
 	store_close(f->s);
 	store_close(f->d);
 	fclose(f->out);
 	fclose(f->err);
 	free(f->outbuf);
 	free(f->errbuf);
-	snprintf(cmd, sizeof cmd, "rm -rf '%s'", f->root);
-	assert_int_equal(system(cmd), 0);
+	assert_int_equal(scratch_remove(f->root), 0);
 	free(f);
 	return 0;
 }
@@ -197,7 +169,7 @@ static void test_delete(void **state)
 	struct sync_opts o = opts(f);
 	struct sync_stats st;
 	const char *keep[] = { "a/", NULL };
-	put(f->dst, "a/extra", "kept by keep_prefixes");
+	scratch_put(f->dst, "a/extra", "kept by keep_prefixes");
 	o.delete_extra = 1;
 	o.keep_prefixes = keep;
 	o.verbose = 1;
@@ -216,7 +188,7 @@ static void test_failed_object_goes_on(void **state)
 	struct sync_stats st;
 	/* at the destination "new.jpg" is a directory: its copy fails, the
 	 * rest still goes through */
-	put(f->dst, "new.jpg/inside", "blocks the copy");
+	scratch_put(f->dst, "new.jpg/inside", "blocks the copy");
 	assert_int_equal(sync_run(f->s, f->d, &o, &st), 1);
 	assert_int_equal(st.failed, 1);
 	assert_int_equal(st.copied, 2);

@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include "archives.h"
+#include "scratch.h"
 #include "store.h"
 
 struct fx {
@@ -44,21 +45,13 @@ static const struct {
 };
 #define NFILES (sizeof files / sizeof files[0])
 
+/* DIR/NAME holding CONTENT, last modified at MTIME. */
 static void put(const char *dir, const char *name, const char *content,
 		time_t mtime)
 {
 	char path[1024];
+	scratch_put(dir, name, content);
 	snprintf(path, sizeof path, "%s/%s", dir, name);
-	for (char *p = path + strlen(dir) + 1; *p; p++)
-		if (*p == '/') {
-			*p = '\0';
-			mkdir(path, 0755);
-			*p = '/';
-		}
-	FILE *f = fopen(path, "wb");
-	assert_non_null(f);
-	fputs(content, f);
-	fclose(f);
 	struct timeval tv[2] = { { mtime, 0 }, { mtime, 0 } };
 	assert_int_equal(utimes(path, tv), 0);
 }
@@ -66,19 +59,15 @@ static void put(const char *dir, const char *name, const char *content,
 static int setup(void **state)
 {
 	struct fx *f = calloc(1, sizeof *f);
-	snprintf(f->root, sizeof f->root, "/tmp/test_archive.XXXXXX");
-	assert_non_null(mkdtemp(f->root));
+	scratch_dir(f->root, sizeof f->root, "/tmp/test_archive.XXXXXX");
 	snprintf(f->src, sizeof f->src, "%s/client", f->root);
 	snprintf(f->dst, sizeof f->dst, "%s/archives", f->root);
 	mkdir(f->src, 0755);
 	mkdir(f->dst, 0755);
 	for (size_t i = 0; i < NFILES; i++)
 		put(f->src, files[i].name, files[i].content, files[i].mtime);
-	char url[400];
-	snprintf(url, sizeof url, "file://%s/", f->src);
-	assert_int_equal(store_open(url, NULL, &f->s), 0);
-	snprintf(url, sizeof url, "file://%s/", f->dst);
-	assert_int_equal(store_open(url, NULL, &f->d), 0);
+	scratch_store(f->src, &f->s);
+	scratch_store(f->dst, &f->d);
 	*state = f;
 	return 0;
 }
@@ -86,11 +75,9 @@ static int setup(void **state)
 static int teardown(void **state)
 {
 	struct fx *f = *state;
-	char cmd[400];
 	store_close(f->s);
 	store_close(f->d);
-	snprintf(cmd, sizeof cmd, "rm -rf '%s'", f->root);
-	assert_int_equal(system(cmd), 0);
+	assert_int_equal(scratch_remove(f->root), 0);
 	free(f);
 	return 0;
 }
@@ -227,12 +214,10 @@ static void test_empty_client(void **state)
 	struct fx *f = *state;
 	struct archives_result res;
 	struct store *empty;
-	char url[600], path[400];
-	snprintf(url, sizeof url, "file://%s/", f->root);
+	char path[400];
 	snprintf(path, sizeof path, "%s/empty", f->root);
 	mkdir(path, 0755);
-	snprintf(url, sizeof url, "file://%s/", path);
-	assert_int_equal(store_open(url, NULL, &empty), 0);
+	scratch_store(path, &empty);
 	assert_int_equal(archives_write(empty, f->d, "e.tar.zst", "tar.zst",
 					NULL, &res),
 			 0);

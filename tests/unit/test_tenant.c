@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "catalog.h"
+#include "scratch.h"
 #include "store.h"
 #include "tenant.h"
 
@@ -28,22 +29,8 @@ static int setup(void **state)
 {
 	struct fixture *f = calloc(1, sizeof *f);
 	snprintf(f->dir, sizeof f->dir, "/tmp/assetd-tenant-XXXXXX");
-	if (!mkdtemp(f->dir))
-		return -1;
-	char path[200];
-	snprintf(path, sizeof path, "%s/assets", f->dir);
-	mkdir(path, 0755);
-	snprintf(f->assets, sizeof f->assets, "file://%s/", path);
-	snprintf(path, sizeof path, "%s/cat.db", f->dir);
-	char err[256];
-	if (catalog_open(path, &f->cat, err, sizeof err) != 0) {
-		fprintf(stderr, "catalog_open: %s\n", err);
-		return -1;
-	}
-	struct catalog_region r = { 0 };
-	snprintf(r.name, sizeof r.name, "test");
-	snprintf(r.assets, sizeof r.assets, "%s", f->assets);
-	if (catalog_region_add(f->cat, &r) != 0)
+	if (!mkdtemp(f->dir) ||
+	    scratch_catalog(f->dir, f->assets, sizeof f->assets, &f->cat) != 0)
 		return -1;
 	*state = f;
 	return 0;
@@ -53,9 +40,7 @@ static int teardown(void **state)
 {
 	struct fixture *f = *state;
 	catalog_close(f->cat);
-	char cmd[128];
-	snprintf(cmd, sizeof cmd, "rm -rf '%s'", f->dir);
-	if (system(cmd) != 0)
+	if (scratch_remove(f->dir) != 0)
 		return -1;
 	free(f);
 	return 0;

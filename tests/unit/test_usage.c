@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "catalog.h"
+#include "scratch.h"
 #include "store.h"
 #include "tenant.h"
 
@@ -33,25 +34,16 @@ struct fixture {
 static int setup(void **state)
 {
 	struct fixture *f = calloc(1, sizeof *f);
-	char path[200], err[256];
+	char path[200];
 	snprintf(f->dir, sizeof f->dir, "/tmp/assetd-usage-XXXXXX");
-	if (!mkdtemp(f->dir))
+	if (!mkdtemp(f->dir) ||
+	    scratch_catalog(f->dir, f->assets, sizeof f->assets, &f->cat) != 0)
 		return -1;
-	snprintf(path, sizeof path, "%s/assets", f->dir);
-	mkdir(path, 0755);
-	snprintf(f->assets, sizeof f->assets, "file://%s/", path);
-	snprintf(path, sizeof path, "%s/cat.db", f->dir);
-	if (catalog_open(path, &f->cat, err, sizeof err) != 0)
-		return -1;
-	struct catalog_region r = { 0 };
-	snprintf(r.name, sizeof r.name, "test");
-	snprintf(r.assets, sizeof r.assets, "%s", f->assets);
 	struct catalog_client c = { 0 };
 	snprintf(c.name, sizeof c.name, "kufish");
 	snprintf(c.region, sizeof c.region, "test");
 	snprintf(path, sizeof path, "%s/assets/kufish", f->dir);
-	if (catalog_region_add(f->cat, &r) != 0 ||
-	    catalog_client_add(f->cat, &c) != 0 || mkdir(path, 0755) != 0 ||
+	if (catalog_client_add(f->cat, &c) != 0 || mkdir(path, 0755) != 0 ||
 	    tenant_cache_new(f->cat, 0, &f->tc) != 0 ||
 	    tenant_get(f->tc, "kufish", &c, &f->st) != 0)
 		return -1;
@@ -62,11 +54,9 @@ static int setup(void **state)
 static int teardown(void **state)
 {
 	struct fixture *f = *state;
-	char cmd[128];
 	tenant_cache_free(f->tc);
 	catalog_close(f->cat);
-	snprintf(cmd, sizeof cmd, "rm -rf '%s'", f->dir);
-	if (system(cmd) != 0)
+	if (scratch_remove(f->dir) != 0)
 		return -1;
 	free(f);
 	return 0;
