@@ -1352,45 +1352,46 @@ static int copy_key(struct s3 *src, const char *skey, struct s3 *dst,
 	return rc;
 }
 
-static int s3_copy(struct store *src, const char *from, struct store *dst,
-		   const char *to)
+/* A server-side copy. SIZE < 0: the source is looked up first (a HEAD,
+ * which also gives the metadata to keep); otherwise the caller has just
+ * listed it (a sync): no HEAD, since CopyObject keeps the source's
+ * metadata itself and the UploadPartCopy path reads what it needs. */
+static int copy_object(struct store *src, const char *from,
+		       struct store *dst, const char *to, int64_t size)
 {
 	struct s3 *s = src->impl, *d = dst->impl;
 	char sk[KEY_MAX], dk[KEY_MAX];
-	struct store_stat ss;
+	int rc;
 	if (strcmp(s->endpoint_id, d->endpoint_id) != 0)
 		return STORE_EINVAL; /* store.c streams it */
 	if (full_key(s, from, sk, sizeof sk) < 0 ||
 	    full_key(d, to, dk, sizeof dk) < 0)
 		return STORE_EINVAL;
-	int rc = head_key(s, sk, &ss);
-	if (rc == STORE_ENOENT) {
-		if (prefix_exists(s, sk) > 0)
-			return STORE_EISDIR;
-		return rc;
+	if (size < 0) {
+		struct store_stat ss;
+		rc = head_key(s, sk, &ss);
+		if (rc == 0)
+			return copy_key(s, sk, d, dk, ss.size, 0,
+					ss.content_type, ss.mtime);
+	} else {
+		rc = copy_key(s, sk, d, dk, (uint64_t)size, 0, NULL, 0);
 	}
-	if (rc < 0)
-		return rc;
-	return copy_key(s, sk, d, dk, ss.size, 0, ss.content_type, ss.mtime);
-}
-
-/* A copy whose source size the caller has just listed (a sync): no HEAD
- * first; CopyObject keeps the source's metadata itself, and the
- * UploadPartCopy path reads what it needs. */
-static int s3_copy_sized(struct store *src, const char *from,
-			 struct store *dst, const char *to, uint64_t size)
-{
-	struct s3 *s = src->impl, *d = dst->impl;
-	char sk[KEY_MAX], dk[KEY_MAX];
-	if (strcmp(s->endpoint_id, d->endpoint_id) != 0)
-		return STORE_EINVAL; /* store.c streams it */
-	if (full_key(s, from, sk, sizeof sk) < 0 ||
-	    full_key(d, to, dk, sizeof dk) < 0)
-		return STORE_EINVAL;
-	int rc = copy_key(s, sk, d, dk, size, 0, NULL, 0);
 	if (rc == STORE_ENOENT && prefix_exists(s, sk) > 0)
 		return STORE_EISDIR;
 	return rc;
+}
+
+static int s3_copy(struct store *src, const char *from, struct store *dst,
+		   const char *to)
+{
+	return copy_object(src, from, dst, to, -1);
+}
+
+static int s3_copy_sized(struct store *src, const char *from,
+			 struct store *dst, const char *to, uint64_t size)
+{
+	/* store.c passes a listed size, at most INT64_MAX */
+	return copy_object(src, from, dst, to, (int64_t)size);
 }
 
 static int s3_set_mtime(struct store *st, const char *name, int64_t mtime)

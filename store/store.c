@@ -1211,8 +1211,6 @@ static int copy_streamed(struct store *src, const char *from,
 	return store_writer_commit(w);
 }
 
-/* A server-side copy into a metered store: reserve what it adds (as a
- * writer's commit would), give it back if the copy fails. */
 /* The backend's server-side copy; SIZE < 0: the source's size unknown. */
 static int be_copy(struct store *src, const char *from, struct store *dst,
 		   const char *to, int64_t size)
@@ -1222,6 +1220,8 @@ static int be_copy(struct store *src, const char *from, struct store *dst,
 	return src->be->copy(src, from, dst, to);
 }
 
+/* A server-side copy into a metered store: reserve what it adds (as a
+ * writer's commit would), give it back if the copy fails. */
 static int copy_metered(struct store *src, const char *from,
 			struct store *dst, const char *to, int64_t size)
 {

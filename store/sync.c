@@ -17,9 +17,9 @@
  *    server-side CopyObject/UploadPartCopy when both sides are on one S3
  *    endpoint and streams otherwise; it is given the size the listing
  *    showed, so a copy is one request (no HEAD of the source first, as
- *    `aws s3 sync` does not either); the S3 backend already retries throttling, so a job
- *    that still fails is reported, counted and left behind while the run
- *    goes on.
+ *    `aws s3 sync` does not either); the S3 backend already retries
+ *    throttling, so a job that still fails is reported, counted and left
+ *    behind while the run goes on.
  * A progress thread redraws one status line on a terminal twice a second.
  * Output is quiet by default: per-object errors on stderr, one summary.
  */
