@@ -10,8 +10,8 @@
  * detached thread. A refused connection is closed at once, before the
  * banner: it costs no thread, no key exchange, and learns nothing. Refusals
  * are counted in /metrics and logged at most once a second per reason, so
- * a flood cannot flood the log too. A session never touches another thread's libssh
- * objects.
+ * a flood cannot flood the log too. A session never touches another
+ * thread's libssh objects.
  *
  * In its thread a connection does the key exchange and authentication
  * (within LoginGraceTime), polling an ssh_event with server callbacks.
