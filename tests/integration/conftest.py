@@ -13,6 +13,7 @@ Everything runs on 127.0.0.1. Debian's python3 runs this (paramiko, boto3).
 import contextlib
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -20,6 +21,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 import uuid
 
 import pytest
@@ -111,6 +113,36 @@ def tmpfs(size, path=None):
         subprocess.run(["umount", "-l", str(path)], check=False)
         if made:
             os.rmdir(path)
+
+
+METRIC_SAMPLE = re.compile(r'^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})? (\S+)$')
+METRIC_LABEL = re.compile(r'([a-z_]+)="((?:[^"\\]|\\.)*)"')
+
+
+def metrics_text(d):
+    """The text of daemon D's /metrics, from its admin listener."""
+    url = "http://127.0.0.1:%d/metrics" % d.admin_port
+    with urllib.request.urlopen(url, timeout=30) as r:
+        return r.read().decode()
+
+
+def scrape(d):
+    """{(family, frozenset(labels)): value} of every sample in D's
+    /metrics; every line must be a Prometheus sample or a comment."""
+    out = {}
+    for line in metrics_text(d).splitlines():
+        if not line or line.startswith("#"):
+            continue
+        m = METRIC_SAMPLE.match(line)
+        assert m, "not a Prometheus sample: %r" % line
+        labels = frozenset(METRIC_LABEL.findall(m.group(2) or ""))
+        out[(m.group(1), labels)] = float(m.group(3))
+    return out
+
+
+def metric(d, family, **labels):
+    """The value of one series of D's /metrics (0 if absent)."""
+    return scrape(d).get((family, frozenset(labels.items())), 0.0)
 
 
 def read_to_eof(sock, size=65536):

@@ -13,7 +13,7 @@ import time
 import pytest
 
 from backuputil import Loc
-from conftest import ASSETCTL
+from conftest import ASSETCTL, metrics_text
 
 FILES = {
     "originals/a.jpg": (b"\xff\xd8\xff\xe0 a jpeg" + os.urandom(3000),
@@ -280,10 +280,7 @@ def test_daemon_runs_scheduled_jobs(make_daemon, tmp_path):
     assert "event=archive_done client=kufish" in log
     assert "event=schedule_start kind=sync" in log
     # the scheduler's runs are counted in /metrics too
-    import urllib.request
-    with urllib.request.urlopen("http://127.0.0.1:%d/metrics" %
-                                d.admin_port, timeout=30) as r:
-        metrics = r.read().decode()
+    metrics = metrics_text(d)
     for kind in ("sync", "archive"):
         line = [l for l in metrics.splitlines() if l.startswith(
             'assetd_job_runs_total{kind="%s",state="ok"} ' % kind)]

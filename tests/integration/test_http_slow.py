@@ -4,9 +4,8 @@ after HTTPHeaderTimeout while others are served, and an oversized request
 head is refused. Each bound is tested at the bound."""
 import socket
 import time
-import urllib.request
 
-from conftest import read_to_eof, wait_port
+from conftest import metric, read_to_eof, wait_port
 
 
 def start(make_daemon, extra):
@@ -20,12 +19,7 @@ def start(make_daemon, extra):
 
 def http_sessions(d):
     """Connections the HTTP server holds now, from /metrics."""
-    url = "http://127.0.0.1:%d/metrics" % d.admin_port
-    with urllib.request.urlopen(url, timeout=30) as r:
-        for line in r.read().decode().splitlines():
-            if line.startswith('assetd_sessions_active{protocol="http"}'):
-                return int(float(line.split()[-1]))
-    return 0
+    return int(metric(d, "assetd_sessions_active", protocol="http"))
 
 
 def wait_sessions(d, n, timeout=20.0):

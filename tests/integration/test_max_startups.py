@@ -12,30 +12,9 @@ import signal
 import socket
 import subprocess
 import time
-import urllib.request
 
-from conftest import ASSETD
+from conftest import ASSETD, metric
 from sshtools import paramiko_sftp, sftp_batch
-
-SAMPLE = re.compile(r'^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})? (\S+)$')
-
-
-def metric(d, family, **labels):
-    """The value of one series in /metrics (0 if absent)."""
-    url = "http://127.0.0.1:%d/metrics" % d.admin_port
-    with urllib.request.urlopen(url, timeout=30) as r:
-        text = r.read().decode()
-    want = ",".join('%s="%s"' % kv for kv in sorted(labels.items()))
-    for line in text.splitlines():
-        m = SAMPLE.match(line)
-        if not m or m.group(1) != family:
-            continue
-        got = ",".join(sorted((m.group(2) or "").split(","))) \
-            if m.group(2) else ""
-        if got == want:
-            return float(m.group(3))
-    return 0.0
-
 
 def wait_for(what, cond, timeout=30):
     deadline = time.time() + timeout

@@ -5,39 +5,17 @@ sftp and scp, Debian's rsync), on both backends.
 Each test scrapes /metrics before and after its traffic and checks the
 exact deltas of the series the traffic must move, then reads the audit log
 back with `assetctl audit --json`."""
-import json
 import os
-import re
 import subprocess
-import urllib.request
 
 import pytest
 
 import media
 import sshtools
+from conftest import scrape
 from specify_client import for_client
 
 RSYNC = "/usr/bin/rsync"
-SAMPLE = re.compile(r'^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})? (\S+)$')
-LABEL = re.compile(r'([a-z_]+)="((?:[^"\\]|\\.)*)"')
-
-
-def scrape(d):
-    """{(family, frozenset(labels)): value} of every sample."""
-    url = "http://127.0.0.1:%d/metrics" % d.admin_port
-    with urllib.request.urlopen(url, timeout=30) as r:
-        text = r.read().decode()
-    out = {}
-    for line in text.splitlines():
-        if not line or line.startswith("#"):
-            continue
-        m = SAMPLE.match(line)
-        assert m, "not a Prometheus sample: %r" % line
-        labels = frozenset(LABEL.findall(m.group(2) or ""))
-        out[(m.group(1), labels)] = float(m.group(3))
-    return out
-
-
 def settled(d, timeout=10):
     """A scrape once the counts stop moving: a request is counted when the
     server has finished it, which may be a moment after the client has

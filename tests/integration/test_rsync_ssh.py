@@ -10,10 +10,10 @@ import os
 import re
 import shutil
 import tempfile
-import urllib.request
 
 import pytest
 
+from conftest import metrics_text
 from rsynctree import MiB, read_tree, stat_of, write_tree
 from sshtools import rsync, shared_daemon
 
@@ -29,9 +29,7 @@ def daemon(request, tmp_path_factory, s3server):
 
 def s3_requests(d):
     """{S3 operation: requests answered 2xx} from the daemon's /metrics."""
-    url = "http://127.0.0.1:%d/metrics" % d.admin_port
-    with urllib.request.urlopen(url, timeout=30) as r:
-        text = r.read().decode()
+    text = metrics_text(d)
     out = {}
     for m in re.finditer(r'^assetd_s3_requests_total\{operation="(\w+)",'
                          r'status="2\d\d"\} (\d+)', text, re.M):
