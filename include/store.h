@@ -216,6 +216,17 @@ int store_writer_readable(const struct store_writer *w);
 ssize_t store_writer_pread(struct store_writer *w, void *buf, size_t len,
 			   uint64_t offset);
 
+/* Tell W the MD5 of every byte it was given, as the caller computed it
+ * while the bytes arrived (and, better, checked against its own client's
+ * checksum, as rsync's receiver does); call it after the last write,
+ * before the commit. A backend that sends a checksum with the object
+ * sends this one instead of hashing the bytes again: S3's single PUT
+ * carries it as Content-MD5, so S3 refuses (BadDigest) bytes that differ
+ * from what the client sent, and the commit fails. Multipart parts and
+ * the fs backend hash their own bytes as before. Returns 0, or
+ * STORE_EINVAL for a NULL argument. */
+int store_writer_set_md5(struct store_writer *w, const unsigned char md5[16]);
+
 /* Make the object visible atomically, replacing any old one; frees W.
  * Returns 0 only once the backend has confirmed the whole object. On
  * failure nothing new is visible and the old object is untouched. */

@@ -31,6 +31,8 @@ struct store_writer {
 	int dead;                       /* a write failed: only abort remains */
 	int staged;                     /* opened by store_writer_open_staged:
 					   only commit_as or abort end it */
+	int has_md5;                    /* store_writer_set_md5() was called */
+	unsigned char md5[16];          /* ... with this MD5 of every byte */
 	/* Accounting (store.c), when the store has a meter: */
 	struct store *st;               /* the metered store, else NULL */
 	char *name;                     /* the object's name (malloc'd) */

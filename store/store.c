@@ -711,6 +711,7 @@ static int writer_open(struct store *st, const char *name,
 	}
 	(*out)->size = 0;
 	(*out)->dead = 0;
+	(*out)->has_md5 = 0;
 	(*out)->st = mname ? st : NULL;
 	(*out)->name = mname;
 	(*out)->old_size = old;
@@ -745,6 +746,7 @@ int store_writer_open_staged(struct store *st,
 		return rc;
 	(*out)->size = 0;
 	(*out)->dead = 0;
+	(*out)->has_md5 = 0;
 	(*out)->staged = 1;
 	(*out)->st = NULL; /* metered at commit_as, when the store is known */
 	(*out)->name = NULL;
@@ -866,6 +868,15 @@ ssize_t store_writer_pread(struct store_writer *w, void *buf, size_t len,
 	if (len > w->size - offset)
 		len = (size_t)(w->size - offset);
 	return w->be->writer_pread(w, buf, len, offset);
+}
+
+int store_writer_set_md5(struct store_writer *w, const unsigned char md5[16])
+{
+	if (!w || !md5)
+		return STORE_EINVAL;
+	memcpy(w->md5, md5, sizeof w->md5);
+	w->has_md5 = 1;
+	return 0;
 }
 
 int store_writer_commit(struct store_writer *w)

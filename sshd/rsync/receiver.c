@@ -672,6 +672,11 @@ static int receive_file(struct push *p, const struct pend *q)
 			store_writer_abort(w);
 		return 1;
 	}
+	/* The MD5 just checked against the client's goes with the object
+	 * (S3's Content-MD5): the store need not hash the bytes again, and
+	 * S3 checks what it received against what the client sent. */
+	if (w)
+		store_writer_set_md5(w, got);
 	if (w && p->commits) {
 		char etag[2 * RS_SUM_LENGTH + 1];
 		hex(got, RS_SUM_LENGTH, etag);
