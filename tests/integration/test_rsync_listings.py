@@ -117,6 +117,10 @@ def test_each_folder_gets_its_own_listing(loc, tmp_path):
     _, out, _ = loc.rsync("-a", "-i", "--delete", str(src) + "/",
                           "x:attachments/t/")
     assert itemized(out) == (set(), set()), out
+    # a pull lists the folders ahead too: each one's files come back
+    dst = tmp_path / "back"
+    loc.rsync("-a", "x:attachments/t/", str(dst) + "/")
+    assert read_tree(dst) == files
 
 
 def test_deep_and_uneven_folders(loc, tmp_path):
@@ -196,5 +200,20 @@ def test_a_failed_listing_is_reported_at_its_folder(s3server, tmp_path):
         assert got["d06/f.txt"] == b"new6"
         assert "d08/f.txt" not in got
         assert got["d09/f.txt"] == b"9"
+
+        # A pull meets the same failure at the same folder: everything
+        # else comes back.
+        failing.used = 0
+        dst = tmp_path / "back"
+        rc, out, err = loc.rsync("-a", "x:attachments/k/", str(dst) + "/",
+                                 check=False)
+        assert rc == 23, (out, err)
+        assert re.search(r'opendir "d07" failed', err), err
+        assert len(re.findall(r"opendir", err)) == 1, err
+        assert failing.used == 2
+        back = read_tree(dst)
+        assert "d07/f.txt" not in back
+        assert back == {k: v for k, v in got.items()
+                        if not k.startswith("d07/")}
     finally:
         proxy.close()
