@@ -28,6 +28,9 @@
  * (its directories come one after another in the file list). Each is cut
  * exactly as the roll-up would have built it (a name with a '/' below the
  * directory stands for the first-level directory it is in, once).
+ *
+ * Test knob: ASSETD_RSYNC_LIST_BUDGET (entries) replaces DL_MAX_ENTRIES,
+ * so the unit tests can make background listings give up.
  */
 #include <pthread.h>
 #include <stdio.h>
@@ -71,6 +74,7 @@ struct rs_dirlist {
 	size_t held;            /* entries held by jobs and the tree
 				   (atomic: the listing callbacks count) */
 	size_t head_id;         /* id of the job taken next (atomic) */
+	size_t budget;          /* DL_MAX_ENTRIES, or the test knob */
 	int stopping;
 	pthread_t th[DL_THREADS];
 	int nth;
@@ -166,7 +170,7 @@ static int collect_cb(void *arg, const struct store_entry *e)
 	if (rl == 0)
 		return 0;
 	if (__atomic_add_fetch(&c->d->held, 1, __ATOMIC_RELAXED) >
-		    DL_MAX_ENTRIES && c->bounded &&
+		    c->d->budget && c->bounded &&
 	    __atomic_load_n(&c->d->head_id, __ATOMIC_RELAXED) != c->id) {
 		unhold(c->d, 1);
 		return DL_GAVE_UP;
@@ -339,6 +343,10 @@ struct rs_dirlist *rs_dirlist_new(struct store *st)
 		return NULL;
 	d->st = st;
 	d->reads_tree = store_list_reads_tree(st);
+	d->budget = DL_MAX_ENTRIES;
+	if (getenv("ASSETD_RSYNC_LIST_BUDGET"))
+		d->budget = strtoul(getenv("ASSETD_RSYNC_LIST_BUDGET"), NULL,
+				    10);
 	pthread_mutex_init(&d->lock, NULL);
 	pthread_cond_init(&d->work, NULL);
 	pthread_cond_init(&d->done, NULL);

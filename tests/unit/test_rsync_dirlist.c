@@ -156,11 +156,41 @@ static void test_freed_with_listings_in_flight(void **state)
 	rs_dirlist_free(d); /* the rest are still queued or running */
 }
 
+/* Background listings past the entry budget give up, and the caller
+ * lists those directories itself: the results are the same. */
+static void test_over_the_budget(void **state)
+{
+	struct rs_dirlist *d;
+	struct rs_listing l = { 0 };
+	char prefix[32];
+
+	(void)state;
+	setenv("ASSETD_RSYNC_LIST_BUDGET", "3", 1);
+	d = rs_dirlist_new(g_st);
+	unsetenv("ASSETD_RSYNC_LIST_BUDGET");
+	for (int i = 0; i < NDIRS; i++) {
+		snprintf(prefix, sizeof prefix, "d%02d/", i);
+		rs_dirlist_ahead(d, (size_t)i, prefix);
+	}
+	for (int i = 0; i < NDIRS; i++) {
+		snprintf(prefix, sizeof prefix, "d%02d/", i);
+		assert_int_equal(rs_dirlist_get(d, (size_t)i, prefix, &l), 0);
+		same_as_store(prefix, &l);
+		if (rs_dirlist_waiting(d) == 0 && i + 1 < NDIRS) {
+			snprintf(prefix, sizeof prefix, "d%02d/", i + 1);
+			rs_dirlist_ahead(d, (size_t)i + 1, prefix);
+		}
+	}
+	rs_listing_free(&l);
+	rs_dirlist_free(d);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_each_listing_is_its_own),
 		cmocka_unit_test(test_freed_with_listings_in_flight),
+		cmocka_unit_test(test_over_the_budget),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }
