@@ -216,6 +216,17 @@ int store_writer_readable(const struct store_writer *w);
 ssize_t store_writer_pread(struct store_writer *w, void *buf, size_t len,
 			   uint64_t offset);
 
+/* Tell W the MD5 of every byte it was given, as the caller computed it
+ * while the bytes arrived (and, better, checked against its own client's
+ * checksum, as rsync's receiver does); call it after the last write,
+ * before the commit. A backend that sends a checksum with the object
+ * sends this one instead of hashing the bytes again: S3's single PUT
+ * carries it as Content-MD5, so S3 refuses (BadDigest) bytes that differ
+ * from what the client sent, and the commit fails. Multipart parts and
+ * the fs backend hash their own bytes as before. Returns 0, or
+ * STORE_EINVAL for a NULL argument. */
+int store_writer_set_md5(struct store_writer *w, const unsigned char md5[16]);
+
 /* Make the object visible atomically, replacing any old one; frees W.
  * Returns 0 only once the backend has confirmed the whole object. On
  * failure nothing new is visible and the old object is untouched. */
@@ -281,6 +292,25 @@ typedef int (*store_list_cb)(void *arg, const struct store_entry *e);
  * and the marker of PREFIX itself are never reported. */
 int store_list(struct store *st, const char *prefix, char delim,
 	       const char *start_after, store_list_cb cb, void *arg);
+
+/* Every name below PREFIX ("" = everything; "dir/" for a directory's),
+ * at any depth, in no particular order (a caller that needs one sorts):
+ * objects as files, directories as is_dir entries "dir/sub/" wherever the
+ * backend has them (fs: every directory; S3: the "dir/sub/" markers, so a
+ * directory without a marker shows only through the names below it).
+ * Temp objects and PREFIX's own marker are never reported. S3: one
+ * listing without a delimiter, a request per 1,000 names; elsewhere a
+ * walk of the levels. For a caller that needs the listings of a whole
+ * subtree where store_list_reads_tree() says a level costs as much. */
+int store_list_tree(struct store *st, const char *prefix, store_list_cb cb,
+		    void *arg);
+
+/* 1 if a one-level listing (store_list with DELIM '/') has to read every
+ * name below its prefix: S3 with ASSETD_S3_CLIENT_DELIMITER=1, for
+ * servers whose delimiter listings are incomplete (store/s3.c). A caller
+ * that will list the subdirectories too then gets all of them for the
+ * price of that one listing from store_list_tree(). */
+int store_list_reads_tree(struct store *st);
 
 /* A paged listing of one level (what store_list gives with DELIM '/'),
  * for a reader that takes it a page at a time, e.g. an SFTP directory

@@ -36,7 +36,9 @@
  * (bounded tries, and only if the ETag is unchanged).
  *
  * Writing. A writer fills a part buffer. An object that fits in the first
- * buffer is sent as one PUT at commit. Past the multipart threshold a
+ * buffer is sent as one PUT at commit, with Content-MD5: the caller's
+ * (store_writer_set_md5: rsync's receiver has the MD5 it checked against
+ * the client's, so the bytes are not hashed twice), else hashed here. Past the multipart threshold a
  * multipart upload is created, and each full buffer is queued to the
  * writer's two upload threads; the caller then takes the other buffer as
  * soon as that one is not in flight. So the part just filled starts out
@@ -639,6 +641,10 @@ static int map_error(const struct s3_resp *r)
 		return STORE_EEXIST;
 	if (strcmp(r->code, "EntityTooLarge") == 0)
 		return STORE_ETOOBIG;
+	/* The bytes S3 received are not those the Content-MD5 names: the
+	 * data is wrong, not the request. */
+	if (strcmp(r->code, "BadDigest") == 0)
+		return STORE_EIO;
 	if (transient(r))
 		return STORE_EUNAVAIL;
 	if (r->status == 400 || r->status == 405 || r->status == 411 ||
@@ -2277,16 +2283,20 @@ static void s3_writer_abort(struct store_writer *base)
 	writer_free(w);
 }
 
-/* One PUT of a whole object from memory. */
+/* One PUT of a whole object from memory. Its Content-MD5 is KNOWN_MD5
+ * (the caller's, store_writer_set_md5) when given, else hashed here. */
 static int put_single(struct s3 *s3, const char *key, const char *data,
 		      size_t len, const char *ctype, int64_t mtime,
-		      int if_none_match)
+		      int if_none_match, const unsigned char *known_md5)
 {
 	char mbuf[32], md5[32];
 	struct s3_req req = { .method = "PUT", .key = key, .body = data,
 			      .body_len = len, .unsigned_payload = len > MiB };
 	meta_headers(&req, ctype, mtime, mbuf, sizeof mbuf);
-	md5_base64(data ? data : "", len, md5);
+	if (known_md5)
+		EVP_EncodeBlock((unsigned char *)md5, known_md5, 16);
+	else
+		md5_base64(data ? data : "", len, md5);
 	req.hdr[req.n_hdr++] = (struct sigv4_header){ "content-md5", md5 };
 	if (if_none_match)
 		req.hdr[req.n_hdr++] =
@@ -2336,7 +2346,8 @@ static int s3_writer_commit(struct store_writer *base)
 	}
 	if (!w->upload_id[0]) {
 		rc = put_single(w->s3, w->key, w->fill, w->fill_len, w->ctype,
-				w->mtime, w->exclusive && !w->s3->custom_endpoint);
+				w->mtime, w->exclusive && !w->s3->custom_endpoint,
+				w->base.has_md5 ? w->base.md5 : NULL);
 		if (rc < 0)
 			goto fail;
 		writer_free(w);
@@ -2424,7 +2435,8 @@ static int s3_writer_commit_as(struct store_writer *base, struct store *dst,
 		 * object ever existed. */
 		if (d) {
 			rc = put_single(d, dkey, w->fill, w->fill_len, ctype,
-					w->mtime, 0);
+					w->mtime, 0,
+					w->base.has_md5 ? w->base.md5 : NULL);
 		} else {
 			struct mem_src m = { w->fill, w->fill_len };
 			rc = store_stream_into(mem_read, &m, w->fill_len, dst,
@@ -2508,6 +2520,7 @@ struct list_ctx {
 	const char *after;      /* full key: report only names after it */
 	store_list_cb cb;
 	void *arg;
+	int markers;            /* DELIM 0: report markers as directories */
 };
 
 /* Report one entry (KEY is a full key; IS_DIR for a prefix). */
@@ -2554,7 +2567,7 @@ static int list_emit_page(void *arg, struct s3xml_list *l)
 			if (strcmp(o->key, c->full_prefix) == 0)
 				continue; /* the listed directory's marker */
 			int marker = kl > 0 && o->key[kl - 1] == '/';
-			if (marker && c->delim == 0)
+			if (marker && c->delim == 0 && !c->markers)
 				continue; /* markers are not files */
 			r = list_report(c, o->key, marker, o);
 		} else {
@@ -2648,10 +2661,28 @@ static int s3_list(struct store *st, const char *prefix, char delim,
 	if (start_after && full_key(s3, start_after, sa, sizeof sa) < 0)
 		return STORE_EINVAL;
 	struct list_ctx c = { s3, fp, delim, start_after ? sa : NULL, cb,
-			      arg };
+			      arg, 0 };
 	if (delim && s3->client_delimiter)
 		return list_rollup(s3, &c);
 	return list_all(s3, fp, delim, c.after, list_emit_page, &c);
+}
+
+/* store_list_tree: the listing without a delimiter, markers included (in
+ * the server's order, which the test server does not keep sorted). */
+static int s3_list_tree(struct store *st, const char *prefix,
+			store_list_cb cb, void *arg)
+{
+	struct s3 *s3 = st->impl;
+	char fp[KEY_MAX];
+	if (full_key(s3, prefix, fp, sizeof fp) < 0)
+		return STORE_EINVAL;
+	struct list_ctx c = { s3, fp, 0, NULL, cb, arg, 1 };
+	return list_all(s3, fp, 0, NULL, list_emit_page, &c);
+}
+
+static int s3_list_reads_tree(struct store *st)
+{
+	return ((struct s3 *)st->impl)->client_delimiter;
 }
 
 /* ---- namespace --------------------------------------------------------------- */
@@ -2946,6 +2977,8 @@ const struct store_backend store_s3_backend = {
 	.writer_commit = s3_writer_commit,
 	.writer_abort = s3_writer_abort,
 	.list = s3_list,
+	.list_tree = s3_list_tree,
+	.list_reads_tree = s3_list_reads_tree,
 	.delete_object = s3_delete,
 	.mkdir = s3_mkdir,
 	.mkdir_new = s3_mkdir_new,

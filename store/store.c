@@ -711,6 +711,7 @@ static int writer_open(struct store *st, const char *name,
 	}
 	(*out)->size = 0;
 	(*out)->dead = 0;
+	(*out)->has_md5 = 0;
 	(*out)->st = mname ? st : NULL;
 	(*out)->name = mname;
 	(*out)->old_size = old;
@@ -745,6 +746,7 @@ int store_writer_open_staged(struct store *st,
 		return rc;
 	(*out)->size = 0;
 	(*out)->dead = 0;
+	(*out)->has_md5 = 0;
 	(*out)->staged = 1;
 	(*out)->st = NULL; /* metered at commit_as, when the store is known */
 	(*out)->name = NULL;
@@ -868,6 +870,15 @@ ssize_t store_writer_pread(struct store_writer *w, void *buf, size_t len,
 	return w->be->writer_pread(w, buf, len, offset);
 }
 
+int store_writer_set_md5(struct store_writer *w, const unsigned char md5[16])
+{
+	if (!w || !md5)
+		return STORE_EINVAL;
+	memcpy(w->md5, md5, sizeof w->md5);
+	w->has_md5 = 1;
+	return 0;
+}
+
 int store_writer_commit(struct store_writer *w)
 {
 	if (!w)
@@ -944,6 +955,45 @@ int store_list(struct store *st, const char *prefix, char delim,
 				    STORE_NAME_MAX))
 		start_after = NULL;
 	return st->be->list(st, prefix, delim, start_after, cb, arg);
+}
+
+
+/* store_list_tree for a backend without its own: each level's listing,
+ * and the listing of every directory in it from within its callback. */
+struct tree_walk {
+	struct store *st;
+	store_list_cb cb;
+	void *arg;
+};
+
+static int tree_walk_cb(void *arg, const struct store_entry *e)
+{
+	struct tree_walk *tw = arg;
+	int rc = tw->cb(tw->arg, e);
+	if (rc || !e->is_dir)
+		return rc;
+	rc = tw->st->be->list(tw->st, e->name, '/', NULL, tree_walk_cb, tw);
+	return rc == STORE_ENOENT ? 0 : rc; /* removed meanwhile */
+}
+
+int store_list_tree(struct store *st, const char *prefix, store_list_cb cb,
+		    void *arg)
+{
+	if (!st || !cb)
+		return STORE_EINVAL;
+	if (!prefix)
+		prefix = "";
+	if (!prefix_ok(prefix))
+		return STORE_EINVAL;
+	if (st->be->list_tree)
+		return st->be->list_tree(st, prefix, cb, arg);
+	struct tree_walk tw = { st, cb, arg };
+	return st->be->list(st, prefix, '/', NULL, tree_walk_cb, &tw);
+}
+
+int store_list_reads_tree(struct store *st)
+{
+	return st && st->be->list_reads_tree ? st->be->list_reads_tree(st) : 0;
 }
 
 /* A paged one-level listing: the backend's cursor when it has one, else

@@ -21,6 +21,9 @@ and still has uses left acts:
                         gives up (a hung server)
            "200_error"  answer 200 with an <Error> body, without forwarding
                         (as S3 may answer CompleteMultipartUpload)
+           "check_md5"  what S3 does and the test server does not: answer
+                        400 BadDigest when the request's Content-MD5 is not
+                        the MD5 of its body; forward it otherwise
   method   "PUT", "GET", ... or None for any
   path     a regular expression searched in the path, or None
   query    a regular expression searched in the query string, or None
@@ -30,6 +33,8 @@ Every request is recorded in .log as (method, path, query, action or
 "pass", headers) so tests can count tries and look at what was sent;
 .connections counts the TCP connections clients opened.
 """
+import base64
+import hashlib
 import http.client
 import re
 import socket
@@ -191,6 +196,14 @@ class FaultProxy:
         if action == "200_error":
             msg = ERROR_BODY % ("InternalError", "injected fault")
             self._reply(c, 200, [("Content-Type", "application/xml")],
+                        msg.encode(), method)
+            return True
+        if action == "check_md5" and "content-md5" in hmap and \
+                base64.b64encode(hashlib.md5(body).digest()).decode() != \
+                hmap["content-md5"]:
+            msg = ERROR_BODY % ("BadDigest", "The Content-MD5 you specified "
+                                "did not match what we received.")
+            self._reply(c, 400, [("Content-Type", "application/xml")],
                         msg.encode(), method)
             return True
         if action in ("503", "500"):

@@ -438,6 +438,48 @@ def test_s3_requests_reuse_their_connections(s3server, tmp_path):
         proxy.close()
 
 
+def test_s3_puts_carry_the_md5_the_client_sent(s3server, tmp_path):
+    """Each file's PUT carries, as Content-MD5, the whole-file MD5 the
+    receiver checked against the client's (not a second hash of its own),
+    for new files and for a delta built from the old object. A proxy does
+    what S3 does and the test server does not: it refuses a body that does
+    not match its Content-MD5."""
+    import base64
+    import hashlib
+    from faultproxy import FaultProxy
+    proxy = FaultProxy(s3server.port)
+    try:
+        proxy.add("check_md5", method="PUT")
+        loc = Loc("s3", s3server, tmp_path)
+        loc.shell = loc.shell.replace(s3server.endpoint, proxy.endpoint)
+        src = tmp_path / "src"
+        big = os.urandom(300 * 1024)
+        files = write_tree(src, {"a/x.jpg": os.urandom(5000), "e.txt": b"",
+                                 "a/big.bin": big})
+        loc.rsync("-a", str(src) + "/", "x:attachments/m/")
+        # a 1 KiB change in the middle: a delta against the old object
+        big = big[:150000] + os.urandom(1024) + big[151024:]
+        files["a/big.bin"] = big
+        write_tree(src, {"a/big.bin": big})
+        st = os.stat(str(src / "a" / "big.bin"))
+        os.utime(str(src / "a" / "big.bin"), (st.st_atime, st.st_mtime + 5))
+        _, out, _ = loc.rsync("-a", "--stats", str(src) + "/",
+                              "x:attachments/m/")
+        assert stat_of(out, "Literal data") < 100 * 1024
+        assert loc.objects("m/") == files
+        sent = {}
+        for method, path, query, action, hdr in proxy.requests("PUT"):
+            if not path.endswith("/") and not query:
+                sent.setdefault(path.split("/m/", 1)[1], []).append(
+                    hdr.get("content-md5"))
+        for name, data in files.items():
+            want = base64.b64encode(hashlib.md5(data).digest()).decode()
+            assert sent[name][-1] == want, name
+        assert len(sent["a/big.bin"]) == 2
+    finally:
+        proxy.close()
+
+
 def test_symlinks_and_specials_are_skipped_as_rsync_does(loc, tmp_path):
     """The store keeps regular files only: like a stock rsync receiver that
     cannot make links, each one is named ("skipping non-regular file")

@@ -130,6 +130,34 @@ def test_complete_with_embedded_error_is_a_failure(s3server, bucket, proxy):
     assert s3server.keys(bucket, "p/") == {}
 
 
+def test_single_put_sends_the_md5_it_was_given(s3server, bucket, proxy):
+    """A writer told the MD5 of its bytes (store_writer_set_md5, as rsync's
+    receiver tells it the one it checked against the client's) sends that
+    as Content-MD5 instead of hashing the bytes again; bytes that do not
+    match it are refused (BadDigest: the proxy checks it as S3 does, the
+    test server does not), the commit fails with EIO after one try, and
+    the old object stays."""
+    import base64
+    import hashlib
+    url = "s3://%s/p/" % bucket
+    proxy.add("check_md5", method="PUT")
+    data = os.urandom(5000)
+    ok(pipe(proxy.endpoint, url, "put-md5", "m.bin",
+            hashlib.md5(data).hexdigest(), data=data))
+    sent = proxy.requests("PUT", path="m.bin")[-1][4]["content-md5"]
+    assert sent == base64.b64encode(hashlib.md5(data).digest()).decode()
+    assert s3server.get(bucket, "p/m.bin") == data
+    other = os.urandom(5000)
+    r = pipe(proxy.endpoint, url, "put-md5", "m.bin",
+             hashlib.md5(data).hexdigest(), data=other)
+    assert err(r) == "EIO"
+    assert len(proxy.requests("PUT", path="m.bin")) == 2  # not retried
+    assert s3server.get(bucket, "p/m.bin") == data
+    # without a given MD5 the writer hashes its own bytes
+    ok(pipe(proxy.endpoint, url, "put", "m.bin", data=other))
+    assert s3server.get(bucket, "p/m.bin") == other
+
+
 # ---- throttling and unavailability -----------------------------------------
 
 def test_503_twice_then_ok(s3server, bucket, proxy):

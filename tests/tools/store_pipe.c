@@ -10,6 +10,8 @@
  * (store_upload_journal), for the crash-recovery tests.
  *
  *   put NAME [SIZE_HINT]     stdin -> NAME (commit at EOF)
+ *   put-md5 NAME HEX         stdin -> NAME, telling the writer the MD5
+ *                            of its bytes is HEX (store_writer_set_md5)
  *   put-cut NAME N           write N bytes of stdin then exit without
  *                            committing or aborting (a crashed writer)
  *   get NAME [OFFSET [LEN]]  NAME -> stdout
@@ -58,7 +60,7 @@ static int list_cb(void *arg, const struct store_entry *e)
 }
 
 static int cmd_put(struct store *st, const char *name, uint64_t hint,
-		   long long cut)
+		   long long cut, const char *md5_hex)
 {
 	struct store_put_opts po = { .size_hint = hint };
 	struct store_writer *w;
@@ -90,6 +92,19 @@ static int cmd_put(struct store *st, const char *name, uint64_t hint,
 	free(buf);
 	if (cut >= 0)
 		_exit(3); /* as if the process died mid-upload */
+	if (md5_hex) {
+		unsigned char md5[16];
+		for (int k = 0; k < 16; k++) {
+			unsigned x;
+			if (strlen(md5_hex) != 32 ||
+			    sscanf(md5_hex + 2 * k, "%2x", &x) != 1) {
+				store_writer_abort(w);
+				return fail(STORE_EINVAL);
+			}
+			md5[k] = (unsigned char)x;
+		}
+		store_writer_set_md5(w, md5);
+	}
 	rc = store_writer_commit(w);
 	return rc < 0 ? fail(rc) : 0;
 }
@@ -152,9 +167,12 @@ int main(int argc, char **argv)
 	int na = argc - i - 2;
 	int ret = 0;
 	if (!strcmp(cmd, "put") && na >= 1) {
-		ret = cmd_put(st, a[0], na > 1 ? strtoull(a[1], NULL, 10) : 0, -1);
+		ret = cmd_put(st, a[0], na > 1 ? strtoull(a[1], NULL, 10) : 0, -1,
+			      NULL);
+	} else if (!strcmp(cmd, "put-md5") && na == 2) {
+		ret = cmd_put(st, a[0], 0, -1, a[1]);
 	} else if (!strcmp(cmd, "put-cut") && na == 2) {
-		ret = cmd_put(st, a[0], 0, atoll(a[1]));
+		ret = cmd_put(st, a[0], 0, atoll(a[1]), NULL);
 	} else if (!strcmp(cmd, "get") && na >= 1) {
 		ret = cmd_get(st, a[0], na > 1 ? strtoull(a[1], NULL, 10) : 0,
 			      na > 2 ? strtoull(a[2], NULL, 10) : UINT64_MAX);
