@@ -293,6 +293,25 @@ typedef int (*store_list_cb)(void *arg, const struct store_entry *e);
 int store_list(struct store *st, const char *prefix, char delim,
 	       const char *start_after, store_list_cb cb, void *arg);
 
+/* Every name below PREFIX ("" = everything; "dir/" for a directory's),
+ * at any depth, in no particular order (a caller that needs one sorts):
+ * objects as files, directories as is_dir entries "dir/sub/" wherever the
+ * backend has them (fs: every directory; S3: the "dir/sub/" markers, so a
+ * directory without a marker shows only through the names below it).
+ * Temp objects and PREFIX's own marker are never reported. S3: one
+ * listing without a delimiter, a request per 1,000 names; elsewhere a
+ * walk of the levels. For a caller that needs the listings of a whole
+ * subtree where store_list_reads_tree() says a level costs as much. */
+int store_list_tree(struct store *st, const char *prefix, store_list_cb cb,
+		    void *arg);
+
+/* 1 if a one-level listing (store_list with DELIM '/') has to read every
+ * name below its prefix: S3 with ASSETD_S3_CLIENT_DELIMITER=1, for
+ * servers whose delimiter listings are incomplete (store/s3.c). A caller
+ * that will list the subdirectories too then gets all of them for the
+ * price of that one listing from store_list_tree(). */
+int store_list_reads_tree(struct store *st);
+
 /* A paged listing of one level (what store_list gives with DELIM '/'),
  * for a reader that takes it a page at a time, e.g. an SFTP directory
  * handle. store_lister_next reports entries from where the previous call

@@ -87,6 +87,13 @@ struct store_backend {
 	int (*list_open)(struct store *st, const char *prefix, void **cur);
 	int (*list_next)(void *cur, store_list_cb cb, void *arg);
 	void (*list_close)(void *cur);
+	/* Optional: every name below PREFIX, directory markers included
+	 * (store_list_tree); NULL: store.c walks the levels with list(). */
+	int (*list_tree)(struct store *st, const char *prefix,
+			 store_list_cb cb, void *arg);
+	/* Optional: 1 if list() with DELIM '/' reads every name below the
+	 * prefix anyway (store_list_reads_tree); NULL: 0. */
+	int (*list_reads_tree)(struct store *st);
 	int (*delete_object)(struct store *st, const char *name);
 	int (*mkdir)(struct store *st, const char *name);
 	/* Optional: mkdir of a name known absent under an existing parent

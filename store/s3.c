@@ -2520,6 +2520,7 @@ struct list_ctx {
 	const char *after;      /* full key: report only names after it */
 	store_list_cb cb;
 	void *arg;
+	int markers;            /* DELIM 0: report markers as directories */
 };
 
 /* Report one entry (KEY is a full key; IS_DIR for a prefix). */
@@ -2566,7 +2567,7 @@ static int list_emit_page(void *arg, struct s3xml_list *l)
 			if (strcmp(o->key, c->full_prefix) == 0)
 				continue; /* the listed directory's marker */
 			int marker = kl > 0 && o->key[kl - 1] == '/';
-			if (marker && c->delim == 0)
+			if (marker && c->delim == 0 && !c->markers)
 				continue; /* markers are not files */
 			r = list_report(c, o->key, marker, o);
 		} else {
@@ -2660,10 +2661,28 @@ static int s3_list(struct store *st, const char *prefix, char delim,
 	if (start_after && full_key(s3, start_after, sa, sizeof sa) < 0)
 		return STORE_EINVAL;
 	struct list_ctx c = { s3, fp, delim, start_after ? sa : NULL, cb,
-			      arg };
+			      arg, 0 };
 	if (delim && s3->client_delimiter)
 		return list_rollup(s3, &c);
 	return list_all(s3, fp, delim, c.after, list_emit_page, &c);
+}
+
+/* store_list_tree: the listing without a delimiter, markers included (in
+ * the server's order, which the test server does not keep sorted). */
+static int s3_list_tree(struct store *st, const char *prefix,
+			store_list_cb cb, void *arg)
+{
+	struct s3 *s3 = st->impl;
+	char fp[KEY_MAX];
+	if (full_key(s3, prefix, fp, sizeof fp) < 0)
+		return STORE_EINVAL;
+	struct list_ctx c = { s3, fp, 0, NULL, cb, arg, 1 };
+	return list_all(s3, fp, 0, NULL, list_emit_page, &c);
+}
+
+static int s3_list_reads_tree(struct store *st)
+{
+	return ((struct s3 *)st->impl)->client_delimiter;
 }
 
 /* ---- namespace --------------------------------------------------------------- */
@@ -2958,6 +2977,8 @@ const struct store_backend store_s3_backend = {
 	.writer_commit = s3_writer_commit,
 	.writer_abort = s3_writer_abort,
 	.list = s3_list,
+	.list_tree = s3_list_tree,
+	.list_reads_tree = s3_list_reads_tree,
 	.delete_object = s3_delete,
 	.mkdir = s3_mkdir,
 	.mkdir_new = s3_mkdir_new,

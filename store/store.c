@@ -957,6 +957,45 @@ int store_list(struct store *st, const char *prefix, char delim,
 	return st->be->list(st, prefix, delim, start_after, cb, arg);
 }
 
+
+/* store_list_tree for a backend without its own: each level's listing,
+ * and the listing of every directory in it from within its callback. */
+struct tree_walk {
+	struct store *st;
+	store_list_cb cb;
+	void *arg;
+};
+
+static int tree_walk_cb(void *arg, const struct store_entry *e)
+{
+	struct tree_walk *tw = arg;
+	int rc = tw->cb(tw->arg, e);
+	if (rc || !e->is_dir)
+		return rc;
+	rc = tw->st->be->list(tw->st, e->name, '/', NULL, tree_walk_cb, tw);
+	return rc == STORE_ENOENT ? 0 : rc; /* removed meanwhile */
+}
+
+int store_list_tree(struct store *st, const char *prefix, store_list_cb cb,
+		    void *arg)
+{
+	if (!st || !cb)
+		return STORE_EINVAL;
+	if (!prefix)
+		prefix = "";
+	if (!prefix_ok(prefix))
+		return STORE_EINVAL;
+	if (st->be->list_tree)
+		return st->be->list_tree(st, prefix, cb, arg);
+	struct tree_walk tw = { st, cb, arg };
+	return st->be->list(st, prefix, '/', NULL, tree_walk_cb, &tw);
+}
+
+int store_list_reads_tree(struct store *st)
+{
+	return st && st->be->list_reads_tree ? st->be->list_reads_tree(st) : 0;
+}
+
 /* A paged one-level listing: the backend's cursor when it has one, else
  * store_list resumed after the last name reported. */
 struct store_lister {

@@ -14,7 +14,10 @@
  * Per directory the generator lists the destination once (one level): the
  * listing gives the quick check (size + mtime, with S3 mtimes from
  * mtimes.c), and, with --delete, what to remove (never outside the target,
- * never what the client's receiver-side filters protect). What a listing
+ * never what the client's receiver-side filters protect). The listings of
+ * the directories coming next in the list that are known to exist are
+ * taken ahead, in parallel (dirlist.c), so on S3 a tree of many folders
+ * does not wait for one round trip per folder in turn. What a listing
  * shows is used for every later question it answers, since on S3 each
  * question is a request: the size a file replaces goes to the quota meter
  * with the writer (no HEAD per file), and whether each subdirectory of the
@@ -48,16 +51,6 @@ struct dstate {
 	int state;
 };
 
-/* One existing entry of the directory being generated. */
-struct dent {
-	char *name;             /* basename */
-	uint64_t size;
-	int64_t mtime;
-	int mtime_is_client;
-	int is_dir;
-	char etag[STORE_ETAG_MAX];
-};
-
 struct pend {
 	int32_t ndx;
 	uint8_t transfer;       /* 1: data follows the echo */
@@ -72,10 +65,11 @@ struct pend {
 struct push {
 	struct rs_sess *s;
 	/* the current directory's existing entries, sorted by name */
-	struct dent *dents;
-	size_t ndents, capdents;
+	struct rs_listing cur;
 	char curdir[RS_MAX_PATH]; /* flist name of the listed directory */
 	int curdir_valid;
+	struct rs_dirlist *dl;  /* the listings, taken ahead */
+	size_t ahead;           /* file-list index the look-ahead got to */
 	/* names in the file list, for --delete: a sorted array */
 	char **names;
 	size_t nnames;
@@ -147,58 +141,8 @@ static const char *base_of(const char *name)
 
 static void free_dents(struct push *p)
 {
-	size_t i;
-	for (i = 0; i < p->ndents; i++)
-		free(p->dents[i].name);
-	p->ndents = 0;
+	rs_listing_clear(&p->cur);
 	p->curdir_valid = 0;
-}
-
-struct list_ctx {
-	struct push *p;
-	size_t plen;
-};
-
-static int dent_cb(void *arg, const struct store_entry *e)
-{
-	struct list_ctx *lc = arg;
-	struct push *p = lc->p;
-	struct dent *d;
-	const char *rel = e->name + lc->plen;
-	size_t rl = strlen(rel);
-
-	if (strlen(e->name) < lc->plen)
-		return 0;
-	if (rl && rel[rl - 1] == '/')
-		rl--;
-	if (rl == 0)
-		return 0;
-	if (p->ndents == p->capdents) {
-		size_t cap = p->capdents ? p->capdents * 2 : 64;
-		struct dent *n = realloc(p->dents, cap * sizeof *n);
-		if (!n)
-			return -1;
-		p->dents = n;
-		p->capdents = cap;
-	}
-	d = &p->dents[p->ndents];
-	memset(d, 0, sizeof *d);
-	d->name = strndup(rel, rl);
-	if (!d->name)
-		return -1;
-	d->size = e->size;
-	d->mtime = e->mtime;
-	d->mtime_is_client = e->mtime_is_client;
-	d->is_dir = e->is_dir;
-	snprintf(d->etag, sizeof d->etag, "%s", e->etag ? e->etag : "");
-	p->ndents++;
-	return 0;
-}
-
-static int cmp_dent(const void *a, const void *b)
-{
-	return strcmp(((const struct dent *)a)->name,
-		      ((const struct dent *)b)->name);
 }
 
 /* Where the listing lacks the client's mtimes (S3), fetch those of the
@@ -211,8 +155,8 @@ static void resolve_mtimes(struct push *p, const char *name,
 	size_t *idx;
 	size_t i, n = 0;
 
-	for (i = 0; i < p->ndents; i++)
-		if (!p->dents[i].is_dir && !p->dents[i].mtime_is_client)
+	for (i = 0; i < p->cur.n; i++)
+		if (!p->cur.v[i].is_dir && !p->cur.v[i].mtime_is_client)
 			n++;
 	if (n == 0)
 		return;
@@ -222,8 +166,8 @@ static void resolve_mtimes(struct push *p, const char *name,
 	if (!reqs || !objs || !idx)
 		goto out;
 	n = 0;
-	for (i = 0; i < p->ndents; i++) {
-		struct dent *d = &p->dents[i];
+	for (i = 0; i < p->cur.n; i++) {
+		struct rs_dent *d = &p->cur.v[i];
 		char rel[RS_MAX_PATH];
 		if (d->is_dir || d->mtime_is_client)
 			continue;
@@ -247,8 +191,8 @@ static void resolve_mtimes(struct push *p, const char *name,
 	rs_mtime_lookup_many(p->s->target.store, reqs, n);
 	for (i = 0; i < n; i++) {
 		if (reqs[i].rc == 0) {
-			p->dents[idx[i]].mtime = reqs[i].mtime;
-			p->dents[idx[i]].mtime_is_client = 1;
+			p->cur.v[idx[i]].mtime = reqs[i].mtime;
+			p->cur.v[idx[i]].mtime_is_client = 1;
 		}
 	}
 out:
@@ -308,23 +252,24 @@ static void note_listing(struct push *p, const char *name)
 		if (!strchr(n + pl, '/'))
 			p->dirs[i].state = DS_ABSENT;
 	}
-	for (i = 0; i < p->ndents; i++) {
+	for (i = 0; i < p->cur.n; i++) {
 		char rel[RS_MAX_PATH];
 		struct dstate *ds;
 		if ((size_t)snprintf(rel, sizeof rel, "%.*s%s", (int)pl, pre,
-				     p->dents[i].name) >= sizeof rel)
+				     p->cur.v[i].name) >= sizeof rel)
 			continue;
 		ds = find_dstate(p, rel);
 		if (ds)
-			ds->state = p->dents[i].is_dir ? DS_DIR : DS_FILE;
+			ds->state = p->cur.v[i].is_dir ? DS_DIR : DS_FILE;
 	}
 }
 
-/* List the destination of flist directory NAME (object OBJ). */
-static int load_dir(struct push *p, const char *name, const char *obj)
+/* List the destination of flist directory NAME (object OBJ), file-list
+ * index ID. */
+static int load_dir(struct push *p, size_t id, const char *name,
+		    const char *obj)
 {
 	char prefix[STORE_NAME_MAX + 1];
-	struct list_ctx lc;
 	int rc;
 
 	free_dents(p);
@@ -332,17 +277,9 @@ static int load_dir(struct push *p, const char *name, const char *obj)
 		snprintf(prefix, sizeof prefix, "%s/", obj);
 	else
 		prefix[0] = '\0';
-	lc.p = p;
-	lc.plen = strlen(prefix);
-	rc = store_list(p->s->target.store, prefix, '/', NULL, dent_cb, &lc);
-	if (rc == -1)
-		rc = STORE_ENOMEM;
-	if (rc == STORE_ENOENT)
-		rc = 0;
+	rc = rs_dirlist_get(p->dl, id, prefix, &p->cur);
 	if (rc < 0)
 		return rc;
-	if (p->ndents > 1)
-		qsort(p->dents, p->ndents, sizeof *p->dents, cmp_dent);
 	snprintf(p->curdir, sizeof p->curdir, "%s", name);
 	p->curdir_valid = 1;
 	note_listing(p, name);
@@ -350,13 +287,40 @@ static int load_dir(struct push *p, const char *name, const char *obj)
 	return 0;
 }
 
-static struct dent *find_dent(struct push *p, const char *base)
+static struct rs_dent *find_dent(struct push *p, const char *base)
 {
-	struct dent key;
-	key.name = (char *)base;
-	if (p->ndents == 0)
-		return NULL;
-	return bsearch(&key, p->dents, p->ndents, sizeof *p->dents, cmp_dent);
+	return rs_listing_find(&p->cur, base);
+}
+
+/* Ask for the listings of the directories ahead of file-list entry I
+ * that are known to exist (their parent's listing showed them), in the
+ * list's order, up to the window. A directory not known yet stops the
+ * look-ahead until its parent is listed: it may not exist, and asking
+ * would cost a request for nothing. */
+static void look_ahead(struct push *p, size_t i)
+{
+	struct rs_flist *fl = &p->s->flist;
+
+	if (p->ahead <= i)
+		p->ahead = i + 1;
+	for (; p->ahead < fl->used; p->ahead++) {
+		struct rs_file *f = fl->files[p->ahead];
+		struct dstate *ds;
+		char obj[STORE_NAME_MAX], prefix[STORE_NAME_MAX + 1];
+
+		if (f->type != RS_FT_DIR)
+			continue;
+		ds = find_dstate(p, f->name);
+		if (!ds || ds->state == DS_UNKNOWN)
+			return;
+		if (ds->state != DS_DIR || p->local_name ||
+		    object_name(p, f->name, obj, sizeof obj) < 0 ||
+		    !*obj || !store_name_valid(obj))
+			continue; /* not listed, or not by the generator */
+		snprintf(prefix, sizeof prefix, "%s/", obj);
+		if (rs_dirlist_ahead(p->dl, p->ahead, prefix) < 0)
+			return; /* the window is full */
+	}
 }
 
 /* ---- deletion ----------------------------------------------------------- */
@@ -488,8 +452,8 @@ static void delete_in_dir(struct push *p, const char *name, const char *obj)
 {
 	size_t i;
 
-	for (i = 0; i < p->ndents; i++) {
-		struct dent *d = &p->dents[i];
+	for (i = 0; i < p->cur.n; i++) {
+		struct rs_dent *d = &p->cur.v[i];
 		char rel[RS_MAX_PATH], cobj[STORE_NAME_MAX];
 		if (strcmp(name, ".") == 0)
 			snprintf(rel, sizeof rel, "%s", d->name);
@@ -998,7 +962,7 @@ static int gen_file(struct push *p, size_t i)
 {
 	struct rs_sess *s = p->s;
 	struct rs_file *f = s->flist.files[i];
-	struct dent *d = NULL;
+	struct rs_dent *d = NULL;
 	char obj[STORE_NAME_MAX], pbuf[RS_MAX_PATH];
 	const char *parent = parent_of(f->name, pbuf, sizeof pbuf);
 	unsigned iflags = RS_ITEM_TRANSFER;
@@ -1022,7 +986,7 @@ static int gen_file(struct push *p, size_t i)
 	} else {
 		/* not under the listed directory (cannot happen with a
 		 * sorted list); ask the store directly */
-		static struct dent one;
+		static struct rs_dent one;
 		struct store_stat st;
 		int src = store_stat(s->target.store, obj, &st);
 		known = src == 0 || src == STORE_ENOENT;
@@ -1117,7 +1081,7 @@ static int gen_dir(struct push *p, size_t i)
 	if (strcmp(f->name, ".") == 0) {
 		exists = !p->dest_is_new;
 	} else if (p->curdir_valid && strcmp(parent, p->curdir) == 0) {
-		struct dent *d = find_dent(p, base_of(f->name));
+		struct rs_dent *d = find_dent(p, base_of(f->name));
 		if (d && !d->is_dir) {
 			rs_printf(&s->conn, RS_MSG_ERROR_XFER, "rsync: [receiver] "
 				  "cannot replace file \"%s\" with a directory "
@@ -1177,7 +1141,7 @@ static int gen_dir(struct push *p, size_t i)
 		note_listing(p, f->name);
 		return 0;
 	}
-	rc = load_dir(p, f->name, obj);
+	rc = load_dir(p, i, f->name, obj);
 	if (rc < 0) {
 		rs_printf(&s->conn, RS_MSG_ERROR_XFER, "rsync: [receiver] "
 			  "opendir \"%s\" failed: %s (assetd)\n", f->name,
@@ -1314,6 +1278,11 @@ int rs_run_receiver(struct rs_sess *s)
 	c->on_index_msg = on_index;
 	c->on_index_arg = p;
 	p->commits = rs_commits_start();
+	p->dl = rs_dirlist_new(s->target.store);
+	if (!p->dl) {
+		rc = RSYNC_EMALLOC;
+		goto out;
+	}
 
 	rc = prepare_dest(p);
 	if (rc)
@@ -1328,18 +1297,20 @@ int rs_run_receiver(struct rs_sess *s)
 				 slash ? (int)(slash - dir) : 0, dir);
 			dir = pbuf;
 		}
-		if (!p->dest_is_new && load_dir(p, ".", dir) < 0)
+		if (!p->dest_is_new && load_dir(p, 0, ".", dir) < 0)
 			free_dents(p);
 		else if (p->dest_is_new)
 			p->curdir_valid = 1, snprintf(p->curdir, sizeof p->curdir, ".");
+		look_ahead(p, 0);
 	}
 
 	/* phase 0: everything */
 	for (i = 0; i < s->flist.used && !c->err; i++) {
 		struct rs_file *f = s->flist.files[i];
-		if (f->type == RS_FT_DIR)
+		if (f->type == RS_FT_DIR) {
 			rc = gen_dir(p, i);
-		else if (f->type == RS_FT_REG)
+			look_ahead(p, i);
+		} else if (f->type == RS_FT_REG)
 			rc = gen_file(p, i);
 		else {
 			rs_printf(c, RS_MSG_INFO, "skipping non-regular file "
@@ -1418,8 +1389,8 @@ out:
 		if (p->commits)
 			rs_commits_collect(p->commits, 1, commit_done, p);
 		rs_commits_stop(p->commits);
-		free_dents(p);
-		free(p->dents);
+		rs_dirlist_free(p->dl);
+		rs_listing_free(&p->cur);
 		free(p->names);
 		free(p->dirs);
 		free(p->wbuf);

@@ -464,6 +464,42 @@ int rs_prefetch_take(struct rs_prefetch *p, int32_t ndx, unsigned char **buf,
 		     uint64_t *size);
 void rs_prefetch_stop(struct rs_prefetch *p);
 
+/* A push's listings of the destination (dirlist.c). */
+struct rs_dent {
+	char *name;             /* basename (owned) */
+	uint64_t size;
+	int64_t mtime;
+	int mtime_is_client;    /* mtime is the client's, not the upload's */
+	int is_dir;
+	char etag[STORE_ETAG_MAX];
+};
+struct rs_listing {
+	struct rs_dent *v;      /* sorted by name */
+	size_t n, cap;
+};
+void rs_listing_clear(struct rs_listing *l); /* empties it, keeps v */
+void rs_listing_free(struct rs_listing *l);
+struct rs_dent *rs_listing_find(const struct rs_listing *l, const char *base);
+
+/* Listings of the directories a push's generator comes to, taken ahead
+ * of it in parallel (and, where a level's listing reads the whole
+ * subtree, cut from one such read). */
+struct rs_dirlist;
+struct rs_dirlist *rs_dirlist_new(struct store *st);
+/* Start listing directory PREFIX ("dir/", "" for the root), which the
+ * caller will ask for with ID (ids rise in the order it asks). 0 queued,
+ * 1 nothing to do (a subtree already read holds it), -1 not queued (the
+ * window is full, or no thread could start). */
+int rs_dirlist_ahead(struct rs_dirlist *d, size_t id, const char *prefix);
+/* Listings asked for and not yet taken. */
+size_t rs_dirlist_waiting(const struct rs_dirlist *d);
+/* The listing of PREFIX into OUT: from the subtree read, the one queued
+ * with ID (waiting for it), or listed now. Listings queued with lower ids
+ * are dropped. 0 (a missing directory lists empty) or a store_error. */
+int rs_dirlist_get(struct rs_dirlist *d, size_t id, const char *prefix,
+		   struct rs_listing *out);
+void rs_dirlist_free(struct rs_dirlist *d);
+
 int rs_run_sender(struct rs_sess *s);   /* sender.c: pull */
 int rs_run_receiver(struct rs_sess *s); /* receiver.c: push */
 

@@ -4,7 +4,10 @@
  * The file list is built from the store's listing, one directory level at
  * a time (so empty directories and excluded subtrees are handled without
  * listing what is pruned), filtered by the client's rules, sorted the way
- * rsync sorts, and sent. Memory is the list itself: names, sizes, mtimes.
+ * rsync sorts, and sent. The directories are listed in the order they
+ * were found, the next ones ahead in parallel (dirlist.c, as a push's
+ * generator does), so on S3 a tree of many folders does not wait for one
+ * round trip per folder in turn. Memory is the list itself: names, sizes, mtimes.
  * Sizes and the client's mtimes come from the listing; where the backend's
  * listing does not carry the client's mtime (S3), mtimes.c supplies it.
  *
@@ -51,8 +54,12 @@ struct walk {
 	struct rs_sess *s;
 	struct need_mtime *need;
 	size_t nneed, capneed;
+	/* directories found, in the order they are listed: those before
+	 * NEXT are done, those from AHEAD on not yet asked for */
 	struct pending_dir *stack;
-	size_t used, cap;
+	size_t used, cap, next, ahead;
+	struct rs_dirlist *dl;
+	struct rs_listing cur;  /* the directory being listed */
 	const char *obj_dir;    /* the directory being listed */
 	const char *list_dir;   /* its name in the list */
 	size_t obj_dir_len;
@@ -176,22 +183,55 @@ static int list_cb(void *arg, const struct store_entry *e)
 	return 0;
 }
 
-static int list_dir(struct walk *w, const char *obj, const char *name)
+/* Ask for the listings of the directories found and not yet listed, as
+ * far as the window goes (their index in w->stack is their id). */
+static void look_ahead(struct walk *w)
 {
 	char prefix[STORE_NAME_MAX + 1];
+
+	if (w->ahead < w->next)
+		w->ahead = w->next;
+	for (; w->ahead < w->used; w->ahead++) {
+		const char *obj = w->stack[w->ahead].obj;
+		snprintf(prefix, sizeof prefix, "%s%s", obj, *obj ? "/" : "");
+		if (rs_dirlist_ahead(w->dl, w->ahead, prefix) < 0)
+			return;
+	}
+}
+
+/* List directory ID of w->stack. */
+static int list_dir(struct walk *w, size_t id)
+{
+	const char *obj = w->stack[id].obj;
+	char prefix[STORE_NAME_MAX + 1], full[STORE_NAME_MAX + 2];
+	size_t i;
 	int rc;
 
-	if (*obj)
-		snprintf(prefix, sizeof prefix, "%s/", obj);
-	else
-		prefix[0] = '\0';
+	snprintf(prefix, sizeof prefix, "%s%s", obj, *obj ? "/" : "");
 	w->obj_dir = prefix;
 	w->obj_dir_len = strlen(prefix);
-	w->list_dir = name;
-	rc = store_list(w->s->target.store, prefix, '/', NULL, list_cb, w);
+	w->list_dir = w->stack[id].name;
+	rc = rs_dirlist_get(w->dl, id, prefix, &w->cur);
+	for (i = 0; rc == 0 && i < w->cur.n; i++) {
+		const struct rs_dent *d = &w->cur.v[i];
+		struct store_entry e;
+		if ((size_t)snprintf(full, sizeof full, "%s%s%s", prefix,
+				     d->name, d->is_dir ? "/" : "") >=
+		    sizeof full)
+			continue;
+		memset(&e, 0, sizeof e);
+		e.name = full;
+		e.is_dir = d->is_dir;
+		e.size = d->size;
+		e.mtime = d->mtime;
+		e.mtime_is_client = d->mtime_is_client;
+		e.etag = d->etag;
+		rc = list_cb(w, &e);
+		if (rc == -1)
+			rc = STORE_ENOMEM;
+	}
 	resolve_deferred(w);
-	if (rc == -1)
-		return STORE_ENOMEM;
+	look_ahead(w);
 	return rc < 0 ? rc : 0;
 }
 
@@ -356,22 +396,28 @@ static int build_list(struct rs_sess *s)
 
 	memset(&w, 0, sizeof w);
 	w.s = s;
-	if (push_dir(&w, obj, top) < 0)
+	w.dl = rs_dirlist_new(s->target.store);
+	if (!w.dl || push_dir(&w, obj, top) < 0) {
+		rs_dirlist_free(w.dl);
 		return RSYNC_EMALLOC;
+	}
 	rc = 0;
-	while (w.used > 0 && rc == 0) {
-		struct pending_dir d = w.stack[--w.used];
-		rc = list_dir(&w, d.obj, d.name);
+	for (; w.next < w.used && rc == 0; w.next++) {
+		rc = list_dir(&w, w.next);
 		if (rc < 0) {
 			rs_printf(&s->conn, RS_MSG_ERROR,
 				  "rsync: [sender] opendir \"%s\" failed: %s "
-				  "(assetd)\n", d.name, store_strerror(rc));
+				  "(assetd)\n", w.stack[w.next].name,
+				  store_strerror(rc));
 			s->conn.io_error |= RS_IOERR_GENERAL;
 			rc = rc == STORE_ENOMEM ? RSYNC_EMALLOC : 0;
 		}
-		free(d.obj);
-		free(d.name);
+		free(w.stack[w.next].obj);
+		free(w.stack[w.next].name);
+		w.stack[w.next].obj = w.stack[w.next].name = NULL;
 	}
+	rs_dirlist_free(w.dl);
+	rs_listing_free(&w.cur);
 	while (w.used > 0) {
 		w.used--;
 		free(w.stack[w.used].obj);

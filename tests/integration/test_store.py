@@ -28,7 +28,7 @@ PART_SIZE = 5 * 1024 * 1024
 
 CASES = [
     "roundtrip", "overwrite", "ranges", "list_pages", "delimiters",
-    "directories", "copy", "rename", "metadata", "errors", "denied",
+    "directories", "list_tree", "copy", "rename", "metadata", "errors", "denied",
     "atomic", "exclusive", "names", "statfs", "staged",
 ]
 FS_CASES = ["fs_symlinks", "fs_temp", "fs_files"]
