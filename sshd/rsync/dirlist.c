@@ -29,6 +29,11 @@
  * exactly as the roll-up would have built it (a name with a '/' below the
  * directory stands for the first-level directory it is in, once).
  *
+ * A listing may need finishing before it is used (the receiver looks up
+ * the client's mtimes of its files, a HEAD each where the cache does not
+ * know them): the caller's FINISH runs on it where it is made, on a
+ * worker for a listing taken ahead, so that work is parallel too.
+ *
  * Test knob: ASSETD_RSYNC_LIST_BUDGET (entries) replaces DL_MAX_ENTRIES,
  * so the unit tests can make background listings give up.
  */
@@ -58,6 +63,7 @@ struct dl_job {
 	struct dl_job *next;
 	size_t id;              /* the caller's order (file-list index) */
 	char *prefix;
+	char *name;             /* the caller's name for it (FINISH's) */
 	int started, done;
 	int rc;                 /* 0, a store_error or DL_GAVE_UP */
 	struct rs_listing list; /* the directory's own entries */
@@ -66,6 +72,8 @@ struct dl_job {
 
 struct rs_dirlist {
 	struct store *st;
+	rs_dirlist_fn finish;   /* run on each listing made, or NULL */
+	void *finish_arg;
 	int reads_tree;         /* store_list_reads_tree() */
 	pthread_mutex_t lock;
 	pthread_cond_t work, done;
@@ -327,6 +335,8 @@ static void *worker(void *arg)
 		j->started = 1;
 		pthread_mutex_unlock(&d->lock);
 		j->rc = list_dir(d, j->prefix, j->id, 1, &j->list, &j->tree);
+		if (j->rc == 0 && d->finish)
+			d->finish(d->finish_arg, j->name, j->prefix, &j->list);
 		pthread_mutex_lock(&d->lock);
 		j->done = 1;
 		pthread_cond_broadcast(&d->done);
@@ -335,13 +345,16 @@ static void *worker(void *arg)
 	return NULL;
 }
 
-struct rs_dirlist *rs_dirlist_new(struct store *st)
+struct rs_dirlist *rs_dirlist_new(struct store *st, rs_dirlist_fn finish,
+				   void *arg)
 {
 	struct rs_dirlist *d = calloc(1, sizeof *d);
 
 	if (!d)
 		return NULL;
 	d->st = st;
+	d->finish = finish;
+	d->finish_arg = arg;
 	d->reads_tree = store_list_reads_tree(st);
 	d->budget = DL_MAX_ENTRIES;
 	if (getenv("ASSETD_RSYNC_LIST_BUDGET"))
@@ -360,7 +373,8 @@ static int tree_covers(const struct rs_dirlist *d, const char *prefix)
 	       strncmp(prefix, d->tree->root, strlen(d->tree->root)) == 0;
 }
 
-int rs_dirlist_ahead(struct rs_dirlist *d, size_t id, const char *prefix)
+int rs_dirlist_ahead(struct rs_dirlist *d, size_t id, const char *prefix,
+		     const char *name)
 {
 	struct dl_job *j;
 
@@ -379,7 +393,10 @@ int rs_dirlist_ahead(struct rs_dirlist *d, size_t id, const char *prefix)
 			return -1;
 	}
 	j = calloc(1, sizeof *j);
-	if (!j || !(j->prefix = strdup(prefix))) {
+	if (!j || !(j->prefix = strdup(prefix)) ||
+	    !(j->name = strdup(name ? name : ""))) {
+		if (j)
+			free(j->prefix);
 		free(j);
 		return -1;
 	}
@@ -426,20 +443,25 @@ static void job_free(struct rs_dirlist *d, struct dl_job *j)
 	rs_listing_free(&j->list);
 	tree_free(d, j->tree);
 	free(j->prefix);
+	free(j->name);
 	free(j);
 }
 
 int rs_dirlist_get(struct rs_dirlist *d, size_t id, const char *prefix,
-		   struct rs_listing *out)
+		   const char *name, struct rs_listing *out)
 {
 	struct dl_job *j = NULL;
 	struct dl_tree *t = NULL;
 	int rc;
 
 	rs_listing_clear(out);
-	if (tree_covers(d, prefix))
-		return tree_cut(d->tree, prefix + strlen(d->tree->root), out) < 0
-			       ? STORE_ENOMEM : 0;
+	if (tree_covers(d, prefix)) {
+		if (tree_cut(d->tree, prefix + strlen(d->tree->root), out) < 0)
+			return STORE_ENOMEM;
+		if (d->finish)
+			d->finish(d->finish_arg, name, prefix, out);
+		return 0;
+	}
 	/* Leaving the subtree: its listings are all taken. */
 	tree_free(d, d->tree);
 	d->tree = NULL;
@@ -467,6 +489,8 @@ int rs_dirlist_get(struct rs_dirlist *d, size_t id, const char *prefix,
 	} else {
 		rc = list_dir(d, prefix, id, 0, out, &t);
 		unhold(d, out->n);
+		if (rc == 0 && d->finish)
+			d->finish(d->finish_arg, name, prefix, out);
 	}
 	if (j)
 		job_free(d, j);

@@ -16,7 +16,8 @@
  * mtimes.c), and, with --delete, what to remove (never outside the target,
  * never what the client's receiver-side filters protect). The listings of
  * the directories coming next in the list that are known to exist are
- * taken ahead, in parallel (dirlist.c), so on S3 a tree of many folders
+ * taken ahead, in parallel (dirlist.c), with the mtime lookups of their
+ * files (HEADs where the cache misses), so on S3 a tree of many folders
  * does not wait for one round trip per folder in turn. What a listing
  * shows is used for every later question it answers, since on S3 each
  * question is a request: the size a file replaces goes to the quota meter
@@ -147,16 +148,17 @@ static void free_dents(struct push *p)
 
 /* Where the listing lacks the client's mtimes (S3), fetch those of the
  * files the client is sending, for the whole directory at once. */
-static void resolve_mtimes(struct push *p, const char *name,
-			   const char *prefix)
+static void resolve_mtimes(void *arg, const char *name, const char *prefix,
+			   struct rs_listing *l)
 {
+	struct push *p = arg;
 	struct rs_mtime_req *reqs;
 	char **objs;
 	size_t *idx;
 	size_t i, n = 0;
 
-	for (i = 0; i < p->cur.n; i++)
-		if (!p->cur.v[i].is_dir && !p->cur.v[i].mtime_is_client)
+	for (i = 0; i < l->n; i++)
+		if (!l->v[i].is_dir && !l->v[i].mtime_is_client)
 			n++;
 	if (n == 0)
 		return;
@@ -166,8 +168,8 @@ static void resolve_mtimes(struct push *p, const char *name,
 	if (!reqs || !objs || !idx)
 		goto out;
 	n = 0;
-	for (i = 0; i < p->cur.n; i++) {
-		struct rs_dent *d = &p->cur.v[i];
+	for (i = 0; i < l->n; i++) {
+		struct rs_dent *d = &l->v[i];
 		char rel[RS_MAX_PATH];
 		if (d->is_dir || d->mtime_is_client)
 			continue;
@@ -191,8 +193,8 @@ static void resolve_mtimes(struct push *p, const char *name,
 	rs_mtime_lookup_many(p->s->target.store, reqs, n);
 	for (i = 0; i < n; i++) {
 		if (reqs[i].rc == 0) {
-			p->cur.v[idx[i]].mtime = reqs[i].mtime;
-			p->cur.v[idx[i]].mtime_is_client = 1;
+			l->v[idx[i]].mtime = reqs[i].mtime;
+			l->v[idx[i]].mtime_is_client = 1;
 		}
 	}
 out:
@@ -277,13 +279,13 @@ static int load_dir(struct push *p, size_t id, const char *name,
 		snprintf(prefix, sizeof prefix, "%s/", obj);
 	else
 		prefix[0] = '\0';
-	rc = rs_dirlist_get(p->dl, id, prefix, &p->cur);
+	/* (resolve_mtimes has run on it) */
+	rc = rs_dirlist_get(p->dl, id, prefix, name, &p->cur);
 	if (rc < 0)
 		return rc;
 	snprintf(p->curdir, sizeof p->curdir, "%s", name);
 	p->curdir_valid = 1;
 	note_listing(p, name);
-	resolve_mtimes(p, name, prefix);
 	return 0;
 }
 
@@ -318,7 +320,7 @@ static void look_ahead(struct push *p, size_t i)
 		    !*obj || !store_name_valid(obj))
 			continue; /* not listed, or not by the generator */
 		snprintf(prefix, sizeof prefix, "%s/", obj);
-		if (rs_dirlist_ahead(p->dl, p->ahead, prefix) < 0)
+		if (rs_dirlist_ahead(p->dl, p->ahead, prefix, f->name) < 0)
 			return; /* the window is full */
 	}
 }
@@ -1278,7 +1280,7 @@ int rs_run_receiver(struct rs_sess *s)
 	c->on_index_msg = on_index;
 	c->on_index_arg = p;
 	p->commits = rs_commits_start();
-	p->dl = rs_dirlist_new(s->target.store);
+	p->dl = rs_dirlist_new(s->target.store, resolve_mtimes, p);
 	if (!p->dl) {
 		rc = RSYNC_EMALLOC;
 		goto out;

@@ -485,19 +485,26 @@ struct rs_dent *rs_listing_find(const struct rs_listing *l, const char *base);
  * of it in parallel (and, where a level's listing reads the whole
  * subtree, cut from one such read). */
 struct rs_dirlist;
-struct rs_dirlist *rs_dirlist_new(struct store *st);
+/* Run on each listing once made, before it is handed over: NAME is what
+ * the caller called the directory, PREFIX its object prefix. Called from
+ * worker threads. */
+typedef void (*rs_dirlist_fn)(void *arg, const char *name,
+			      const char *prefix, struct rs_listing *l);
+struct rs_dirlist *rs_dirlist_new(struct store *st, rs_dirlist_fn finish,
+				   void *arg);
 /* Start listing directory PREFIX ("dir/", "" for the root), which the
- * caller will ask for with ID (ids rise in the order it asks). 0 queued,
- * 1 nothing to do (a subtree already read holds it), -1 not queued (the
- * window is full, or no thread could start). */
-int rs_dirlist_ahead(struct rs_dirlist *d, size_t id, const char *prefix);
+ * caller will ask for with ID (ids rise in the order it asks) and calls
+ * NAME. 0 queued, 1 nothing to do (a subtree already read holds it), -1
+ * not queued (the window is full, or no thread could start). */
+int rs_dirlist_ahead(struct rs_dirlist *d, size_t id, const char *prefix,
+		     const char *name);
 /* Listings asked for and not yet taken. */
 size_t rs_dirlist_waiting(const struct rs_dirlist *d);
 /* The listing of PREFIX into OUT: from the subtree read, the one queued
  * with ID (waiting for it), or listed now. Listings queued with lower ids
  * are dropped. 0 (a missing directory lists empty) or a store_error. */
 int rs_dirlist_get(struct rs_dirlist *d, size_t id, const char *prefix,
-		   struct rs_listing *out);
+		   const char *name, struct rs_listing *out);
 void rs_dirlist_free(struct rs_dirlist *d);
 
 int rs_run_sender(struct rs_sess *s);   /* sender.c: pull */

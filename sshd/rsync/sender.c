@@ -7,9 +7,10 @@
  * rsync sorts, and sent. The directories are listed in the order they
  * were found, the next ones ahead in parallel (dirlist.c, as a push's
  * generator does), so on S3 a tree of many folders does not wait for one
- * round trip per folder in turn. Memory is the list itself: names, sizes, mtimes.
- * Sizes and the client's mtimes come from the listing; where the backend's
- * listing does not carry the client's mtime (S3), mtimes.c supplies it.
+ * round trip per folder in turn. Memory is the list itself: names, sizes,
+ * mtimes. Sizes and the client's mtimes come from the listing; where the
+ * backend's listing does not carry the client's mtime (S3), mtimes.c
+ * supplies it.
  *
  * Then the client's generator asks for files by index, each request
  * carrying the block sums of the client's old copy; we answer each with the
@@ -194,7 +195,7 @@ static void look_ahead(struct walk *w)
 	for (; w->ahead < w->used; w->ahead++) {
 		const char *obj = w->stack[w->ahead].obj;
 		snprintf(prefix, sizeof prefix, "%s%s", obj, *obj ? "/" : "");
-		if (rs_dirlist_ahead(w->dl, w->ahead, prefix) < 0)
+		if (rs_dirlist_ahead(w->dl, w->ahead, prefix, NULL) < 0)
 			return;
 	}
 }
@@ -211,7 +212,7 @@ static int list_dir(struct walk *w, size_t id)
 	w->obj_dir = prefix;
 	w->obj_dir_len = strlen(prefix);
 	w->list_dir = w->stack[id].name;
-	rc = rs_dirlist_get(w->dl, id, prefix, &w->cur);
+	rc = rs_dirlist_get(w->dl, id, prefix, NULL, &w->cur);
 	for (i = 0; rc == 0 && i < w->cur.n; i++) {
 		const struct rs_dent *d = &w->cur.v[i];
 		struct store_entry e;
@@ -396,7 +397,7 @@ static int build_list(struct rs_sess *s)
 
 	memset(&w, 0, sizeof w);
 	w.s = s;
-	w.dl = rs_dirlist_new(s->target.store);
+	w.dl = rs_dirlist_new(s->target.store, NULL, NULL);
 	if (!w.dl || push_dir(&w, obj, top) < 0) {
 		rs_dirlist_free(w.dl);
 		return RSYNC_EMALLOC;

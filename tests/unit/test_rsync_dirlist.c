@@ -1,7 +1,7 @@
 /* test_rsync_dirlist.c - a push's listings taken ahead (sshd/rsync/
  * dirlist.c), on a real directory: whatever was queued, skipped or never
  * asked for, each rs_dirlist_get() returns exactly what listing that
- * directory then gives. */
+ * directory then gives, finished by the caller's hook. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -79,6 +79,21 @@ static int add_cb(void *arg, const struct store_entry *e)
 	return 0;
 }
 
+/* The finishing hook: checks it is given the name that goes with the
+ * prefix, and marks every entry so the test sees it ran on each listing
+ * handed over. */
+static void finish(void *arg, const char *name, const char *prefix,
+		   struct rs_listing *l)
+{
+	char want[64];
+
+	(void)arg;
+	snprintf(want, sizeof want, "%s%s", name, *name ? "/" : "");
+	assert_string_equal(prefix, want);
+	for (size_t i = 0; i < l->n; i++)
+		l->v[i].mtime = 12345;
+}
+
 /* What store_list says of PREFIX, against what the dirlist gave. */
 static void same_as_store(const char *prefix, const struct rs_listing *got)
 {
@@ -93,25 +108,34 @@ static void same_as_store(const char *prefix, const struct rs_listing *got)
 		assert_string_equal(got->v[i].name, want.v[i].name);
 		assert_int_equal(got->v[i].size, want.v[i].size);
 		assert_int_equal(got->v[i].is_dir, want.v[i].is_dir);
+		assert_int_equal(got->v[i].mtime, 12345);
 	}
 	rs_listing_free(&want);
 }
 
+/* "dNN" of "dNN/" (a static buffer). */
+static const char *name_of(const char *prefix)
+{
+	static char buf[64];
+	snprintf(buf, sizeof buf, "%.*s", (int)strlen(prefix) - 1, prefix);
+	return buf;
+}
+
 static void test_each_listing_is_its_own(void **state)
 {
-	struct rs_dirlist *d = rs_dirlist_new(g_st);
+	struct rs_dirlist *d = rs_dirlist_new(g_st, finish, NULL);
 	struct rs_listing l = { 0 };
 	char prefix[32];
 	int queued = 0;
 
 	(void)state;
 	assert_non_null(d);
-	assert_int_equal(rs_dirlist_get(d, 0, "", &l), 0);
+	assert_int_equal(rs_dirlist_get(d, 0, "", "", &l), 0);
 	same_as_store("", &l);
 	/* the window takes what it can; the rest is not queued */
 	for (int i = 1; i <= NDIRS; i++) {
 		snprintf(prefix, sizeof prefix, "d%02d/", i - 1);
-		if (rs_dirlist_ahead(d, (size_t)i, prefix) == 0)
+		if (rs_dirlist_ahead(d, (size_t)i, prefix, name_of(prefix)) == 0)
 			queued++;
 	}
 	assert_true(queued > 0 && queued < NDIRS);
@@ -120,17 +144,18 @@ static void test_each_listing_is_its_own(void **state)
 		if (i % 6 == 3)
 			continue; /* skipped by the caller: dropped */
 		snprintf(prefix, sizeof prefix, "d%02d/", i - 1);
-		assert_int_equal(rs_dirlist_get(d, (size_t)i, prefix, &l), 0);
+		assert_int_equal(rs_dirlist_get(d, (size_t)i, prefix,
+						name_of(prefix), &l), 0);
 		same_as_store(prefix, &l);
 		if (i == 8) {
-			assert_int_equal(rs_dirlist_get(d, 100, "d07/sub/", &l),
-					 0);
+			assert_int_equal(rs_dirlist_get(d, 100, "d07/sub/",
+							"d07/sub", &l), 0);
 			same_as_store("d07/sub/", &l);
 		}
 	}
 	assert_int_equal(rs_dirlist_waiting(d), 0);
 	/* a directory that is not there lists empty */
-	assert_int_equal(rs_dirlist_get(d, 200, "nothing/", &l), 0);
+	assert_int_equal(rs_dirlist_get(d, 200, "nothing/", "nothing", &l), 0);
 	assert_int_equal(l.n, 0);
 	assert_null(rs_listing_find(&l, "x"));
 	rs_listing_free(&l);
@@ -139,16 +164,16 @@ static void test_each_listing_is_its_own(void **state)
 
 static void test_freed_with_listings_in_flight(void **state)
 {
-	struct rs_dirlist *d = rs_dirlist_new(g_st);
+	struct rs_dirlist *d = rs_dirlist_new(g_st, finish, NULL);
 	struct rs_listing l = { 0 };
 	char prefix[32];
 
 	(void)state;
 	for (int i = 0; i < NDIRS; i++) {
 		snprintf(prefix, sizeof prefix, "d%02d/", i);
-		rs_dirlist_ahead(d, (size_t)i, prefix);
+		rs_dirlist_ahead(d, (size_t)i, prefix, name_of(prefix));
 	}
-	assert_int_equal(rs_dirlist_get(d, 2, "d02/", &l), 0);
+	assert_int_equal(rs_dirlist_get(d, 2, "d02/", "d02", &l), 0);
 	same_as_store("d02/", &l);
 	assert_non_null(rs_listing_find(&l, "f2_2"));
 	assert_null(rs_listing_find(&l, "f3_0"));
@@ -166,19 +191,21 @@ static void test_over_the_budget(void **state)
 
 	(void)state;
 	setenv("ASSETD_RSYNC_LIST_BUDGET", "3", 1);
-	d = rs_dirlist_new(g_st);
+	d = rs_dirlist_new(g_st, finish, NULL);
 	unsetenv("ASSETD_RSYNC_LIST_BUDGET");
 	for (int i = 0; i < NDIRS; i++) {
 		snprintf(prefix, sizeof prefix, "d%02d/", i);
-		rs_dirlist_ahead(d, (size_t)i, prefix);
+		rs_dirlist_ahead(d, (size_t)i, prefix, name_of(prefix));
 	}
 	for (int i = 0; i < NDIRS; i++) {
 		snprintf(prefix, sizeof prefix, "d%02d/", i);
-		assert_int_equal(rs_dirlist_get(d, (size_t)i, prefix, &l), 0);
+		assert_int_equal(rs_dirlist_get(d, (size_t)i, prefix,
+						name_of(prefix), &l), 0);
 		same_as_store(prefix, &l);
 		if (rs_dirlist_waiting(d) == 0 && i + 1 < NDIRS) {
 			snprintf(prefix, sizeof prefix, "d%02d/", i + 1);
-			rs_dirlist_ahead(d, (size_t)i + 1, prefix);
+			rs_dirlist_ahead(d, (size_t)i + 1, prefix,
+					 name_of(prefix));
 		}
 	}
 	rs_listing_free(&l);
