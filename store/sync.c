@@ -13,7 +13,9 @@
  *    key order, since a merge of unsorted input would copy and delete the
  *    wrong things, and stops the run if not;
  *  - `concurrency` workers that run the copies, deletes and content
- *    comparisons from a bounded job ring. store_copy_sized() picks
+ *    comparisons from a bounded job ring, deep enough (thousands of jobs)
+ *    that the merge, and so the listings, keep going while copies are
+ *    slow: a server then works on listing pages and copies at once. store_copy_sized() picks
  *    server-side CopyObject/UploadPartCopy when both sides are on one S3
  *    endpoint and streams otherwise; it is given the size the listing
  *    showed, so a copy is one request (no HEAD of the source first, as
@@ -39,7 +41,18 @@
 #include "log.h"
 #include "store.h"
 
-#define LIST_RING 1024          /* entries buffered per listing */
+/* Entries buffered per listing: two S3 pages, so that a lister holds the
+ * page it has while it fetches the next, instead of waiting for the merge
+ * to drain the previous one before it may ask (the listing is a chain of
+ * pages, and each page asked late delays every page after it). */
+#define LIST_RING 2048
+/* Jobs queued ahead of the workers. When copies are what is slow, a short
+ * queue fills, the merge stops, the listers stop, and the server is left
+ * with copies only; then with listing pages only once the copies drain. A
+ * queue some listing pages deep (a page of 1,000 keys with 10 % changed is
+ * 100 jobs) keeps both going at once, at about 200 bytes a job. */
+#define JOB_QUEUE_MIN 4096
+#define JOB_QUEUE_PER_WORKER 16
 #define DEFAULT_CONCURRENCY 32
 #define MAX_CONCURRENCY 256
 
@@ -562,7 +575,9 @@ int sync_run(struct store *src, struct store *dst, const struct sync_opts *o,
 					  : DEFAULT_CONCURRENCY;
 	if (nthreads > MAX_CONCURRENCY)
 		nthreads = MAX_CONCURRENCY;
-	r->jcap = nthreads * 4;
+	r->jcap = nthreads * JOB_QUEUE_PER_WORKER > JOB_QUEUE_MIN
+			  ? nthreads * JOB_QUEUE_PER_WORKER
+			  : JOB_QUEUE_MIN;
 	r->jobs = calloc((size_t)r->jcap, sizeof *r->jobs);
 	pthread_mutex_init(&r->mu, NULL);
 	pthread_cond_init(&r->can_get, NULL);
