@@ -9,15 +9,23 @@ OpenSSH's sshd to local disk on a spare port.
   - a 1 KiB change in the middle of a 200 MiB file (target: total bytes on
     the wire within 2 times the peer's).
 
+The S3 push is followed by the test S3 server's own ceiling: the same
+number of 100 KiB PUTs from tests/tools/s3_put_floor, a bare C client (16
+keep-alive connections, requests signed and with the headers assetd
+sends), and the CPU seconds the server spent on each. No client can push
+faster than that server takes PUTs.
+
 QUICK shrinks the sizes (200 files, 1,000 files, 20 MiB).
 """
+import json
 import os
 import random
 import shutil
 import subprocess
 import time
 
-from bench import Row, alternate
+from bench import Row, alternate, cpu_seconds
+import conftest
 import peers
 
 RSYNC = "/usr/bin/rsync"
@@ -47,6 +55,33 @@ def stats_of(out):
            line.startswith("Total bytes received:"):
             total += int(line.split(":")[1].split()[0].replace(",", ""))
     return total
+
+
+def s3_ceiling(ctx, n, peer_mibs):
+    """N PUTs of 100 KiB into the test S3 server from the cheapest client
+    (best of two runs), beside the peer's push."""
+    tool = os.path.join(conftest.TOOLS, "s3_put_floor")
+    bucket = ctx.s3.create_bucket()
+    best = None
+    cpu = None
+    for i in range(2):
+        c0 = cpu_seconds(ctx.s3.proc.pid)
+        r = subprocess.run([tool, "127.0.0.1", str(ctx.s3.port), bucket,
+                            "f%d/" % i, str(n), str(100 * 1024), "16",
+                            "assetd"], check=True, capture_output=True,
+                           text=True, env=conftest.clean_env())
+        t = json.loads(r.stdout)["seconds"]
+        if best is None or t < best:
+            best = t
+            cpu = cpu_seconds(ctx.s3.proc.pid) - c0
+    mibs = n * 100 / 1024.0 / best
+    return Row("test S3 server alone: %d PUTs of 100 KiB, bare client" % n,
+               mibs, peer_mibs, unit="MiB/s",
+               ratio=mibs / peer_mibs if peer_mibs else None,
+               target="(ceiling)", peer_name="rsync over OpenSSH",
+               note="tests/tools/s3_put_floor, 16 keep-alive connections, "
+                    "signed as assetd's; %.2f s, server CPU %.2f s; the "
+                    "ceiling of the S3 push row" % (best, cpu))
 
 
 def run(ctx):
@@ -95,9 +130,14 @@ def run(ctx):
     counter = [0]
 
     for backend, ssh, dest in targets:
+        s3cpu = []
+
         def ours():
             counter[0] += 1
+            c0 = cpu_seconds(ctx.s3.proc.pid) if backend == "s3" else None
             t, _ = push(ssh, dest + "p%d" % counter[0], src_push)
+            if c0 is not None:
+                s3cpu.append(cpu_seconds(ctx.s3.proc.pid) - c0)
             return mib / t
 
         def peer():
@@ -106,9 +146,14 @@ def run(ctx):
             return mib / t
 
         o, p, r = alternate(ours, peer, ctx.runs)
+        note = ""
+        if s3cpu:
+            note = "test S3 server CPU %.2f s a push" % min(s3cpu)
         rows.append(Row("rsync first push %d x 100 KiB (%s)" % (n_push, backend),
                         o, p, unit="MiB/s", ratio=r, target=">= 0.8",
-                        peer_name="rsync over OpenSSH"))
+                        peer_name="rsync over OpenSSH", note=note))
+        if backend == "s3":
+            rows.append(s3_ceiling(ctx, n_push, p))
 
     for backend, ssh, dest in targets:
         push(ssh, dest + "many", src_many)
