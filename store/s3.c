@@ -37,27 +37,28 @@
  *
  * Writing. A writer fills a part buffer. An object that fits in the first
  * buffer is sent as one PUT at commit, with Content-MD5: the caller's
- * (store_writer_set_md5: rsync's receiver has the MD5 it checked against
- * the client's, so the bytes are not hashed twice), else hashed here. Past the multipart threshold a
- * multipart upload is created, and each full buffer is queued to the
- * writer's two upload threads; the caller then takes the other buffer as
- * soon as that one is not in flight. So the part just filled starts out
- * while the one before is still finishing (its last bytes, S3's reply),
- * which keeps the connection busy, and the memory bound per writer stays
- * 2 x part size (two parts in flight while the caller waits, or one in
+ * (store_writer_set_md5: rsync's receiver has the MD5 it checked against the
+ * client's, so the bytes are not hashed twice), else hashed here. Past the
+ * multipart threshold a multipart upload is created, and each full buffer is
+ * queued to the writer's two upload threads; the caller then takes the other
+ * buffer as soon as that one is not in flight. So the part just filled
+ * starts out while the one before is still finishing (its last bytes, S3's
+ * reply), which keeps the connection busy, and the memory bound per writer
+ * stays 2 x part size (two parts in flight while the caller waits, or one in
  * flight and one filling). Every part carries Content-MD5, so S3 checks its
  * bytes, which is why a part is whole in memory before it is sent. Part
  * size: 8 MiB for unknown sizes, doubling every 900 parts (8 MiB x 900 x
- * (1+2+...+512), then 5 GiB parts, passes 5 TiB within 10,000 parts), so
- * the bound is 16 MiB up to 7 GiB; with a size hint, the smallest whole MiB
- * (at least S3's minimum, 5) that fits the hint in 9,000 parts, so 10 MiB
- * up to 44 GiB, doubling from there if the hint was short. Commit sends the last part, waits for every part's
- * confirmation, then CompleteMultipartUpload, whose body must be a
- * CompleteMultipartUploadResult. Any failure aborts the upload
- * (AbortMultipartUpload; a server without it, such as the test server's
- * 405, is tolerated and logged). Each multipart upload is journalled from
- * its creation to its completion or abort (store/upjournal.c), so that one
- * a killed process left is aborted at the daemon's next start.
+ * (1+2+...+512), then 5 GiB parts, passes 5 TiB within 10,000 parts), so the
+ * bound is 16 MiB up to 7 GiB; with a size hint, the smallest whole MiB (at
+ * least S3's minimum, 5) that fits the hint in 9,000 parts, so 10 MiB up to
+ * 44 GiB, doubling from there if the hint was short. Commit sends the last
+ * part, waits for every part's confirmation, then CompleteMultipartUpload,
+ * whose body must be a CompleteMultipartUploadResult. Any failure aborts the
+ * upload (AbortMultipartUpload; a server without it, such as the test
+ * server's 405, is tolerated and logged). Each multipart upload is
+ * journalled from its creation to its completion or abort
+ * (store/upjournal.c), so that one a killed process left is aborted at the
+ * daemon's next start.
  *
  * Directories are "name/" marker objects plus common prefixes. Listings
  * merge a page's Contents and CommonPrefixes in byte order, skip the listed

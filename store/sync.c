@@ -14,14 +14,14 @@
  *    wrong things, and stops the run if not;
  *  - `concurrency` workers that run the copies, deletes and content
  *    comparisons from a bounded job ring, deep enough (thousands of jobs)
- *    that the merge, and so the listings, keep going while copies are
- *    slow: a server then works on listing pages and copies at once. store_copy_sized() picks
- *    server-side CopyObject/UploadPartCopy when both sides are on one S3
- *    endpoint and streams otherwise; it is given the size the listing
- *    showed, so a copy is one request (no HEAD of the source first, as
- *    `aws s3 sync` does not either); the S3 backend already retries
- *    throttling, so a job that still fails is reported, counted and left
- *    behind while the run goes on.
+ *    that the merge, and so the listings, keep going while copies are slow:
+ *    a server then works on listing pages and copies at once;
+ *    store_copy_sized() picks server-side CopyObject/UploadPartCopy when
+ *    both sides are on one S3 endpoint and streams otherwise; it is given
+ *    the size the listing showed, so a copy is one request (no HEAD of the
+ *    source first, as `aws s3 sync` does not either); the S3 backend already
+ *    retries throttling, so a job that still fails is reported, counted and
+ *    left behind while the run goes on.
  * A progress thread redraws one status line on a terminal twice a second.
  * Output is quiet by default: per-object errors on stderr, one summary.
  */
