@@ -128,14 +128,8 @@ static int listing_add(struct rs_listing *l, const char *name, size_t len,
 {
 	struct rs_dent *d;
 
-	if (l->n == l->cap) {
-		size_t cap = l->cap ? l->cap * 2 : 64;
-		struct rs_dent *n = realloc(l->v, cap * sizeof *n);
-		if (!n)
-			return -1;
-		l->v = n;
-		l->cap = cap;
-	}
+	if (rs_grow(&l->v, &l->cap, l->n, sizeof *l->v, 64) < 0)
+		return -1;
 	d = &l->v[l->n];
 	memset(d, 0, sizeof *d);
 	d->name = strndup(name, len);

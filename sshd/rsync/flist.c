@@ -22,19 +22,32 @@
 
 #include "rsync_int.h"
 
+int rs_grow(void *arrp, size_t *cap, size_t n, size_t size, size_t first)
+{
+	void *arr, *p;
+	size_t nc;
+
+	if (n < *cap)
+		return 0;
+	nc = *cap ? *cap * 2 : first;
+	if (nc > SIZE_MAX / size)
+		return -1;
+	memcpy(&arr, arrp, sizeof arr); /* any T **, without type punning */
+	p = realloc(arr, nc * size);
+	if (!p)
+		return -1;
+	memcpy(arrp, &p, sizeof p);
+	*cap = nc;
+	return 0;
+}
+
 int rs_flist_add(struct rs_flist *fl, const char *name, int type,
 		 int64_t size, int64_t mtime, uint32_t mode)
 {
 	struct rs_file *f;
 
-	if (fl->used == fl->cap) {
-		size_t cap = fl->cap ? fl->cap * 2 : 256;
-		struct rs_file **n = realloc(fl->files, cap * sizeof *n);
-		if (!n)
-			return -1;
-		fl->files = n;
-		fl->cap = cap;
-	}
+	if (rs_grow(&fl->files, &fl->cap, fl->used, sizeof *fl->files, 256) < 0)
+		return -1;
 	f = calloc(1, sizeof *f);
 	if (!f)
 		return -1;

@@ -69,14 +69,8 @@ struct walk {
 
 static int push_dir(struct walk *w, const char *obj, const char *name)
 {
-	if (w->used == w->cap) {
-		size_t cap = w->cap ? w->cap * 2 : 64;
-		struct pending_dir *n = realloc(w->stack, cap * sizeof *n);
-		if (!n)
-			return -1;
-		w->stack = n;
-		w->cap = cap;
-	}
+	if (rs_grow(&w->stack, &w->cap, w->used, sizeof *w->stack, 64) < 0)
+		return -1;
 	w->stack[w->used].obj = strdup(obj);
 	w->stack[w->used].name = strdup(name);
 	if (!w->stack[w->used].obj || !w->stack[w->used].name) {
@@ -94,14 +88,8 @@ static int defer_mtime(struct walk *w, size_t file, const struct store_entry *e)
 {
 	struct need_mtime *n;
 
-	if (w->nneed == w->capneed) {
-		size_t cap = w->capneed ? w->capneed * 2 : 64;
-		n = realloc(w->need, cap * sizeof *n);
-		if (!n)
-			return -1;
-		w->need = n;
-		w->capneed = cap;
-	}
+	if (rs_grow(&w->need, &w->capneed, w->nneed, sizeof *w->need, 64) < 0)
+		return -1;
 	n = &w->need[w->nneed];
 	n->file = file;
 	n->size = e->size;
