@@ -957,7 +957,6 @@ int store_list(struct store *st, const char *prefix, char delim,
 	return st->be->list(st, prefix, delim, start_after, cb, arg);
 }
 
-
 /* store_list_tree for a backend without its own: each level's listing,
  * and the listing of every directory in it from within its callback. */
 struct tree_walk {

@@ -301,11 +301,6 @@ struct rs_flist {
 
 int rs_flist_add(struct rs_flist *fl, const char *name, int type,
 		 int64_t size, int64_t mtime, uint32_t mode);
-/* Room for one more element in a growable array: ARRP points to the array
- * pointer, which holds *CAP elements of SIZE bytes, N of them used; a full
- * array doubles (to FIRST when empty). 0, or -1 out of memory, the array
- * then left as it was. */
-int rs_grow(void *arrp, size_t *cap, size_t n, size_t size, size_t first);
 void rs_flist_sort(struct rs_flist *fl);
 /* 1 if two adjacent names are equal after sorting (a protocol error). */
 int rs_flist_has_dups(const struct rs_flist *fl);
@@ -313,6 +308,11 @@ void rs_flist_free(struct rs_flist *fl);
 /* rsync's file-list order (files before subdirectories). */
 int rs_file_cmp(const struct rs_file *a, const struct rs_file *b);
 
+/* Room for one more element in a growable array: ARRP points to the array
+ * pointer, which holds *CAP elements of SIZE bytes, N of them used; a full
+ * array doubles (to FIRST when empty). 0, or -1 out of memory, the array
+ * then left as it was. */
+int rs_grow(void *arrp, size_t *cap, size_t n, size_t size, size_t first);
 
 /* ---- the token stream (token.c) ------------------------------------ */
 

@@ -63,7 +63,6 @@ struct walk {
 	struct rs_listing cur;  /* the directory being listed */
 	const char *obj_dir;    /* the directory being listed */
 	const char *list_dir;   /* its name in the list */
-	size_t obj_dir_len;
 	int err;
 };
 
@@ -84,7 +83,8 @@ static int push_dir(struct walk *w, const char *obj, const char *name)
 
 /* Remember that file FILE needs its client mtime (looked up per
  * directory, in parallel, once its listing is done). */
-static int defer_mtime(struct walk *w, size_t file, const struct store_entry *e)
+static int defer_mtime(struct walk *w, size_t file, const char *obj,
+		       const struct rs_dent *d)
 {
 	struct need_mtime *n;
 
@@ -92,9 +92,9 @@ static int defer_mtime(struct walk *w, size_t file, const struct store_entry *e)
 		return -1;
 	n = &w->need[w->nneed];
 	n->file = file;
-	n->size = e->size;
-	snprintf(n->etag, sizeof n->etag, "%s", e->etag ? e->etag : "");
-	n->obj = strdup(e->name);
+	n->size = d->size;
+	snprintf(n->etag, sizeof n->etag, "%s", d->etag);
+	n->obj = strdup(obj);
 	if (!n->obj)
 		return -1;
 	w->nneed++;
@@ -127,49 +127,49 @@ static void resolve_deferred(struct walk *w)
 	w->nneed = 0;
 }
 
-static int list_cb(void *arg, const struct store_entry *e)
+/* Add entry D of the directory being listed to the file list (and a
+ * directory to the ones to list). 0, or -1 out of memory. */
+static int add_entry(struct walk *w, const struct rs_dent *d)
 {
-	struct walk *w = arg;
 	struct rs_sess *s = w->s;
 	char name[RS_MAX_PATH];
 	char obj[STORE_NAME_MAX];
-	const char *rel = e->name + w->obj_dir_len;
-	size_t rl;
-	int is_dir = e->is_dir;
 
-	if (strncmp(e->name, w->obj_dir, w->obj_dir_len) != 0)
-		return 0;
-	rl = strlen(rel);
-	if (rl && rel[rl - 1] == '/')
-		rl--;
-	if (rl == 0 || rl >= sizeof obj)
+	if (!d->name[0] || (size_t)snprintf(obj, sizeof obj, "%s%s",
+					    w->obj_dir, d->name) >= sizeof obj)
 		return 0;
 	if (strcmp(w->list_dir, ".") == 0)
-		snprintf(name, sizeof name, "%.*s", (int)rl, rel);
-	else if ((size_t)snprintf(name, sizeof name, "%s/%.*s", w->list_dir,
-				  (int)rl, rel) >= sizeof name)
+		snprintf(name, sizeof name, "%s", d->name);
+	else if ((size_t)snprintf(name, sizeof name, "%s/%s", w->list_dir,
+				  d->name) >= sizeof name)
 		return 0;
-	if (rs_filter_excluded(&s->filters, name, is_dir, 0))
+	if (rs_filter_excluded(&s->filters, name, d->is_dir, 0))
 		return 0;
-	if (is_dir) {
-		snprintf(obj, sizeof obj, "%s%.*s", w->obj_dir, (int)rl, rel);
-		if (rs_flist_add(&s->flist, name, RS_FT_DIR, 0, e->mtime,
+	if (d->is_dir) {
+		if (rs_flist_add(&s->flist, name, RS_FT_DIR, 0, d->mtime,
 				 MODE_DIR) < 0)
 			return -1;
 		if (s->opts.recurse && push_dir(w, obj, name) < 0)
 			return -1;
 		return 0;
 	}
-	if (s->opts.max_size >= 0 && (int64_t)e->size > s->opts.max_size)
+	if (s->opts.max_size >= 0 && (int64_t)d->size > s->opts.max_size)
 		return 0;
-	if (s->opts.min_size >= 0 && (int64_t)e->size < s->opts.min_size)
+	if (s->opts.min_size >= 0 && (int64_t)d->size < s->opts.min_size)
 		return 0;
-	if (rs_flist_add(&s->flist, name, RS_FT_REG, (int64_t)e->size,
-			 e->mtime, MODE_FILE) < 0)
+	if (rs_flist_add(&s->flist, name, RS_FT_REG, (int64_t)d->size,
+			 d->mtime, MODE_FILE) < 0)
 		return -1;
-	if (!e->mtime_is_client && defer_mtime(w, s->flist.used - 1, e) < 0)
+	if (!d->mtime_is_client &&
+	    defer_mtime(w, s->flist.used - 1, obj, d) < 0)
 		return -1;
 	return 0;
+}
+
+/* The object prefix of directory OBJ: "OBJ/", or "" for the root. */
+static void dir_prefix(const char *obj, char *prefix, size_t size)
+{
+	snprintf(prefix, size, "%s%s", obj, *obj ? "/" : "");
 }
 
 /* Ask for the listings of the directories found and not yet listed, as
@@ -181,8 +181,7 @@ static void look_ahead(struct walk *w)
 	if (w->ahead < w->next)
 		w->ahead = w->next;
 	for (; w->ahead < w->used; w->ahead++) {
-		const char *obj = w->stack[w->ahead].obj;
-		snprintf(prefix, sizeof prefix, "%s%s", obj, *obj ? "/" : "");
+		dir_prefix(w->stack[w->ahead].obj, prefix, sizeof prefix);
 		if (rs_dirlist_ahead(w->dl, w->ahead, prefix, NULL) < 0)
 			return;
 	}
@@ -191,34 +190,17 @@ static void look_ahead(struct walk *w)
 /* List directory ID of w->stack. */
 static int list_dir(struct walk *w, size_t id)
 {
-	const char *obj = w->stack[id].obj;
-	char prefix[STORE_NAME_MAX + 1], full[STORE_NAME_MAX + 2];
+	char prefix[STORE_NAME_MAX + 1];
 	size_t i;
 	int rc;
 
-	snprintf(prefix, sizeof prefix, "%s%s", obj, *obj ? "/" : "");
+	dir_prefix(w->stack[id].obj, prefix, sizeof prefix);
 	w->obj_dir = prefix;
-	w->obj_dir_len = strlen(prefix);
 	w->list_dir = w->stack[id].name;
 	rc = rs_dirlist_get(w->dl, id, prefix, NULL, &w->cur);
-	for (i = 0; rc == 0 && i < w->cur.n; i++) {
-		const struct rs_dent *d = &w->cur.v[i];
-		struct store_entry e;
-		if ((size_t)snprintf(full, sizeof full, "%s%s%s", prefix,
-				     d->name, d->is_dir ? "/" : "") >=
-		    sizeof full)
-			continue;
-		memset(&e, 0, sizeof e);
-		e.name = full;
-		e.is_dir = d->is_dir;
-		e.size = d->size;
-		e.mtime = d->mtime;
-		e.mtime_is_client = d->mtime_is_client;
-		e.etag = d->etag;
-		rc = list_cb(w, &e);
-		if (rc == -1)
+	for (i = 0; rc == 0 && i < w->cur.n; i++)
+		if (add_entry(w, &w->cur.v[i]) < 0)
 			rc = STORE_ENOMEM;
-	}
 	resolve_deferred(w);
 	look_ahead(w);
 	return rc < 0 ? rc : 0;
